@@ -1,0 +1,15 @@
+// Chooses how to open a model from what the path is. One branch per model kind.
+#include "firesight/classifier.h"
+#include "firesight/error.h"
+#include "model/torch_classifier.h"
+
+namespace firesight {
+
+std::unique_ptr<Classifier> open_classifier(const std::filesystem::path& model, const std::filesystem::path& labels) {
+    std::error_code ec;
+    if (!std::filesystem::exists(model, ec)) throw Error(model.string() + ": no such file or directory");
+    if (model.extension() == ".tflite") return model::open_tflite_classifier(model, labels);
+    throw Error(model.string() + ": unknown model kind (expected a .tflite file)");
+}
+
+}  // namespace firesight

@@ -1,0 +1,52 @@
+#include "firesight/image.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "firesight/error.h"
+#include "firesight/fileio.h"
+
+namespace firesight::data {
+
+cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string& name) {
+    if (size == 0) throw Error(name + ": empty file, not an image");
+    const cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<void*>(data));
+    cv::Mat img;
+    try {
+        img = cv::imdecode(buf, cv::IMREAD_COLOR);
+    } catch (const cv::Exception& e) {
+        throw Error(name + ": cannot decode image: " + e.what());
+    }
+    if (img.empty()) throw Error(name + ": not a decodable image (JPEG, PNG, BMP, ...)");
+    if (img.rows < 8 || img.cols < 8)
+        throw Error(name + ": image is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) + ", too small");
+    return img;
+}
+
+cv::Mat decode_image(const std::filesystem::path& path) {
+    // Reading the bytes ourselves (rather than cv::imread) decodes by content, so a PNG named
+    // .jpg loads, and names with spaces, quotes or ';' need no care.
+    const auto bytes = read_file_bytes(path);
+    return decode_image_bytes(bytes.data(), bytes.size(), path.string());
+}
+
+cv::Mat resize_and_crop(const cv::Mat& bgr, const Preprocess& p) {
+    if (bgr.empty() || bgr.type() != CV_8UC3) throw Error("preprocess: expected an 8-bit 3-channel image");
+    const double f = static_cast<double>(p.resize_shorter) / std::min(bgr.rows, bgr.cols);
+    const int w = std::max(p.size, static_cast<int>(std::lround(bgr.cols * f)));
+    const int h = std::max(p.size, static_cast<int>(std::lround(bgr.rows * f)));
+    cv::Mat resized;
+    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, f < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    const cv::Rect crop((w - p.size) / 2, (h - p.size) / 2, p.size, p.size);
+    cv::Mat rgb;
+    cv::cvtColor(resized(crop), rgb, cv::COLOR_BGR2RGB);
+    return rgb;
+}
+
+cv::Mat preprocess(const cv::Mat& bgr, const Preprocess& p) {
+    cv::Mat out;
+    resize_and_crop(bgr, p).convertTo(out, CV_32FC3, p.scale, -p.mean * p.scale);
+    return out;
+}
+
+}  // namespace firesight::data
