@@ -32,7 +32,9 @@ TORCH_MODULE(ConvAct);
 
 class InvertedResidualImpl : public torch::nn::Module {
 public:
-    InvertedResidualImpl(int in, int out, int stride, int expand_ratio);
+    // hidden: width of the expanded layer; 0 means in * expand_ratio. Channel pruning builds
+    // blocks with fewer hidden channels than that.
+    InvertedResidualImpl(int in, int out, int stride, int expand_ratio, int hidden = 0);
     torch::Tensor forward(torch::Tensor x);
     ConvAct expand{nullptr};  // absent when expand_ratio == 1
     ConvAct depthwise{nullptr};
@@ -44,6 +46,9 @@ TORCH_MODULE(InvertedResidual);
 struct MobileNetV2Options {
     int num_classes = 1001;
     double dropout = 0.2;
+    // Hidden width of each inverted-residual block (features.1 .. features.17); empty means the
+    // paper's in * t everywhere. Set by structured channel pruning (firesight/prune.h).
+    std::vector<int> hidden_channels;
 };
 
 class MobileNetV2Impl : public torch::nn::Module {

@@ -31,9 +31,12 @@ torch::Tensor ConvActImpl::forward(torch::Tensor x) {
     return relu6 ? torch::hardtanh(x, 0.0, 6.0) : x;
 }
 
-InvertedResidualImpl::InvertedResidualImpl(int in, int out, int stride, int t)
+InvertedResidualImpl::InvertedResidualImpl(int in, int out, int stride, int t, int hidden)
     : use_residual(stride == 1 && in == out) {
-    const int hidden = in * t;
+    if (hidden <= 0) hidden = in * t;
+    // Without an expansion conv the depthwise conv sees the block input directly.
+    if (t == 1 && hidden != in)
+        throw Error("InvertedResidual: hidden width " + std::to_string(hidden) + " needs an expansion conv (t = 1, in = " + std::to_string(in) + ")");
     if (t != 1) expand = register_module("expand", ConvAct(in, hidden, 1, 1, 1, true));
     depthwise = register_module("depthwise", ConvAct(hidden, hidden, 3, stride, hidden, true));
     project = register_module("project", ConvAct(hidden, out, 1, 1, 1, false));
@@ -51,10 +54,16 @@ MobileNetV2Impl::MobileNetV2Impl(MobileNetV2Options opt) {
                                 {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     features = torch::nn::Sequential();
     features->push_back(ConvAct(3, 32, 3, 2, 1, true));
+    constexpr std::size_t kBlocks = kFeatureBlocks - 2;
+    if (!opt.hidden_channels.empty() && opt.hidden_channels.size() != kBlocks)
+        throw Error("MobileNetV2Options.hidden_channels: expected " + std::to_string(kBlocks) + " widths, got " +
+                    std::to_string(opt.hidden_channels.size()));
     int in = 32;
+    std::size_t block = 0;
     for (const auto& s : settings)
-        for (int i = 0; i < s[2]; ++i) {
-            features->push_back(InvertedResidual(in, s[1], i == 0 ? s[3] : 1, s[0]));
+        for (int i = 0; i < s[2]; ++i, ++block) {
+            const int hidden = opt.hidden_channels.empty() ? 0 : opt.hidden_channels[block];
+            features->push_back(InvertedResidual(in, s[1], i == 0 ? s[3] : 1, s[0], hidden));
             in = s[1];
         }
     features->push_back(ConvAct(in, kEmbeddingSize, 1, 1, 1, true));
