@@ -21,16 +21,21 @@ else
   dir=$PWD/assets
 fi
 
-missing=0; bad=0; fetched=0; checked=0
+missing=0; bad=0; fetched=0; checked=0; offline=0
 while IFS=$'\t' read -r sum rel url; do
   case "$sum" in ''|'#'*) continue ;; esac
   path="$dir/$rel"
   if [ ! -f "$path" ]; then
-    if [ -w "$(dirname "$dir")" ] || [ -w "$dir" ] 2>/dev/null; then
-      mkdir -p "$(dirname "$path")"
+    if [ $offline = 1 ]; then
+      missing=$((missing + 1)); continue
+    fi
+    if mkdir -p "$(dirname "$path")" 2>/dev/null && [ -w "$(dirname "$path")" ]; then
       log "downloading $rel"
-      if ! curl -fsSL --retry 3 -o "$path.part" "$url"; then
-        log "  failed: $url"; rm -f "$path.part"; missing=$((missing + 1)); continue
+      if ! curl -fsSL --retry 2 --connect-timeout 15 -o "$path.part" "$url"; then
+        log "  failed: $url"; rm -f "$path.part"; missing=$((missing + 1))
+        # Nothing fetched yet and the first try failed: the network is unreachable, stop trying.
+        [ $fetched = 0 ] && { offline=1; log "  no network: not trying the other files"; }
+        continue
       fi
       got=$(sha256sum "$path.part" | cut -d' ' -f1)
       if [ "$got" != "$sum" ]; then
@@ -49,14 +54,6 @@ while IFS=$'\t' read -r sum rel url; do
     if [ "$got" != "$sum" ]; then log "sha256 mismatch: $path ($got, expected $sum)"; bad=$((bad + 1)); fi
   fi
 done < "$manifest"
-
-# imagenet_labels.txt has no published checksum; fetch it if absent.
-labels="$dir/mobilenet_v2/imagenet_labels.txt"
-if [ ! -f "$labels" ]; then
-  mkdir -p "$(dirname "$labels")"
-  curl -fsSL --retry 3 -o "$labels" https://github.com/google-coral/test_data/raw/104342d2d3480b3e66203073dac24f4e2dbb4c41/imagenet_labels.txt ||
-    { log "missing: $labels"; missing=$((missing + 1)); }
-fi
 
 if [ $missing -gt 0 ] || [ $bad -gt 0 ]; then
   log "assets in $dir: $missing missing, $bad with a wrong checksum (see above); without network, copy them there or set FIRESIGHT_ASSETS"
