@@ -1,0 +1,159 @@
+// `firesight watch --config firesight.toml`: the TOML config file, read with toml11 (Debian
+// libtoml11-dev). Unknown keys and wrong types are errors naming the file and the key, so a typo
+// never silently falls back to a default.
+#include <toml.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "firesight/error.h"
+#include "firesight/watch.h"
+
+namespace firesight::watch {
+
+namespace {
+
+using Value = toml::value;
+
+struct Reader {
+    std::string file;
+
+    [[noreturn]] void fail(const std::string& key, const std::string& what) const { throw Error(file + ": " + key + ": " + what); }
+
+    void only(const Value& table, const std::string& where, const std::set<std::string>& allowed) const {
+        if (!table.is_table()) fail(where, "must be a table");
+        for (const auto& [k, v] : table.as_table())
+            if (!allowed.count(k)) fail(where.empty() ? k : where + "." + k, "unknown key");
+    }
+    double number(const Value& v, const std::string& key) const {
+        if (v.is_integer()) return static_cast<double>(v.as_integer());
+        if (v.is_floating()) return v.as_floating();
+        fail(key, "must be a number");
+    }
+    int integer(const Value& v, const std::string& key) const {
+        if (!v.is_integer()) fail(key, "must be an integer");
+        return static_cast<int>(v.as_integer());
+    }
+    std::string string(const Value& v, const std::string& key) const {
+        if (!v.is_string()) fail(key, "must be a string");
+        return v.as_string().str;
+    }
+    bool boolean(const Value& v, const std::string& key) const {
+        if (!v.is_boolean()) fail(key, "must be true or false");
+        return v.as_boolean();
+    }
+};
+
+}  // namespace
+
+WatchConfig load_watch_config(const std::filesystem::path& path) {
+    Value root;
+    try {
+        root = toml::parse(path.string());
+    } catch (const std::exception& e) {
+        // toml11 reports the line and column with a caret; keep its text.
+        throw Error(path.string() + ": " + e.what());
+    }
+    Reader r{path.string()};
+    WatchConfig c;
+    r.only(root, "", {"model", "fps", "loop", "data_dir", "sources", "decision", "tiling", "mqtt", "webhook", "http"});
+    const auto& t = root.as_table();
+    auto has = [](const toml::value::table_type& tab, const char* k) { return tab.count(k) > 0; };
+    if (has(t, "model")) c.model = r.string(t.at("model"), "model");
+    if (has(t, "fps")) c.fps = r.number(t.at("fps"), "fps");
+    if (c.fps < 0) r.fail("fps", "must not be negative");
+    if (has(t, "loop")) c.loop = r.boolean(t.at("loop"), "loop");
+    if (has(t, "data_dir")) c.data_dir = r.string(t.at("data_dir"), "data_dir");
+    if (has(t, "sources")) {
+        const auto& s = t.at("sources");
+        if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");
+        for (const auto& [name, uri] : s.as_table()) {
+            auto spec = parse_source_arg(name + "=" + r.string(uri, "sources." + name));
+            c.sources.push_back(spec);
+        }
+        // toml11 keeps tables unordered; name order makes the thread and dashboard order stable.
+        std::sort(c.sources.begin(), c.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    }
+    if (has(t, "decision")) {
+        const auto& d = t.at("decision");
+        r.only(d, "decision", {"alarm_classes", "enter", "exit", "ema_alpha", "k", "n", "clear_frames", "min_alarm_seconds", "thresholds"});
+        const auto& dt = d.as_table();
+        if (has(dt, "alarm_classes")) {
+            const auto& a = dt.at("alarm_classes");
+            if (!a.is_array()) r.fail("decision.alarm_classes", "must be an array of class names");
+            c.decision.alarm_classes.clear();
+            for (const auto& v : a.as_array()) c.decision.alarm_classes.push_back(r.string(v, "decision.alarm_classes"));
+        }
+        if (has(dt, "enter")) c.decision.default_threshold.enter = static_cast<float>(r.number(dt.at("enter"), "decision.enter"));
+        if (has(dt, "exit")) c.decision.default_threshold.exit = static_cast<float>(r.number(dt.at("exit"), "decision.exit"));
+        if (has(dt, "ema_alpha")) c.decision.ema_alpha = static_cast<float>(r.number(dt.at("ema_alpha"), "decision.ema_alpha"));
+        if (has(dt, "k")) c.decision.k = r.integer(dt.at("k"), "decision.k");
+        if (has(dt, "n")) c.decision.n = r.integer(dt.at("n"), "decision.n");
+        if (has(dt, "clear_frames")) c.decision.clear_frames = r.integer(dt.at("clear_frames"), "decision.clear_frames");
+        if (has(dt, "min_alarm_seconds")) c.decision.min_alarm_seconds = r.number(dt.at("min_alarm_seconds"), "decision.min_alarm_seconds");
+        if (has(dt, "thresholds")) {
+            const auto& th = dt.at("thresholds");
+            if (!th.is_table()) r.fail("decision.thresholds", "must be a table of class = { enter = .., exit = .. }");
+            for (const auto& [cls, v] : th.as_table()) {
+                const std::string where = "decision.thresholds." + cls;
+                r.only(v, where, {"enter", "exit"});
+                ClassThreshold ct = c.decision.default_threshold;
+                if (v.as_table().count("enter")) ct.enter = static_cast<float>(r.number(v.as_table().at("enter"), where + ".enter"));
+                if (v.as_table().count("exit")) ct.exit = static_cast<float>(r.number(v.as_table().at("exit"), where + ".exit"));
+                c.decision.thresholds[cls] = ct;
+            }
+        }
+        try {
+            c.decision.validate();
+        } catch (const Error& e) {
+            throw Error(path.string() + ": " + e.what());
+        }
+    }
+    if (has(t, "tiling")) {
+        const auto& tl = t.at("tiling");
+        r.only(tl, "tiling", {"enabled", "rows", "cols", "overlap"});
+        const auto& tt = tl.as_table();
+        c.tiling.enabled = true;
+        if (has(tt, "enabled")) c.tiling.enabled = r.boolean(tt.at("enabled"), "tiling.enabled");
+        if (has(tt, "rows")) c.tiling.rows = r.integer(tt.at("rows"), "tiling.rows");
+        if (has(tt, "cols")) c.tiling.cols = r.integer(tt.at("cols"), "tiling.cols");
+        if (has(tt, "overlap")) c.tiling.overlap = static_cast<float>(r.number(tt.at("overlap"), "tiling.overlap"));
+        try {
+            c.tiling.validate();
+        } catch (const Error& e) {
+            throw Error(path.string() + ": " + e.what());
+        }
+    }
+    if (has(t, "mqtt")) {
+        const auto& m = t.at("mqtt");
+        r.only(m, "mqtt", {"host", "port", "client_id", "topic_prefix", "discovery_prefix", "username", "password"});
+        const auto& mt = m.as_table();
+        MqttConfig mc;
+        if (has(mt, "host")) mc.host = r.string(mt.at("host"), "mqtt.host");
+        if (has(mt, "port")) mc.port = r.integer(mt.at("port"), "mqtt.port");
+        if (mc.port < 1 || mc.port > 65535) r.fail("mqtt.port", "out of range");
+        if (has(mt, "client_id")) mc.client_id = r.string(mt.at("client_id"), "mqtt.client_id");
+        if (has(mt, "topic_prefix")) mc.topic_prefix = r.string(mt.at("topic_prefix"), "mqtt.topic_prefix");
+        if (has(mt, "discovery_prefix")) mc.discovery_prefix = r.string(mt.at("discovery_prefix"), "mqtt.discovery_prefix");
+        if (has(mt, "username")) mc.username = r.string(mt.at("username"), "mqtt.username");
+        if (has(mt, "password")) mc.password = r.string(mt.at("password"), "mqtt.password");
+        c.mqtt = mc;
+    }
+    if (has(t, "webhook")) {
+        const auto& w = t.at("webhook");
+        r.only(w, "webhook", {"url"});
+        if (w.as_table().count("url")) c.webhook = r.string(w.as_table().at("url"), "webhook.url");
+    }
+    if (has(t, "http")) {
+        const auto& h = t.at("http");
+        r.only(h, "http", {"listen", "token"});
+        const auto& ht = h.as_table();
+        HttpConfig hc;
+        if (has(ht, "listen")) hc = parse_http_arg(r.string(ht.at("listen"), "http.listen"));
+        if (has(ht, "token")) hc.token = r.string(ht.at("token"), "http.token");
+        c.http = hc;
+    }
+    return c;
+}
+
+}  // namespace firesight::watch

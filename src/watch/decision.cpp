@@ -1,0 +1,173 @@
+// Smoothing, the per-source alarm state machine and tiling (see firesight/watch_decision.h).
+#include "firesight/watch_decision.h"
+
+#include <algorithm>
+
+#include "firesight/classifier.h"
+#include "firesight/error.h"
+
+namespace firesight::watch {
+
+const char* to_string(AlarmState s) {
+    switch (s) {
+        case AlarmState::idle: return "idle";
+        case AlarmState::suspected: return "suspected";
+        case AlarmState::alarm: return "alarm";
+        case AlarmState::cleared: return "cleared";
+    }
+    return "?";
+}
+
+void DecisionConfig::validate() const {
+    auto check01 = [](float v, const std::string& field) {
+        if (!(v >= 0.f && v <= 1.f)) throw Error("decision." + field + ": must be between 0 and 1, got " + std::to_string(v));
+    };
+    check01(default_threshold.enter, "enter");
+    check01(default_threshold.exit, "exit");
+    for (const auto& [cls, t] : thresholds) {
+        check01(t.enter, "thresholds." + cls + ".enter");
+        check01(t.exit, "thresholds." + cls + ".exit");
+        if (t.exit > t.enter) throw Error("decision.thresholds." + cls + ": exit must not exceed enter");
+    }
+    if (default_threshold.exit > default_threshold.enter) throw Error("decision: exit must not exceed enter");
+    if (!(ema_alpha > 0.f && ema_alpha <= 1.f)) throw Error("decision.ema_alpha: must be in (0, 1]");
+    if (n < 1 || k < 1 || k > n) throw Error("decision.k/n: need 1 <= k <= n, got k=" + std::to_string(k) + " n=" + std::to_string(n));
+    if (clear_frames < 1) throw Error("decision.clear_frames: must be at least 1");
+    if (min_alarm_seconds < 0) throw Error("decision.min_alarm_seconds: must not be negative");
+    if (alarm_classes.empty()) throw Error("decision.alarm_classes: at least one class is needed");
+}
+
+const ClassThreshold& DecisionConfig::threshold(const std::string& cls) const {
+    auto it = thresholds.find(cls);
+    return it == thresholds.end() ? default_threshold : it->second;
+}
+
+int AlarmStateMachine::Tracked::hit_count() const {
+    return static_cast<int>(std::count(hits.begin(), hits.end(), true));
+}
+
+AlarmStateMachine::AlarmStateMachine(DecisionConfig config, std::vector<std::string> class_names)
+    : config_(std::move(config)), names_(std::move(class_names)) {
+    config_.validate();
+    for (const auto& cls : config_.alarm_classes) {
+        auto it = std::find(names_.begin(), names_.end(), cls);
+        // A model without smoke simply never alarms on smoke; only a model with none of the
+        // alarm classes is a configuration error.
+        if (it == names_.end()) continue;
+        tracked_.push_back({static_cast<std::size_t>(it - names_.begin()), cls, config_.threshold(cls), {}});
+    }
+    if (tracked_.empty()) {
+        std::string have;
+        for (const auto& n : names_) have += (have.empty() ? "" : ", ") + n;
+        std::string want;
+        for (const auto& n : config_.alarm_classes) want += (want.empty() ? "" : ", ") + n;
+        throw Error("decision.alarm_classes: none of [" + want + "] is a class of the model (it has: " + have + ")");
+    }
+}
+
+Decision AlarmStateMachine::update(const std::vector<float>& p, double t) {
+    if (p.size() != names_.size())
+        throw Error("decision: got " + std::to_string(p.size()) + " probabilities for " + std::to_string(names_.size()) + " classes");
+    if (!have_ema_) {
+        ema_ = p;
+        have_ema_ = true;
+    } else {
+        for (std::size_t i = 0; i < p.size(); ++i) ema_[i] += config_.ema_alpha * (p[i] - ema_[i]);
+    }
+    bool any_hit_now = false, any_hit_window = false, all_quiet = true;
+    const Tracked* strongest = nullptr;
+    for (auto& tr : tracked_) {
+        const float s = ema_[tr.index];
+        const bool hit = s >= tr.threshold.enter;
+        tr.hits.push_back(hit);
+        while (static_cast<int>(tr.hits.size()) > config_.n) tr.hits.pop_front();
+        any_hit_now |= hit;
+        any_hit_window |= tr.hit_count() > 0;
+        if (s >= tr.threshold.exit) all_quiet = false;
+        if (!strongest || tr.hit_count() > strongest->hit_count() ||
+            (tr.hit_count() == strongest->hit_count() && s > ema_[strongest->index]))
+            strongest = &tr;
+    }
+
+    Decision d;
+    d.from = state_;
+    switch (state_) {
+        case AlarmState::idle:
+        case AlarmState::cleared:
+            if (any_hit_now) {
+                state_ = AlarmState::suspected;
+                focus_ = strongest->name;
+                peak_ = 0.f;
+            } else if (state_ == AlarmState::cleared && ++quiet_frames_ >= config_.n) {
+                state_ = AlarmState::idle;
+                focus_.clear();
+            }
+            break;
+        case AlarmState::suspected:
+            if (strongest->hit_count() >= config_.k) {
+                state_ = AlarmState::alarm;
+                focus_ = strongest->name;
+                alarm_since_ = t;
+                quiet_frames_ = 0;
+            } else if (!any_hit_window) {
+                state_ = AlarmState::idle;
+            }
+            break;
+        case AlarmState::alarm:
+            quiet_frames_ = all_quiet ? quiet_frames_ + 1 : 0;
+            if (quiet_frames_ >= config_.clear_frames && t - alarm_since_ >= config_.min_alarm_seconds) {
+                state_ = AlarmState::cleared;
+                quiet_frames_ = 0;
+            }
+            break;
+    }
+    if (state_ == AlarmState::idle && d.from != AlarmState::idle) focus_.clear();
+    d.to = state_;
+    d.smoothed = ema_;
+    const std::string cls = focus_;
+    if (!cls.empty()) {
+        const auto idx = static_cast<std::size_t>(std::find(names_.begin(), names_.end(), cls) - names_.begin());
+        d.cls = cls;
+        d.score = ema_[idx];
+        if (state_ != AlarmState::cleared && state_ != AlarmState::idle) peak_ = std::max(peak_, d.score);
+        d.peak = peak_;
+    } else if (d.changed()) {
+        // Back to idle: report the episode that just ended.
+        d.peak = peak_;
+    }
+    return d;
+}
+
+void TilingConfig::validate() const {
+    if (rows < 1 || cols < 1 || rows > 8 || cols > 8) throw Error("tiling.rows/cols: must be between 1 and 8");
+    if (!(overlap >= 0.f && overlap < 0.9f)) throw Error("tiling.overlap: must be in [0, 0.9)");
+}
+
+std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tl) {
+    tl.validate();
+    std::vector<cv::Rect> out;
+    // Tile size such that cols tiles with the given overlap exactly span the frame.
+    const double tw = frame.width / (tl.cols - (tl.cols - 1) * tl.overlap);
+    const double th = frame.height / (tl.rows - (tl.rows - 1) * tl.overlap);
+    for (int r = 0; r < tl.rows; ++r)
+        for (int c = 0; c < tl.cols; ++c) {
+            const int x = static_cast<int>(c * tw * (1 - tl.overlap));
+            const int y = static_cast<int>(r * th * (1 - tl.overlap));
+            const cv::Rect rect(x, y, static_cast<int>(tw + 0.5), static_cast<int>(th + 0.5));
+            out.push_back(rect & cv::Rect(0, 0, frame.width, frame.height));
+        }
+    return out;
+}
+
+std::vector<float> classify_frame(Classifier& clf, const cv::Mat& bgr, const TilingConfig& tiling) {
+    std::vector<cv::Mat> inputs{data::preprocess(bgr, clf.preprocessing())};
+    if (tiling.enabled)
+        for (const auto& r : tile_rects(bgr.size(), tiling)) inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+    auto probs = clf.probabilities(inputs);
+    std::vector<float> best = probs.at(0);
+    for (std::size_t i = 1; i < probs.size(); ++i)
+        for (std::size_t c = 0; c < best.size() && c < probs[i].size(); ++c) best[c] = std::max(best[c], probs[i][c]);
+    return best;
+}
+
+}  // namespace firesight::watch

@@ -1,0 +1,381 @@
+// The watcher's glue: source threads, shared classifier, decisions, events (see firesight/watch.h).
+#include "firesight/watch.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "firesight/classifier.h"
+#include "firesight/error.h"
+
+namespace firesight::watch {
+
+HttpConfig parse_http_arg(const std::string& arg) {
+    HttpConfig c;
+    const auto colon = arg.rfind(':');
+    std::string port = arg;
+    if (colon != std::string::npos) {
+        c.host = arg.substr(0, colon);
+        if (c.host.empty()) c.host = "127.0.0.1";
+        port = arg.substr(colon + 1);
+    }
+    try {
+        std::size_t used = 0;
+        c.port = std::stoi(port, &used);
+        if (used != port.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+        throw Error("--http " + arg + ": expected host:port, :port or port");
+    }
+    if (c.port < 0 || c.port > 65535) throw Error("--http " + arg + ": port out of range");
+    return c;
+}
+
+bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
+
+static cv::Scalar state_colour(AlarmState s) {
+    switch (s) {
+        case AlarmState::idle: return {60, 170, 60};
+        case AlarmState::suspected: return {0, 200, 255};
+        case AlarmState::alarm: return {0, 0, 255};
+        case AlarmState::cleared: return {255, 160, 60};
+    }
+    return {255, 255, 255};
+}
+
+cv::Mat draw_overlay(const cv::Mat& bgr, const std::string& source, AlarmState state, const std::vector<std::string>& classes,
+                     const std::vector<float>& probs) {
+    cv::Mat out = bgr.clone();
+    const double scale = std::max(0.4, out.cols / 900.0);
+    const int line = static_cast<int>(22 * scale);
+    std::vector<std::size_t> order(probs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return probs[a] > probs[b]; });
+    const int shown = static_cast<int>(std::min<std::size_t>(3, order.size()));
+    const cv::Rect box(0, 0, std::min(out.cols, static_cast<int>(260 * scale)), std::min(out.rows, line * (shown + 1) + line / 2));
+    cv::Mat roi = out(box);
+    cv::Mat shade(roi.size(), roi.type(), cv::Scalar(0, 0, 0));
+    cv::addWeighted(roi, 0.45, shade, 0.55, 0, roi);
+    cv::putText(out, source + "  " + to_string(state), {4, line}, cv::FONT_HERSHEY_SIMPLEX, 0.6 * scale, state_colour(state),
+                std::max(1, static_cast<int>(2 * scale)));
+    for (int i = 0; i < shown; ++i) {
+        const auto c = order[static_cast<std::size_t>(i)];
+        const int y = line * (i + 2);
+        const int w = static_cast<int>((box.width - 8) * std::clamp(probs[c], 0.f, 1.f));
+        cv::rectangle(out, cv::Rect(4, y - line + 6, std::max(w, 1), line - 6), cv::Scalar(40, 120, 220), cv::FILLED);
+        char text[96];
+        std::snprintf(text, sizeof text, "%s %.0f%%", c < classes.size() ? classes[c].c_str() : "?", 100.0 * probs[c]);
+        cv::putText(out, text, {6, y - 4}, cv::FONT_HERSHEY_SIMPLEX, 0.5 * scale, {255, 255, 255}, 1);
+    }
+    if (state == AlarmState::alarm) cv::rectangle(out, cv::Rect(0, 0, out.cols, out.rows), state_colour(state), std::max(2, static_cast<int>(4 * scale)));
+    return out;
+}
+
+// ---- LiveHub --------------------------------------------------------------------------------
+
+void LiveHub::add(const std::string& name, const std::string& uri, const std::string& kind) {
+    std::lock_guard lk(mu_);
+    if (status_.count(name)) throw Error("--source " + name + ": two sources with the same name");
+    auto& s = status_[name];
+    s.name = name;
+    s.uri = uri;
+    s.kind = kind;
+    order_.push_back(name);
+}
+
+std::vector<std::string> LiveHub::names() const {
+    std::lock_guard lk(mu_);
+    return order_;
+}
+
+SourceStatus LiveHub::get(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    return status_.at(name);
+}
+
+std::vector<SourceStatus> LiveHub::all() const {
+    std::lock_guard lk(mu_);
+    std::vector<SourceStatus> out;
+    for (const auto& n : order_) {
+        out.push_back(status_.at(n));
+        out.back().jpeg.clear();  // callers that want pixels ask for them
+    }
+    return out;
+}
+
+bool LiveHub::wait_jpeg(const std::string& name, std::uint64_t& seq, std::vector<unsigned char>& jpeg, double timeout_s) {
+    std::unique_lock lk(mu_);
+    auto it = status_.find(name);
+    if (it == status_.end()) return false;
+    if (!cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), [&] { return shutdown_ || it->second.jpeg_seq > seq; })) return false;
+    if (shutdown_ || it->second.jpeg.empty()) return false;
+    seq = it->second.jpeg_seq;
+    jpeg = it->second.jpeg;
+    return true;
+}
+
+void LiveHub::set_classes(std::vector<std::string> c) {
+    std::lock_guard lk(mu_);
+    classes_ = std::move(c);
+}
+
+std::vector<std::string> LiveHub::classes() const {
+    std::lock_guard lk(mu_);
+    return classes_;
+}
+
+void LiveHub::shutdown() {
+    {
+        std::lock_guard lk(mu_);
+        shutdown_ = true;
+    }
+    cv_.notify_all();
+}
+
+// ---- Watcher --------------------------------------------------------------------------------
+
+static std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Watcher::Watcher(WatchConfig config, Classifier& classifier) : config_(std::move(config)), classifier_(classifier) {
+    if (config_.sources.empty()) throw Error("watch: no --source given");
+    config_.decision.validate();
+    config_.tiling.validate();
+    classes_ = classifier_.class_names();
+    // Fail now, not on the first frame, when the model has none of the alarm classes.
+    AlarmStateMachine probe(config_.decision, classes_);
+    hub_.set_classes(classes_);
+    std::vector<std::string> names;
+    for (auto& s : config_.sources) {
+        if (s.fps <= 0) s.fps = config_.fps;
+        s.loop = s.loop || config_.loop;
+        hub_.add(s.name, s.uri, to_string(source_kind(s.uri)));
+        names.push_back(s.name);
+    }
+    std::vector<std::string> sinks;
+    if (config_.mqtt) sinks.push_back("mqtt");
+    if (!config_.webhook.empty()) sinks.push_back("webhook");
+    store_ = std::make_unique<EventStore>(config_.data_dir, sinks);
+    if (config_.mqtt) {
+        auto m = *config_.mqtt;
+        sinks_.push_back(std::make_unique<MqttSink>(m, names));
+    }
+    if (!config_.webhook.empty()) sinks_.push_back(std::make_unique<WebhookSink>(config_.webhook));
+    for (auto& s : sinks_) dispatchers_.push_back(std::make_unique<Dispatcher>(*store_, *s));
+    store_->set_listener([this](const Event&) {
+        for (auto& d : dispatchers_) d->wake();
+    });
+    if (config_.http) {
+        auto h = *config_.http;
+        if (!is_loopback(h.host) && h.token.empty()) {
+            // Reachable from the network: never without a token. Make one and say so.
+            std::random_device rd;
+            static const char* hex = "0123456789abcdef";
+            for (int i = 0; i < 32; ++i) h.token += hex[rd() % 16];
+        }
+        http_token_ = h.token;
+        dashboard_ = std::make_unique<Dashboard>(h, hub_, *store_, [this] { return metrics_text(); });
+    }
+}
+
+Watcher::~Watcher() { stop(); }
+
+void Watcher::start() {
+    for (auto& d : dispatchers_) d->start();
+    if (dashboard_) dashboard_->start();
+    std::lock_guard lk(mu_);
+    running_ = static_cast<int>(config_.sources.size());
+    for (std::size_t i = 0; i < config_.sources.size(); ++i) threads_.emplace_back([this, i] { run_source(i); });
+}
+
+void Watcher::stop() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+    hub_.shutdown();
+    if (dashboard_) dashboard_->stop();
+    for (auto& d : dispatchers_) d->stop();
+}
+
+void Watcher::wait() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return stop_ || running_ == 0; });
+}
+
+bool Watcher::wait_for(double seconds) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_ || running_ == 0; });
+}
+
+bool Watcher::sleep_interruptible(double seconds) {
+    std::unique_lock lk(mu_);
+    return !cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_; });
+}
+
+std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds) {
+    // One engine for all sources: serialise calls (the engine uses every core for one frame).
+    std::lock_guard lk(classifier_mu_);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = classify_frame(classifier_, bgr, config_.tiling);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return p;
+}
+
+void Watcher::emit(Event e, const cv::Mat& snapshot) {
+    try {
+        e = store_->append(std::move(e), snapshot);
+    } catch (const Error& err) {
+        std::fprintf(stderr, "firesight: event lost: %s\n", err.what());
+        return;
+    }
+    if (on_event) on_event(e);
+}
+
+void Watcher::run_source(std::size_t i) {
+    const SourceSpec spec = config_.sources[i];
+    FrameSource src(spec);
+    AlarmStateMachine machine(config_.decision, classes_);
+    double backoff = config_.reopen_min_s;
+    bool down = false;
+    bool first_open = true;
+    auto source_event = [&](const std::string& kind, const std::string& detail) {
+        Event e;
+        e.source = spec.name;
+        e.time_ms = now_ms();
+        e.kind = kind;
+        e.detail = detail;
+        e.to = to_string(machine.state());
+        emit(e, {});
+    };
+    auto stopping = [&] {
+        std::lock_guard lk(mu_);
+        return stop_;
+    };
+    while (!stopping()) {
+        try {
+            src.open();
+        } catch (const Error& err) {
+            if (!down) {
+                down = true;
+                hub_.update(spec.name, [](SourceStatus& s) { s.up = false; ++s.outages; });
+                source_event("outage", err.what());
+            }
+            if (!sleep_interruptible(backoff)) break;
+            backoff = std::min(backoff * 2, config_.reopen_max_s);
+            continue;
+        }
+        if (down) {
+            source_event("restored", spec.uri + " is back");
+            hub_.update(spec.name, [](SourceStatus& s) { ++s.reopens; });
+        }
+        if (!first_open && !down) hub_.update(spec.name, [](SourceStatus& s) { ++s.reopens; });
+        first_open = false;
+        down = false;
+        hub_.update(spec.name, [](SourceStatus& s) { s.up = true; });
+        Frame f;
+        ReadResult r = ReadResult::end;
+        bool got_frame = false;
+        while (!stopping() && (r = src.read(f)) == ReadResult::frame) {
+            got_frame = true;
+            backoff = config_.reopen_min_s;
+            double secs = 0;
+            std::vector<float> probs;
+            try {
+                probs = infer(f.bgr, secs);
+            } catch (const std::exception& err) {
+                std::fprintf(stderr, "firesight: %s: frame %lld: %s\n", spec.name.c_str(), static_cast<long long>(f.index), err.what());
+                continue;
+            }
+            const Decision d = machine.update(probs, f.time);
+            const cv::Mat annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);
+            std::vector<unsigned char> jpeg;
+            cv::imencode(".jpg", annotated, jpeg, {cv::IMWRITE_JPEG_QUALITY, 75});
+            hub_.update(spec.name, [&](SourceStatus& s) {
+                s.state = d.to;
+                s.probabilities = d.smoothed;
+                ++s.frames;
+                s.inference_seconds_sum += secs;
+                s.last_frame_wall_ms = f.wall_ms;
+                s.jpeg = std::move(jpeg);
+                ++s.jpeg_seq;
+                if (d.changed() && d.to == AlarmState::alarm) ++s.alarms;
+            });
+            if (d.changed()) {
+                Event e;
+                e.source = spec.name;
+                e.time_ms = now_ms();
+                e.kind = "state";
+                e.from = to_string(d.from);
+                e.to = to_string(d.to);
+                e.cls = d.cls;
+                e.score = d.score;
+                e.peak = d.peak;
+                e.frame = f.index;
+                e.frame_wall_ms = f.wall_ms;
+                for (std::size_t c = 0; c < classes_.size(); ++c) e.probabilities[classes_[c]] = d.smoothed[c];
+                emit(e, annotated);
+            }
+        }
+        if (stopping()) break;
+        if (r == ReadResult::end) {
+            if (!spec.loop) {
+                source_event("ended", spec.uri + " ended");
+                hub_.update(spec.name, [](SourceStatus& s) { s.ended = true; s.up = false; });
+                break;
+            }
+            // Looping file or polled folder: pause briefly so an empty folder is not a busy loop.
+            if (!sleep_interruptible(got_frame ? 0.05 : std::min(0.5, 1.0 / std::max(spec.fps, 0.1)))) break;
+            continue;
+        }
+        down = true;
+        hub_.update(spec.name, [](SourceStatus& s) { s.up = false; ++s.outages; });
+        source_event("outage", src.last_error());
+        src.close();
+        if (!sleep_interruptible(backoff)) break;
+        backoff = std::min(backoff * 2, config_.reopen_max_s);
+    }
+    std::lock_guard lk(mu_);
+    --running_;
+    cv_.notify_all();
+}
+
+std::string Watcher::metrics_text() const {
+    std::ostringstream o;
+    const auto all = hub_.all();
+    auto family = [&](const char* name, const char* type, const char* help) {
+        o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    };
+    family("firesight_frames_processed_total", "counter", "Frames classified per source.");
+    for (const auto& s : all) o << "firesight_frames_processed_total{source=\"" << s.name << "\"} " << s.frames << '\n';
+    family("firesight_inference_seconds", "summary", "Time spent classifying a frame (all tiles).");
+    for (const auto& s : all) {
+        o << "firesight_inference_seconds_sum{source=\"" << s.name << "\"} " << s.inference_seconds_sum << '\n';
+        o << "firesight_inference_seconds_count{source=\"" << s.name << "\"} " << s.frames << '\n';
+    }
+    family("firesight_alarms_total", "counter", "Alarms raised per source.");
+    for (const auto& s : all) o << "firesight_alarms_total{source=\"" << s.name << "\"} " << s.alarms << '\n';
+    family("firesight_source_outages_total", "counter", "Times a source dropped or could not be opened.");
+    for (const auto& s : all) o << "firesight_source_outages_total{source=\"" << s.name << "\"} " << s.outages << '\n';
+    family("firesight_source_up", "gauge", "1 while the source delivers frames.");
+    for (const auto& s : all) o << "firesight_source_up{source=\"" << s.name << "\"} " << (s.up ? 1 : 0) << '\n';
+    family("firesight_alarm_active", "gauge", "1 while the source is in alarm.");
+    for (const auto& s : all) o << "firesight_alarm_active{source=\"" << s.name << "\"} " << (s.state == AlarmState::alarm ? 1 : 0) << '\n';
+    family("firesight_outbox_pending", "gauge", "Events not yet delivered, per sink.");
+    for (const auto& s : sinks_) o << "firesight_outbox_pending{sink=\"" << s->name() << "\"} " << store_->pending_count(s->name()) << '\n';
+    family("firesight_events_total", "counter", "Events stored.");
+    o << "firesight_events_total " << store_->count() << '\n';
+    return o.str();
+}
+
+}  // namespace firesight::watch

@@ -1,0 +1,111 @@
+// The TOML config of `firesight watch`: values land where they should, mistakes name the key.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "firesight/error.h"
+#include "firesight/watch.h"
+#include "test_util.h"
+
+using namespace firesight;
+using namespace firesight::watch;
+
+namespace {
+std::filesystem::path write(const test::TempDir& d, const std::string& text) {
+    const auto p = d / "firesight.toml";
+    std::ofstream(p) << text;
+    return p;
+}
+std::string error_of(const std::filesystem::path& p) {
+    try {
+        load_watch_config(p);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "no error";
+}
+}  // namespace
+
+TEST(WatchConfig, ReadsEverySection) {
+    test::TempDir d;
+    const auto c = load_watch_config(write(d, R"(
+model = "runs/fire/model.fse"
+fps = 3
+data_dir = "/var/lib/firesight"
+[sources]
+cam1 = "rtsp://10.0.0.5/stream?x=1"
+garage = "/dev/video0"
+[decision]
+alarm_classes = ["fire"]
+k = 2
+n = 4
+ema_alpha = 0.7
+min_alarm_seconds = 5.5
+[decision.thresholds.fire]
+enter = 0.8
+exit = 0.3
+[tiling]
+rows = 2
+cols = 3
+[mqtt]
+host = "broker.lan"
+port = 8883
+[webhook]
+url = "http://hooks.lan/fire"
+[http]
+listen = "0.0.0.0:9000"
+token = "abc"
+)"));
+    EXPECT_EQ(c.model, "runs/fire/model.fse");
+    EXPECT_DOUBLE_EQ(c.fps, 3);
+    ASSERT_EQ(c.sources.size(), 2u);
+    EXPECT_EQ(c.sources[0].name, "cam1");
+    EXPECT_EQ(c.sources[0].uri, "rtsp://10.0.0.5/stream?x=1");
+    EXPECT_EQ(c.sources[1].name, "garage");
+    EXPECT_EQ(c.decision.alarm_classes, std::vector<std::string>{"fire"});
+    EXPECT_EQ(c.decision.k, 2);
+    EXPECT_EQ(c.decision.n, 4);
+    EXPECT_FLOAT_EQ(c.decision.threshold("fire").enter, 0.8f);
+    EXPECT_DOUBLE_EQ(c.decision.min_alarm_seconds, 5.5);
+    EXPECT_TRUE(c.tiling.enabled);
+    EXPECT_EQ(c.tiling.cols, 3);
+    ASSERT_TRUE(c.mqtt);
+    EXPECT_EQ(c.mqtt->host, "broker.lan");
+    EXPECT_EQ(c.mqtt->port, 8883);
+    EXPECT_EQ(c.webhook, "http://hooks.lan/fire");
+    ASSERT_TRUE(c.http);
+    EXPECT_EQ(c.http->host, "0.0.0.0");
+    EXPECT_EQ(c.http->port, 9000);
+    EXPECT_EQ(c.http->token, "abc");
+}
+
+TEST(WatchConfig, MistakesNameTheKey) {
+    test::TempDir d;
+    EXPECT_NE(error_of(write(d, "[decision]\nkk = 3\n")).find("decision.kk: unknown key"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "fps = \"fast\"\n")).find("fps: must be a number"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "[decision]\nk = 9\nn = 3\n")).find("decision.k/n"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "[mqtt]\nport = 0\n")).find("mqtt.port"), std::string::npos);
+    const auto syntax = error_of(write(d, "fps = = 2\n"));
+    EXPECT_NE(syntax.find("firesight.toml"), std::string::npos) << syntax;
+    EXPECT_NE(error_of(d / "missing.toml").find("missing.toml"), std::string::npos);
+}
+
+TEST(WatchConfig, CommandLineArguments) {
+    const auto s = parse_source_arg("cam1=rtsp://host/a?b=c");
+    EXPECT_EQ(s.name, "cam1");
+    EXPECT_EQ(s.uri, "rtsp://host/a?b=c");
+    EXPECT_EQ(parse_source_arg("rtsp://host/a?b=c").uri, "rtsp://host/a?b=c");
+    EXPECT_EQ(parse_source_arg("rtsp://cam.lan:554/a").name, "cam_lan");
+    EXPECT_EQ(parse_source_arg("/videos/yard.avi").name, "yard");
+    EXPECT_THROW(parse_source_arg("bad name=/dev/video0"), Error);
+    EXPECT_EQ(source_kind("/dev/video0"), SourceKind::camera);
+    EXPECT_EQ(source_kind("http://cam/mjpg"), SourceKind::stream);
+    EXPECT_EQ(source_kind("/tmp"), SourceKind::image_folder);
+    EXPECT_EQ(source_kind("/tmp/x.mp4"), SourceKind::video_file);
+    EXPECT_EQ(parse_mqtt_arg("broker:1884").port, 1884);
+    EXPECT_THROW(parse_mqtt_arg("broker:x"), Error);
+    const auto h = parse_http_arg(":8081");
+    EXPECT_EQ(h.host, "127.0.0.1");
+    EXPECT_EQ(h.port, 8081);
+    EXPECT_THROW(parse_http_arg("host:99999"), Error);
+}
