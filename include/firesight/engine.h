@@ -1,0 +1,97 @@
+// The firesight runtime's public API: load an engine file (.fse), inspect its inputs, outputs and
+// metadata, and run it on preprocessed tensors with the reference or the XNNPACK backend.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace firesight::engine {
+
+enum class DType : std::uint8_t { F32 = 0, I8 = 1, I32 = 2 };
+const char* dtype_name(DType t);
+
+struct Quantization {
+    std::vector<float> scale;  // empty: not quantized; one per tensor or one per channel
+    std::vector<std::int32_t> zero_point;
+    std::int32_t axis = 0;
+    bool empty() const { return scale.empty(); }
+};
+
+// Everything predict needs besides the graph: what the classes are and how pixels become input.
+struct Metadata {
+    std::vector<std::string> class_names;
+    int size = 224;            // input is size x size RGB
+    int resize_shorter = 224;  // shorter side resized to this, then centre-cropped
+    float mean = 127.5f;       // value = (pixel - mean) * scale
+    float scale = 1.0f / 127.5f;
+    std::string build_json = "{}";  // build settings, source, accuracy measured at build time
+};
+
+struct TensorDesc {
+    std::string name;
+    std::vector<std::int32_t> shape;  // batch-1 shape, NHWC
+    DType dtype = DType::F32;
+};
+
+enum class Backend { Reference, Xnnpack };
+Backend parse_backend(const std::string& name);  // "reference" | "xnnpack"
+const char* backend_name(Backend b);
+bool backend_available(Backend b);
+
+struct SessionOptions {
+    Backend backend = Backend::Xnnpack;
+    int threads = 1;
+};
+
+struct Graph;
+class Executor;  // a backend's compiled form of the graph
+
+// A loaded engine: graph and weights (memory-mapped when loaded from a file). Shared by sessions.
+class Engine {
+public:
+    static std::shared_ptr<const Engine> load(const std::filesystem::path& path);
+    static std::shared_ptr<const Engine> from_graph(Graph g);
+    ~Engine();
+    const Graph& graph() const { return *graph_; }
+    const Metadata& metadata() const;
+    std::vector<TensorDesc> inputs() const;
+    std::vector<TensorDesc> outputs() const;
+    std::int64_t macs() const;
+
+private:
+    Engine();
+    std::unique_ptr<Graph> graph_;
+};
+
+// One inference context: buffers are planned on the first run for a batch size and reused, so
+// runs after the first allocate nothing. Not thread-safe; use one session per thread.
+class Session {
+public:
+    Session(std::shared_ptr<const Engine> engine, SessionOptions options = {});
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    const Engine& engine() const { return *engine_; }
+    const SessionOptions& options() const { return options_; }
+    // Runs on `batch` inputs laid out contiguously (NHWC f32 for input 0). Returns pointers to
+    // the outputs, valid until the next run.
+    const std::vector<const float*>& run(const float* input, int batch = 1);
+    // Output i's element count per batch item.
+    std::int64_t output_size(int i) const;
+    // Probabilities (output 0) of each batch item.
+    std::vector<std::vector<float>> probabilities(const float* input, int batch = 1);
+    // Output 1 when the graph has one (the logits), else output 0.
+    std::vector<std::vector<float>> logits(const float* input, int batch = 1);
+
+private:
+    std::shared_ptr<const Engine> engine_;
+    SessionOptions options_;
+    std::unique_ptr<Executor> executor_;
+    int planned_batch_ = 0;
+    std::vector<const float*> outputs_;
+};
+
+}  // namespace firesight::engine

@@ -1,0 +1,24 @@
+// What a backend provides to a Session: a graph compiled for one batch size, run on one input.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "firesight/engine_ir.h"
+
+namespace firesight::engine {
+
+class Executor {
+public:
+    virtual ~Executor() = default;
+    // Prepares buffers (and whatever else the backend needs) for this batch size.
+    virtual void plan(int batch) = 0;
+    // Runs on `input` (graph input 0) and points `outputs` at the graph outputs' values.
+    virtual void run(const float* input, std::vector<const float*>& outputs) = 0;
+};
+
+std::unique_ptr<Executor> make_reference_executor(const Graph& g);
+#ifdef FIRESIGHT_HAVE_XNNPACK
+std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads);
+#endif
+
+}  // namespace firesight::engine

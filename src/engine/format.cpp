@@ -1,0 +1,387 @@
+// The .fse engine file: writer and a loader that checks every length, offset and checksum before
+// it follows it (docs/engine-format.md describes the layout byte by byte).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "firesight/fileio.h"
+
+namespace firesight::engine {
+
+static_assert(std::endian::native == std::endian::little, "the engine file is little-endian; add byte swapping");
+
+namespace {
+
+constexpr char kMagic[8] = {'F', 'S', 'E', 'N', 'G', 'I', 'N', 'E'};
+constexpr std::uint32_t kVersion = 1;
+constexpr std::size_t kHeaderSize = 64;
+constexpr std::size_t kSectionEntrySize = 32;
+constexpr std::size_t kAlign = 64;
+enum SectionKind : std::uint32_t { kGraph = 1, kWeights = 2, kMetadata = 3 };
+constexpr std::uint32_t kSectionCount = 3;
+
+std::size_t align_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+class Writer {
+public:
+    std::string bytes;
+    template <class T>
+    void put(T v) {
+        char b[sizeof(T)];
+        std::memcpy(b, &v, sizeof(T));
+        bytes.append(b, sizeof(T));
+    }
+    void put_str(const std::string& s) {
+        put<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
+        bytes += s;
+    }
+    void put_ints(const std::vector<std::int32_t>& v) {
+        put<std::uint32_t>(static_cast<std::uint32_t>(v.size()));
+        for (auto x : v) put<std::int32_t>(x);
+    }
+};
+
+// Bounds-checked little-endian reader over one section; every failure names the field.
+class Reader {
+public:
+    Reader(const std::uint8_t* p, std::size_t n, std::string where) : p_(p), n_(n), where_(std::move(where)) {}
+    template <class T>
+    T get(const char* field) {
+        need(sizeof(T), field);
+        T v;
+        std::memcpy(&v, p_ + pos_, sizeof(T));
+        pos_ += sizeof(T);
+        return v;
+    }
+    // A count of items that each take at least `min_item_bytes`, so a huge count is refused
+    // before anything is allocated for it.
+    std::uint32_t count(const char* field, std::size_t min_item_bytes, std::uint32_t max) {
+        const auto c = get<std::uint32_t>(field);
+        if (c > max || static_cast<std::uint64_t>(c) * min_item_bytes > remaining())
+            fail(std::string(field) + " = " + std::to_string(c) + " is larger than the data that follows");
+        return c;
+    }
+    std::string get_str(const char* field) {
+        const auto len = count(field, 1, 1u << 20);
+        std::string s(reinterpret_cast<const char*>(p_ + pos_), len);
+        pos_ += len;
+        return s;
+    }
+    std::vector<std::int32_t> get_ints(const char* field, std::uint32_t max) {
+        const auto c = count(field, 4, max);
+        std::vector<std::int32_t> v(c);
+        for (auto& x : v) x = get<std::int32_t>(field);
+        return v;
+    }
+    std::size_t remaining() const { return n_ - pos_; }
+    std::size_t pos() const { return pos_; }
+    [[noreturn]] void fail(const std::string& msg) const {
+        throw Error(where_ + " at byte " + std::to_string(pos_) + ": " + msg);
+    }
+
+private:
+    void need(std::size_t k, const char* field) {
+        if (k > remaining()) fail(std::string("truncated while reading ") + field);
+    }
+    const std::uint8_t* p_;
+    std::size_t n_;
+    std::size_t pos_ = 0;
+    std::string where_;
+};
+
+std::string metadata_json(const Metadata& m) {
+    nlohmann::json build = nlohmann::json::parse(m.build_json, nullptr, false);
+    if (build.is_discarded()) build = nlohmann::json::object();
+    nlohmann::json j = {{"class_names", m.class_names},
+                        {"preprocess", {{"size", m.size}, {"resize_shorter", m.resize_shorter}, {"mean", m.mean}, {"scale", m.scale}}},
+                        {"build", build}};
+    return j.dump();
+}
+
+Metadata parse_metadata(const std::uint8_t* p, std::size_t n, const std::string& name) {
+    const std::string where = name + ": metadata section";
+    const auto j = nlohmann::json::parse(p, p + n, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw Error(where + ": not valid JSON");
+    Metadata m;
+    try {
+        for (const auto& c : j.at("class_names")) m.class_names.push_back(c.get<std::string>());
+        const auto& pre = j.at("preprocess");
+        m.size = pre.at("size").get<int>();
+        m.resize_shorter = pre.at("resize_shorter").get<int>();
+        m.mean = pre.at("mean").get<float>();
+        m.scale = pre.at("scale").get<float>();
+        m.build_json = j.contains("build") ? j.at("build").dump() : "{}";
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(where + ": " + e.what());
+    }
+    if (m.size < 1 || m.size > 8192) throw Error(where + ": preprocess.size " + std::to_string(m.size) + " is out of range");
+    if (m.resize_shorter < m.size || m.resize_shorter > 16384)
+        throw Error(where + ": preprocess.resize_shorter must be at least preprocess.size");
+    if (!std::isfinite(m.mean) || !std::isfinite(m.scale) || m.scale == 0.f) throw Error(where + ": preprocess.mean/scale are invalid");
+    return m;
+}
+
+}  // namespace
+
+std::uint32_t crc32(const void* data, std::size_t size) {
+    static const auto table = [] {
+        std::array<std::uint32_t, 256> t{};
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            std::uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        return t;
+    }();
+    std::uint32_t c = 0xFFFFFFFFu;
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    for (std::size_t i = 0; i < size; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+std::string serialize(const Graph& g) {
+    validate(g);
+    // Weights first, so the graph section can record where each constant lies.
+    std::string weights;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> where(g.tensors.size());
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        const auto& t = g.tensors[i];
+        if (!t.constant) continue;
+        weights.resize(align_up(weights.size()), '\0');
+        const std::uint64_t bytes = static_cast<std::uint64_t>(t.element_count()) * sizeof(float);
+        where[i] = {weights.size(), bytes};
+        weights.append(reinterpret_cast<const char*>(t.data()), bytes);
+    }
+    Writer w;
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.tensors.size()));
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        const auto& t = g.tensors[i];
+        w.put_str(t.name);
+        w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dtype));
+        w.put<std::uint8_t>(t.constant ? 1 : 0);
+        w.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape.size()));
+        w.put<std::uint8_t>(0);
+        for (auto d : t.shape) w.put<std::int32_t>(d);
+        w.put<std::uint32_t>(static_cast<std::uint32_t>(t.quant.scale.size()));
+        for (auto s : t.quant.scale) w.put<float>(s);
+        for (auto z : t.quant.zero_point) w.put<std::int32_t>(z);
+        w.put<std::int32_t>(t.quant.axis);
+        if (t.constant) {
+            w.put<std::uint64_t>(where[i].first);
+            w.put<std::uint64_t>(where[i].second);
+        }
+    }
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.ops.size()));
+    for (const auto& op : g.ops) {
+        w.put<std::uint16_t>(static_cast<std::uint16_t>(op.kind));
+        w.put<std::uint8_t>(static_cast<std::uint8_t>(op.activation));
+        w.put<std::uint8_t>(0);
+        w.put_ints(op.inputs);
+        w.put_ints(op.outputs);
+        for (auto v : {op.stride_h, op.stride_w, op.dilation_h, op.dilation_w, op.pad_top, op.pad_left, op.pad_bottom,
+                       op.pad_right, op.groups, op.depth_multiplier, op.keep_dims})
+            w.put<std::int32_t>(v);
+        w.put<float>(op.beta);
+        w.put<float>(op.epsilon);
+        w.put_ints(op.new_shape);
+    }
+    w.put_ints(g.inputs);
+    w.put_ints(g.outputs);
+    const std::string meta = metadata_json(g.metadata);
+
+    const std::array<std::pair<std::uint32_t, const std::string*>, kSectionCount> sections = {
+        std::pair{kGraph, &w.bytes}, std::pair{kWeights, &weights}, std::pair{kMetadata, &meta}};
+    Writer table;
+    std::size_t offset = align_up(kHeaderSize + kSectionCount * kSectionEntrySize);
+    std::vector<std::size_t> offsets;
+    for (const auto& [kind, data] : sections) {
+        offsets.push_back(offset);
+        table.put<std::uint32_t>(kind);
+        table.put<std::uint32_t>(0);
+        table.put<std::uint64_t>(offset);
+        table.put<std::uint64_t>(data->size());
+        table.put<std::uint32_t>(crc32(data->data(), data->size()));
+        table.put<std::uint32_t>(0);
+        offset = align_up(offset + data->size());
+    }
+    const std::size_t file_size = offsets.back() + sections.back().second->size();
+    Writer head;
+    head.bytes.append(kMagic, 8);
+    head.put<std::uint32_t>(kVersion);
+    head.put<std::uint32_t>(kSectionCount);
+    head.put<std::uint64_t>(file_size);
+    const std::string covered = head.bytes + table.bytes;
+    head.put<std::uint32_t>(crc32(covered.data(), covered.size()));
+    head.bytes.resize(kHeaderSize, '\0');
+
+    std::string out = head.bytes + table.bytes;
+    for (std::size_t i = 0; i < sections.size(); ++i) {
+        out.resize(offsets[i], '\0');
+        out += *sections[i].second;
+    }
+    return out;
+}
+
+void save_engine(const Graph& g, const std::filesystem::path& path) { write_file_atomic(path, serialize(g)); }
+
+Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<const void> keep_alive,
+                   const std::string& name) {
+    const std::size_t table_end = kHeaderSize + kSectionCount * kSectionEntrySize;
+    if (size < table_end)
+        throw Error(name + ": " + std::to_string(size) + " bytes is too small for an engine file header (" +
+                    std::to_string(table_end) + " bytes)");
+    if (std::memcmp(bytes, kMagic, 8) != 0) throw Error(name + ": not a firesight engine file (magic is not FSENGINE)");
+    Reader h(bytes, kHeaderSize, name + ": header");
+    h.get<std::uint64_t>("magic");
+    const auto version = h.get<std::uint32_t>("format_version");
+    if (version != kVersion)
+        throw Error(name + ": header.format_version is " + std::to_string(version) + ", this firesight reads version " + std::to_string(kVersion));
+    const auto nsec = h.get<std::uint32_t>("section_count");
+    if (nsec != kSectionCount) throw Error(name + ": header.section_count is " + std::to_string(nsec) + ", expected " + std::to_string(kSectionCount));
+    const auto file_size = h.get<std::uint64_t>("file_size");
+    if (file_size != size)
+        throw Error(name + ": header.file_size says " + std::to_string(file_size) + " bytes but the file has " + std::to_string(size) +
+                    (size < file_size ? " (truncated)" : ""));
+    const auto header_crc = h.get<std::uint32_t>("header_crc");
+    {
+        std::string covered(reinterpret_cast<const char*>(bytes), 24);
+        covered.append(reinterpret_cast<const char*>(bytes + kHeaderSize), kSectionCount * kSectionEntrySize);
+        if (crc32(covered.data(), covered.size()) != header_crc) throw Error(name + ": header_crc does not match (header or section table corrupted)");
+    }
+    for (std::size_t i = 28; i < kHeaderSize; ++i)
+        if (bytes[i] != 0) throw Error(name + ": header.reserved bytes are not zero");
+
+    struct Section { std::uint64_t offset, size; };
+    std::array<Section, kSectionCount + 1> sec{};
+    Reader t(bytes + kHeaderSize, kSectionCount * kSectionEntrySize, name + ": section table");
+    std::uint64_t prev_end = table_end;
+    for (std::uint32_t i = 0; i < kSectionCount; ++i) {
+        const std::string field = "section[" + std::to_string(i) + "]";
+        const auto kind = t.get<std::uint32_t>("kind");
+        if (kind != i + 1) throw Error(name + ": " + field + ".kind is " + std::to_string(kind) + ", expected " + std::to_string(i + 1));
+        t.get<std::uint32_t>("flags");
+        const auto off = t.get<std::uint64_t>("offset");
+        const auto len = t.get<std::uint64_t>("size");
+        const auto crc = t.get<std::uint32_t>("crc32");
+        t.get<std::uint32_t>("reserved");
+        if (off % kAlign != 0) throw Error(name + ": " + field + ".offset " + std::to_string(off) + " is not 64-byte aligned");
+        if (off < prev_end || off > size || len > size - off)
+            throw Error(name + ": " + field + " (offset " + std::to_string(off) + ", size " + std::to_string(len) +
+                        ") lies outside the file or overlaps the previous section");
+        if (crc32(bytes + off, len) != crc) throw Error(name + ": " + field + ".crc32 does not match (section corrupted)");
+        // Padding is covered by no checksum, so it must be zero: then every byte of a valid
+        // file is checked by something.
+        for (std::uint64_t b = prev_end; b < off; ++b)
+            if (bytes[b] != 0) throw Error(name + ": padding before " + field + " is not zero");
+        sec[i + 1] = {off, len};
+        prev_end = off + len;
+    }
+    if (prev_end != size) throw Error(name + ": " + std::to_string(size - prev_end) + " unexpected bytes after the last section");
+
+    Graph g;
+    g.metadata = parse_metadata(bytes + sec[kMetadata].offset, sec[kMetadata].size, name);
+    const std::uint8_t* weights = bytes + sec[kWeights].offset;
+    const std::uint64_t weights_size = sec[kWeights].size;
+
+    Reader r(bytes + sec[kGraph].offset, sec[kGraph].size, name + ": graph section");
+    // The smallest tensor record is 16 bytes and the smallest op 72, which bounds the counts.
+    const auto ntensors = r.count("tensor_count", 16, 1u << 20);
+    g.tensors.resize(ntensors);
+    for (std::uint32_t i = 0; i < ntensors; ++i) {
+        auto& ten = g.tensors[i];
+        ten.name = r.get_str("tensor.name");
+        const auto dtype = r.get<std::uint8_t>("tensor.dtype");
+        if (dtype > 2) r.fail("tensor " + std::to_string(i) + ".dtype " + std::to_string(dtype) + " is unknown");
+        ten.dtype = static_cast<DType>(dtype);
+        const auto flags = r.get<std::uint8_t>("tensor.flags");
+        if (flags > 1) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
+        ten.constant = flags == 1;
+        const auto rank = r.get<std::uint8_t>("tensor.rank");
+        if (rank > 6) r.fail("tensor " + std::to_string(i) + ".rank " + std::to_string(rank) + " is over 6");
+        r.get<std::uint8_t>("tensor.reserved");
+        ten.shape.resize(rank);
+        for (auto& d : ten.shape) d = r.get<std::int32_t>("tensor.dims");
+        const auto nq = r.count("tensor.quant_count", 8, 1u << 20);
+        ten.quant.scale.resize(nq);
+        ten.quant.zero_point.resize(nq);
+        for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
+        for (auto& z : ten.quant.zero_point) z = r.get<std::int32_t>("tensor.quant.zero_point");
+        ten.quant.axis = r.get<std::int32_t>("tensor.quant.axis");
+        if (ten.constant) {
+            const auto off = r.get<std::uint64_t>("tensor.weight_offset");
+            const auto len = r.get<std::uint64_t>("tensor.weight_bytes");
+            const std::string what = "tensor " + std::to_string(i) + " '" + ten.name + "'";
+            if (off % kAlign != 0) r.fail(what + ".weight_offset is not 64-byte aligned");
+            if (off > weights_size || len > weights_size - off) r.fail(what + ".weight_offset/weight_bytes lie outside the weights section");
+            std::int64_t n = 1;
+            for (auto d : ten.shape) {
+                if (d < 1 || d > (1 << 24)) r.fail(what + ".dims has " + std::to_string(d));
+                n *= d;
+                if (n > (std::int64_t{1} << 31)) r.fail(what + " is too large");
+            }
+            if (static_cast<std::uint64_t>(n) * sizeof(float) != len)
+                r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
+            ten.external = reinterpret_cast<const float*>(weights + off);
+            ten.storage = keep_alive;
+        }
+    }
+    const auto nops = r.count("op_count", 72, 1u << 20);
+    g.ops.resize(nops);
+    for (auto& op : g.ops) {
+        const auto kind = r.get<std::uint16_t>("op.kind");
+        if (kind < 1 || kind > 13) r.fail("op.kind " + std::to_string(kind) + " is unknown");
+        op.kind = static_cast<OpKind>(kind);
+        const auto act = r.get<std::uint8_t>("op.activation");
+        if (act > 2) r.fail("op.activation " + std::to_string(act) + " is unknown");
+        op.activation = static_cast<Activation>(act);
+        r.get<std::uint8_t>("op.reserved");
+        op.inputs = r.get_ints("op.input_count", 16);
+        op.outputs = r.get_ints("op.output_count", 16);
+        for (auto* v : {&op.stride_h, &op.stride_w, &op.dilation_h, &op.dilation_w, &op.pad_top, &op.pad_left,
+                        &op.pad_bottom, &op.pad_right, &op.groups, &op.depth_multiplier, &op.keep_dims})
+            *v = r.get<std::int32_t>("op.attributes");
+        op.beta = r.get<float>("op.beta");
+        op.epsilon = r.get<float>("op.epsilon");
+        op.new_shape = r.get_ints("op.new_shape_count", 6);
+    }
+    g.inputs = r.get_ints("input_count", 16);
+    g.outputs = r.get_ints("output_count", 16);
+    if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the outputs");
+    try {
+        validate(g);
+    } catch (const Error& e) {
+        throw Error(name + ": inconsistent graph: " + e.what());
+    }
+    return g;
+}
+
+Graph load_graph(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(path.string() + ": cannot open engine file: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw Error(path.string() + ": not a regular file");
+    }
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == 0) {
+        ::close(fd);
+        throw Error(path.string() + ": empty file, not an engine");
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error(path.string() + ": cannot map engine file: " + std::strerror(errno));
+    std::shared_ptr<const void> mapping(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
+    return parse_engine(static_cast<const std::uint8_t*>(p), size, mapping, path.string());
+}
+
+}  // namespace firesight::engine

@@ -1,0 +1,228 @@
+// The XNNPACK fp32 backend: the IR graph becomes one XNNPACK subgraph (XNNPACK fuses and picks
+// its own micro-kernels), run on a pthreadpool with the requested number of threads.
+#include <xnnpack.h>
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+
+#include "../../executor.h"
+#include "firesight/error.h"
+
+namespace firesight::engine {
+namespace {
+
+void check(xnn_status s, const std::string& what) {
+    if (s != xnn_status_success) throw Error("xnnpack backend: " + what + " failed (status " + std::to_string(static_cast<int>(s)) + ")");
+}
+
+void init_xnnpack() {
+    static std::once_flag once;
+    static xnn_status status = xnn_status_success;
+    std::call_once(once, [] { status = xnn_initialize(nullptr); });
+    check(status, "xnn_initialize (is the CPU supported?)");
+}
+
+std::pair<float, float> bounds(Activation a) {
+    const float inf = std::numeric_limits<float>::infinity();
+    switch (a) {
+        case Activation::None: return {-inf, inf};
+        case Activation::Relu: return {0.f, inf};
+        case Activation::Relu6: return {0.f, 6.f};
+    }
+    return {-inf, inf};
+}
+
+class XnnpackExecutor : public Executor {
+public:
+    XnnpackExecutor(const Graph& g, int threads) : g_(g) {
+        init_xnnpack();
+        if (g.inputs.size() != 1) throw Error("xnnpack backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
+        for (const auto& op : g.ops) {
+            switch (op.kind) {
+                case OpKind::Conv2D: case OpKind::DepthwiseConv2D: case OpKind::Add: case OpKind::GlobalAveragePool:
+                case OpKind::FullyConnected: case OpKind::Relu: case OpKind::Relu6: case OpKind::Reshape:
+                case OpKind::Identity:
+                    break;
+                case OpKind::Softmax:
+                    if (op.beta != 1.0f) throw Error("xnnpack backend: softmax with beta != 1 is not supported");
+                    break;
+                default:
+                    throw Error(std::string("xnnpack backend: op ") + op_kind_name(op.kind) +
+                                " is not supported (optimize the graph or use --backend reference)");
+            }
+            if (op.activation != Activation::None &&
+                !(op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D || op.kind == OpKind::Add ||
+                  op.kind == OpKind::FullyConnected || op.kind == OpKind::GlobalAveragePool))
+                throw Error(std::string("xnnpack backend: fused activation on ") + op_kind_name(op.kind) + " is not supported");
+        }
+        for (auto o : g.outputs)
+            if (g.tensors[static_cast<std::size_t>(o)].constant) throw Error("xnnpack backend: constant graph outputs are not supported");
+        if (threads > 1) {
+            pool_ = pthreadpool_create(static_cast<std::size_t>(threads));
+            if (!pool_) throw Error("xnnpack backend: cannot create a thread pool of " + std::to_string(threads));
+        }
+    }
+    ~XnnpackExecutor() override {
+        if (runtime_) xnn_delete_runtime(runtime_);
+        if (pool_) pthreadpool_destroy(pool_);
+    }
+
+    void plan(int batch) override {
+        if (runtime_) {
+            xnn_delete_runtime(runtime_);
+            runtime_ = nullptr;
+        }
+        zeros_.clear();
+        const auto shapes = infer_shapes(g_, batch);
+        const auto n_ext = static_cast<std::uint32_t>(1 + g_.outputs.size());
+        xnn_subgraph_t sg = nullptr;
+        check(xnn_create_subgraph(n_ext, 0, &sg), "xnn_create_subgraph");
+        try {
+            build(sg, shapes);
+        } catch (...) {
+            xnn_delete_subgraph(sg);
+            throw;
+        }
+        const auto st = xnn_create_runtime_v2(sg, pool_, 0, &runtime_);
+        xnn_delete_subgraph(sg);
+        check(st, "xnn_create_runtime_v2");
+        out_buf_.resize(g_.outputs.size());
+        for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
+            std::int64_t n = 1;
+            for (auto d : shapes[static_cast<std::size_t>(g_.outputs[k])]) n *= d;
+            out_buf_[k].assign(static_cast<std::size_t>(n), 0.f);
+        }
+        last_input_ = nullptr;
+    }
+
+    void run(const float* input, std::vector<const float*>& outputs) override {
+        if (input != last_input_) {
+            // Setting up is only needed when a pointer changes, so a steady loop over one
+            // buffer pays nothing for it.
+            std::vector<xnn_external_value> ext;
+            ext.push_back({0, const_cast<float*>(input)});
+            for (std::size_t k = 0; k < out_buf_.size(); ++k) ext.push_back({static_cast<std::uint32_t>(1 + k), out_buf_[k].data()});
+            check(xnn_setup_runtime(runtime_, ext.size(), ext.data()), "xnn_setup_runtime");
+            last_input_ = input;
+        }
+        check(xnn_invoke_runtime(runtime_), "xnn_invoke_runtime");
+        outputs.clear();
+        for (const auto& b : out_buf_) outputs.push_back(b.data());
+    }
+
+private:
+    void build(xnn_subgraph_t sg, const std::vector<std::vector<std::int32_t>>& shapes) {
+        std::vector<std::uint32_t> id(g_.tensors.size(), XNN_INVALID_VALUE_ID);
+        auto dims_of = [](const std::vector<std::int32_t>& s) {
+            std::vector<std::size_t> d;
+            for (auto v : s) d.push_back(static_cast<std::size_t>(v));
+            return d;
+        };
+        auto define = [&](const std::vector<std::int32_t>& shape, const void* data, std::uint32_t ext, std::uint32_t flags) {
+            const auto d = dims_of(shape);
+            std::uint32_t v = XNN_INVALID_VALUE_ID;
+            check(xnn_define_tensor_value(sg, xnn_datatype_fp32, d.size(), d.data(), data, ext, flags, &v), "xnn_define_tensor_value");
+            return v;
+        };
+        // A graph output also read by a later op is fine: XNNPACK lets external outputs feed nodes.
+        const auto in = static_cast<std::size_t>(g_.inputs[0]);
+        id[in] = define(shapes[in], nullptr, 0, XNN_VALUE_FLAG_EXTERNAL_INPUT);
+        for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
+            const auto o = static_cast<std::size_t>(g_.outputs[k]);
+            if (id[o] != XNN_INVALID_VALUE_ID) throw Error("xnnpack backend: a tensor is both input and output, or listed twice");
+            id[o] = define(shapes[o], nullptr, static_cast<std::uint32_t>(1 + k), XNN_VALUE_FLAG_EXTERNAL_OUTPUT);
+        }
+        auto value = [&](std::int32_t t) {
+            const auto i = static_cast<std::size_t>(t);
+            if (id[i] == XNN_INVALID_VALUE_ID) {
+                const auto& ten = g_.tensors[i];
+                id[i] = define(shapes[i], ten.constant ? ten.data() : nullptr, XNN_INVALID_VALUE_ID, 0);
+            }
+            return id[i];
+        };
+        auto bias_for = [&](const Op& op, std::int32_t channels) {
+            if (op.inputs.size() > 2 && op.inputs[2] >= 0) return value(op.inputs[2]);
+            zeros_.emplace_back(static_cast<std::size_t>(channels), 0.f);
+            return define({channels}, zeros_.back().data(), XNN_INVALID_VALUE_ID, 0);
+        };
+        for (const auto& op : g_.ops) {
+            const auto [lo, hi] = bounds(op.activation);
+            const auto x = value(op.inputs[0]);
+            const auto y = value(op.outputs[0]);
+            const auto& ys = shapes[static_cast<std::size_t>(op.outputs[0])];
+            const std::string name = op_kind_name(op.kind);
+            switch (op.kind) {
+                case OpKind::Conv2D: {
+                    const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])].shape;
+                    const auto b = bias_for(op, w[0]);
+                    check(xnn_define_convolution_2d(sg, op.pad_top, op.pad_right, op.pad_bottom, op.pad_left, w[1], w[2], op.stride_h,
+                                                    op.stride_w, op.dilation_h, op.dilation_w, op.groups, w[3], w[0] / op.groups, lo,
+                                                    hi, x, value(op.inputs[1]), b, y, 0),
+                          name);
+                    break;
+                }
+                case OpKind::DepthwiseConv2D: {
+                    const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])].shape;
+                    const auto b = bias_for(op, w[3]);
+                    const auto& xs = shapes[static_cast<std::size_t>(op.inputs[0])];
+                    check(xnn_define_depthwise_convolution_2d(sg, op.pad_top, op.pad_right, op.pad_bottom, op.pad_left, w[1], w[2],
+                                                              op.stride_h, op.stride_w, op.dilation_h, op.dilation_w,
+                                                              op.depth_multiplier, xs[3], lo, hi, x, value(op.inputs[1]), b, y, 0),
+                          name);
+                    break;
+                }
+                case OpKind::Add:
+                    check(xnn_define_add2(sg, lo, hi, x, value(op.inputs[1]), y, 0), name);
+                    break;
+                case OpKind::GlobalAveragePool:
+                    if (op.keep_dims) {
+                        check(xnn_define_global_average_pooling_2d(sg, lo, hi, x, y, 0), name);
+                    } else {
+                        const auto& xs = shapes[static_cast<std::size_t>(op.inputs[0])];
+                        const auto pooled = define({xs[0], 1, 1, xs[3]}, nullptr, XNN_INVALID_VALUE_ID, 0);
+                        check(xnn_define_global_average_pooling_2d(sg, lo, hi, x, pooled, 0), name);
+                        const auto d = dims_of(ys);
+                        check(xnn_define_static_reshape(sg, d.size(), d.data(), pooled, y, 0), name + " reshape");
+                    }
+                    break;
+                case OpKind::FullyConnected: {
+                    const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])].shape;
+                    const auto b = bias_for(op, w[0]);
+                    check(xnn_define_fully_connected(sg, lo, hi, x, value(op.inputs[1]), b, y, XNN_FLAG_TENSORFLOW_RESHAPE_2D), name);
+                    break;
+                }
+                case OpKind::Relu:
+                    check(xnn_define_clamp(sg, 0.f, std::numeric_limits<float>::infinity(), x, y, 0), name);
+                    break;
+                case OpKind::Relu6:
+                    check(xnn_define_clamp(sg, 0.f, 6.f, x, y, 0), name);
+                    break;
+                case OpKind::Softmax:
+                    check(xnn_define_softmax(sg, x, y, 0), name);
+                    break;
+                case OpKind::Reshape:
+                case OpKind::Identity: {
+                    const auto d = dims_of(ys);
+                    check(xnn_define_static_reshape(sg, d.size(), d.data(), x, y, 0), name);
+                    break;
+                }
+                default:
+                    throw Error("xnnpack backend: op " + name + " is not supported");
+            }
+        }
+    }
+
+    const Graph& g_;
+    pthreadpool_t pool_ = nullptr;
+    xnn_runtime_t runtime_ = nullptr;
+    std::vector<std::vector<float>> out_buf_;
+    std::vector<std::vector<float>> zeros_;
+    const float* last_input_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads) { return std::make_unique<XnnpackExecutor>(g, threads); }
+
+}  // namespace firesight::engine

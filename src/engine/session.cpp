@@ -1,0 +1,183 @@
+// Engine (a loaded graph + metadata) and Session (buffers + a backend's executor).
+#include <algorithm>
+#include <cmath>
+
+#include "executor.h"
+#include "firesight/engine.h"
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "kernels/reference/kernels.h"
+
+namespace firesight::engine {
+
+Backend parse_backend(const std::string& name) {
+    if (name == "reference") return Backend::Reference;
+    if (name == "xnnpack") return Backend::Xnnpack;
+    throw Error("unknown backend '" + name + "' (expected reference or xnnpack)");
+}
+
+const char* backend_name(Backend b) { return b == Backend::Reference ? "reference" : "xnnpack"; }
+
+bool backend_available(Backend b) {
+#ifdef FIRESIGHT_HAVE_XNNPACK
+    return true;
+#else
+    return b == Backend::Reference;
+#endif
+}
+
+Engine::Engine() = default;
+Engine::~Engine() = default;
+
+std::shared_ptr<const Engine> Engine::load(const std::filesystem::path& path) {
+    std::shared_ptr<Engine> e(new Engine());
+    e->graph_ = std::make_unique<Graph>(load_graph(path));
+    return e;
+}
+
+std::shared_ptr<const Engine> Engine::from_graph(Graph g) {
+    validate(g);
+    std::shared_ptr<Engine> e(new Engine());
+    e->graph_ = std::make_unique<Graph>(std::move(g));
+    return e;
+}
+
+const Metadata& Engine::metadata() const { return graph_->metadata; }
+
+namespace {
+std::vector<TensorDesc> describe(const Graph& g, const std::vector<std::int32_t>& ids) {
+    std::vector<TensorDesc> r;
+    for (auto i : ids) {
+        const auto& t = g.tensors[static_cast<std::size_t>(i)];
+        r.push_back({t.name, t.shape, t.dtype});
+    }
+    return r;
+}
+}  // namespace
+
+std::vector<TensorDesc> Engine::inputs() const { return describe(*graph_, graph_->inputs); }
+std::vector<TensorDesc> Engine::outputs() const { return describe(*graph_, graph_->outputs); }
+std::int64_t Engine::macs() const { return count_macs(*graph_); }
+
+// ---- reference executor ---------------------------------------------------------------------
+
+namespace {
+
+class ReferenceExecutor : public Executor {
+public:
+    explicit ReferenceExecutor(const Graph& g) : g_(g) {
+        if (g.inputs.size() != 1) throw Error("reference backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
+    }
+    void plan(int batch) override {
+        shapes_ = infer_shapes(g_, batch);
+        buffers_.assign(g_.tensors.size(), {});
+        data_.assign(g_.tensors.size(), nullptr);
+        for (std::size_t i = 0; i < g_.tensors.size(); ++i) {
+            const auto& t = g_.tensors[i];
+            if (t.constant) {
+                data_[i] = const_cast<float*>(t.data());
+                continue;
+            }
+            std::int64_t n = 1;
+            for (auto d : shapes_[i]) n *= d;
+            buffers_[i].resize(static_cast<std::size_t>((n * static_cast<std::int64_t>(ref::dtype_size(t.dtype)) + 3) / 4));
+            data_[i] = buffers_[i].data();
+        }
+    }
+    void run(const float* input, std::vector<const float*>& outputs) override {
+        data_[static_cast<std::size_t>(g_.inputs[0])] = const_cast<float*>(input);
+        for (const auto& op : g_.ops) ref::run_op(g_, op, shapes_, data_);
+        outputs.clear();
+        for (auto o : g_.outputs) outputs.push_back(static_cast<const float*>(data_[static_cast<std::size_t>(o)]));
+    }
+
+private:
+    const Graph& g_;
+    std::vector<std::vector<std::int32_t>> shapes_;
+    std::vector<std::vector<float>> buffers_;
+    std::vector<void*> data_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_reference_executor(const Graph& g) { return std::make_unique<ReferenceExecutor>(g); }
+
+std::vector<std::vector<float>> run_reference_all(const Graph& g, const std::vector<const float*>& inputs, int batch) {
+    const auto shapes = infer_shapes(g, batch);
+    std::vector<std::vector<float>> values(g.tensors.size());
+    std::vector<void*> data(g.tensors.size(), nullptr);
+    if (inputs.size() != g.inputs.size()) throw Error("run_reference_all: wrong number of inputs");
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        std::int64_t n = 1;
+        for (auto d : shapes[i]) n *= d;
+        values[i].resize(static_cast<std::size_t>(n));
+        if (g.tensors[i].constant) std::copy(g.tensors[i].data(), g.tensors[i].data() + n, values[i].begin());
+        data[i] = values[i].data();
+    }
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        const auto i = static_cast<std::size_t>(g.inputs[k]);
+        std::copy(inputs[k], inputs[k] + values[i].size(), values[i].begin());
+    }
+    for (const auto& op : g.ops) ref::run_op(g, op, shapes, data);
+    return values;
+}
+
+// ---- session --------------------------------------------------------------------------------
+
+Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
+    : engine_(std::move(engine)), options_(options) {
+    if (!engine_) throw Error("session: no engine");
+    if (options_.threads < 1) throw Error("session: threads must be at least 1");
+    if (options_.backend == Backend::Reference) {
+        executor_ = make_reference_executor(engine_->graph());
+    } else {
+#ifdef FIRESIGHT_HAVE_XNNPACK
+        executor_ = make_xnnpack_executor(engine_->graph(), options_.threads);
+#else
+        throw Error("session: this firesight was built without the xnnpack backend");
+#endif
+    }
+}
+
+Session::~Session() = default;
+
+const std::vector<const float*>& Session::run(const float* input, int batch) {
+    if (!input) throw Error("session: no input");
+    if (batch < 1) throw Error("session: batch must be at least 1");
+    if (batch != planned_batch_) {
+        executor_->plan(batch);
+        planned_batch_ = batch;
+    }
+    executor_->run(input, outputs_);
+    return outputs_;
+}
+
+std::int64_t Session::output_size(int i) const {
+    const auto& g = engine_->graph();
+    if (i < 0 || i >= static_cast<int>(g.outputs.size())) throw Error("session: no output " + std::to_string(i));
+    const auto& s = g.tensors[static_cast<std::size_t>(g.outputs[static_cast<std::size_t>(i)])].shape;
+    std::int64_t n = 1;
+    for (std::size_t k = 1; k < s.size(); ++k) n *= s[k];
+    return n;
+}
+
+namespace {
+std::vector<std::vector<float>> split(const float* p, int batch, std::int64_t n) {
+    std::vector<std::vector<float>> r(static_cast<std::size_t>(batch));
+    for (int b = 0; b < batch; ++b) r[static_cast<std::size_t>(b)].assign(p + b * n, p + (b + 1) * n);
+    return r;
+}
+}  // namespace
+
+std::vector<std::vector<float>> Session::probabilities(const float* input, int batch) {
+    const auto& out = run(input, batch);
+    return split(out[0], batch, output_size(0));
+}
+
+std::vector<std::vector<float>> Session::logits(const float* input, int batch) {
+    const auto& out = run(input, batch);
+    const int i = out.size() > 1 ? 1 : 0;
+    return split(out[static_cast<std::size_t>(i)], batch, output_size(i));
+}
+
+}  // namespace firesight::engine

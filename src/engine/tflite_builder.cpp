@@ -1,0 +1,235 @@
+// Builds an engine graph from a .tflite model: float weights (dequantized by the reader),
+// float activations, TF SAME padding made explicit for the model's fixed input size.
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "firesight/tflite.h"
+
+namespace firesight::engine {
+namespace {
+
+using TOp = tflite::OpCode;
+
+struct Pad {
+    int before = 0, after = 0;
+};
+// TensorFlow's SAME padding along one axis: the odd pixel goes after.
+Pad same_pad(int in, int k, int stride, int dilation) {
+    const int eff = (k - 1) * dilation + 1;
+    const int out = (in + stride - 1) / stride;
+    const int total = std::max((out - 1) * stride + eff - in, 0);
+    return {total / 2, total - total / 2};
+}
+
+Activation activation_of(tflite::Activation a, const std::string& what) {
+    switch (a) {
+        case tflite::Activation::None: return Activation::None;
+        case tflite::Activation::Relu: return Activation::Relu;
+        case tflite::Activation::Relu6: return Activation::Relu6;
+        default: throw Error(what + ": fused activation " + tflite::activation_name(a) + " is not supported");
+    }
+}
+
+std::vector<std::string> read_label_file(const std::filesystem::path& path, int n) {
+    std::ifstream in(path);
+    if (!in) throw Error(path.string() + ": cannot open labels file");
+    std::vector<std::string> labels;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        labels.push_back(line);
+    }
+    while (!labels.empty() && labels.back().empty() && static_cast<int>(labels.size()) > n) labels.pop_back();
+    // ImageNet label files often start with "background", which 1000-class models do not have.
+    if (static_cast<int>(labels.size()) == n + 1) labels.erase(labels.begin());
+    if (static_cast<int>(labels.size()) != n)
+        throw Error(path.string() + ": " + std::to_string(labels.size()) + " labels for a model with " + std::to_string(n) + " classes");
+    return labels;
+}
+
+}  // namespace
+
+Graph graph_from_tflite(const tflite::Model& m) {
+    Graph g;
+    if (m.inputs.size() != 1 || m.outputs.size() != 1) throw Error("tflite model: expected one input and one output");
+    // Tensors are created on first use, so unused ones never reach the engine.
+    std::vector<std::int32_t> map(m.tensors.size(), -1);
+    auto tensor = [&](std::int32_t ti, const std::string& what) -> std::int32_t {
+        if (ti < 0 || static_cast<std::size_t>(ti) >= m.tensors.size()) throw Error(what + ": tensor index " + std::to_string(ti) + " is out of range");
+        auto& slot = map[static_cast<std::size_t>(ti)];
+        if (slot >= 0) return slot;
+        const auto& t = m.tensors[static_cast<std::size_t>(ti)];
+        Tensor e;
+        e.name = t.name;
+        e.shape = t.shape;
+        if (t.is_constant) {
+            if (t.values.size() != static_cast<std::size_t>(t.element_count()))
+                throw Error(what + ": constant '" + t.name + "' is not numeric (" + tflite::tensor_type_name(t.type) + ")");
+            e.constant = true;
+            e.owned = t.values;
+        }
+        slot = g.add_tensor(std::move(e));
+        return slot;
+    };
+    auto shape = [&](std::int32_t ti) -> const std::vector<std::int32_t>& { return m.tensors[static_cast<std::size_t>(ti)].shape; };
+
+    const auto in_t = tensor(m.inputs[0], "input");
+    g.inputs = {in_t};
+    for (std::size_t i = 0; i < m.operators.size(); ++i) {
+        const auto& op = m.operators[i];
+        const std::string what = "tflite operator " + std::to_string(i) + " (" + tflite::op_code_name(static_cast<int>(op.code)) + ")";
+        if (op.inputs.empty() || op.outputs.size() != 1) throw Error(what + ": expected inputs and one output");
+        Op e;
+        e.activation = activation_of(op.activation, what);
+        auto in = [&](std::size_t k) {
+            if (k >= op.inputs.size()) throw Error(what + ": missing input " + std::to_string(k));
+            return tensor(op.inputs[k], what);
+        };
+        switch (op.code) {
+            case TOp::Conv2D:
+            case TOp::DepthwiseConv2D: {
+                e.kind = op.code == TOp::Conv2D ? OpKind::Conv2D : OpKind::DepthwiseConv2D;
+                e.inputs = {in(0), in(1)};
+                if (op.inputs.size() > 2 && op.inputs[2] >= 0) e.inputs.push_back(in(2));
+                const auto& xs = shape(op.inputs[0]);
+                const auto& ws = shape(op.inputs[1]);
+                if (xs.size() != 4 || ws.size() != 4) throw Error(what + ": input and filter must be rank 4");
+                e.stride_h = op.stride_h, e.stride_w = op.stride_w;
+                e.dilation_h = op.dilation_h, e.dilation_w = op.dilation_w;
+                if (op.padding == tflite::Padding::Same) {
+                    const auto ph = same_pad(xs[1], ws[1], op.stride_h, op.dilation_h);
+                    const auto pw = same_pad(xs[2], ws[2], op.stride_w, op.dilation_w);
+                    e.pad_top = ph.before, e.pad_bottom = ph.after, e.pad_left = pw.before, e.pad_right = pw.after;
+                }
+                if (e.kind == OpKind::DepthwiseConv2D) {
+                    // Some converters write depth_multiplier 0 or leave it stale; the filter decides.
+                    e.depth_multiplier = xs[3] > 0 ? ws[3] / xs[3] : 1;
+                }
+                break;
+            }
+            case TOp::Add:
+                e.kind = OpKind::Add;
+                e.inputs = {in(0), in(1)};
+                break;
+            case TOp::AveragePool2D: {
+                const auto& xs = shape(op.inputs[0]);
+                if (xs.size() != 4 || op.filter_h != xs[1] || op.filter_w != xs[2] || op.padding != tflite::Padding::Valid)
+                    throw Error(what + ": only a pool over the whole image (global average) is supported");
+                e.kind = OpKind::GlobalAveragePool;
+                e.keep_dims = 1;
+                e.inputs = {in(0)};
+                break;
+            }
+            case TOp::Mean: {
+                const auto& xs = shape(op.inputs[0]);
+                const auto& axes_t = m.tensors.at(static_cast<std::size_t>(op.inputs.at(1)));
+                std::vector<std::int64_t> axes = axes_t.int_values;
+                std::sort(axes.begin(), axes.end());
+                if (xs.size() != 4 || axes != std::vector<std::int64_t>{1, 2})
+                    throw Error(what + ": only a mean over height and width is supported");
+                e.kind = OpKind::GlobalAveragePool;
+                e.keep_dims = op.keep_dims ? 1 : 0;
+                e.inputs = {in(0)};
+                break;
+            }
+            case TOp::FullyConnected:
+                e.kind = OpKind::FullyConnected;
+                e.inputs = {in(0), in(1)};
+                if (op.inputs.size() > 2 && op.inputs[2] >= 0) e.inputs.push_back(in(2));
+                break;
+            case TOp::Relu: e.kind = OpKind::Relu; e.inputs = {in(0)}; break;
+            case TOp::Relu6: e.kind = OpKind::Relu6; e.inputs = {in(0)}; break;
+            case TOp::Softmax:
+                e.kind = OpKind::Softmax;
+                e.beta = op.softmax_beta;
+                e.inputs = {in(0)};
+                break;
+            case TOp::Reshape:
+            case TOp::Squeeze:
+                e.kind = OpKind::Reshape;
+                e.new_shape = shape(op.outputs[0]);
+                e.inputs = {in(0)};
+                break;
+            // The engine runs in float: quantize/dequantize steps become identities that the
+            // optimiser removes.
+            case TOp::Quantize:
+            case TOp::Dequantize:
+                e.kind = OpKind::Identity;
+                e.inputs = {in(0)};
+                break;
+            default:
+                throw Error(what + ": not supported by the engine builder");
+        }
+        e.outputs = {tensor(op.outputs[0], what)};
+        g.ops.push_back(std::move(e));
+    }
+
+    // Outputs: probabilities first, then the logits the softmax reads (added if missing).
+    auto out = map[static_cast<std::size_t>(m.outputs[0])];
+    if (out < 0) throw Error("tflite model: its output is not produced by any operator");
+    // Walk back through identities to see whether a softmax produces the output.
+    std::int32_t probs = out, logits = -1;
+    for (auto it = g.ops.rbegin(); it != g.ops.rend(); ++it) {
+        if (it->outputs[0] != probs) continue;
+        if (it->kind == OpKind::Identity) { probs = it->inputs[0]; continue; }
+        if (it->kind == OpKind::Softmax) logits = it->inputs[0];
+        break;
+    }
+    if (logits >= 0) {
+        g.outputs = {out, logits};
+    } else {
+        Tensor p;
+        p.name = "probabilities";
+        p.shape = g.tensors[static_cast<std::size_t>(out)].shape;
+        const auto pi = g.add_tensor(std::move(p));
+        Op sm;
+        sm.kind = OpKind::Softmax;
+        sm.inputs = {out};
+        sm.outputs = {pi};
+        g.ops.push_back(sm);
+        g.outputs = {pi, out};
+    }
+
+    // Preprocessing from the input tensor's quantization (q -> real), or [-1, 1] for float.
+    const auto& tin = m.tensors[static_cast<std::size_t>(m.inputs[0])];
+    if (tin.shape.size() != 4 || tin.shape[3] != 3) throw Error("tflite model input '" + tin.name + "' is not N x H x W x 3");
+    if (tin.shape[1] != tin.shape[2]) throw Error("tflite model input '" + tin.name + "' is not square");
+    g.metadata.size = g.metadata.resize_shorter = tin.shape[1];
+    if (!tin.quant.empty() && (tin.type == tflite::TensorType::UInt8 || tin.type == tflite::TensorType::Int8)) {
+        const float zp = tin.quant.zero_point.empty() ? 0.f : static_cast<float>(tin.quant.zero_point[0]);
+        g.metadata.scale = tin.quant.scale[0];
+        g.metadata.mean = tin.type == tflite::TensorType::Int8 ? zp + 128.f : zp;
+    }
+    g.tensors[static_cast<std::size_t>(in_t)].dtype = DType::F32;
+    g.tensors[static_cast<std::size_t>(in_t)].quant = {};
+    const auto& ls = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
+    const int classes = ls.empty() ? 0 : ls.back();
+    for (int c = 0; c < classes; ++c) g.metadata.class_names.push_back("class " + std::to_string(c));
+    validate(g);
+    return g;
+}
+
+Graph graph_from_tflite_file(const std::filesystem::path& path, const std::filesystem::path& labels) {
+    Graph g;
+    try {
+        g = graph_from_tflite(tflite::load_model(path));
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        if (msg.rfind(path.string(), 0) == 0) throw;
+        throw Error(path.string() + ": " + msg);
+    }
+    const int n = static_cast<int>(g.metadata.class_names.size());
+    if (!labels.empty()) g.metadata.class_names = read_label_file(labels, n);
+    else if (auto beside = path.parent_path() / "imagenet_labels.txt"; std::filesystem::exists(beside) && (n == 1001 || n == 1000))
+        g.metadata.class_names = read_label_file(beside, n);
+    const auto summary = optimize(g);
+    nlohmann::json build = {{"source", path.filename().string()}, {"builder", "tflite"}, {"passes", summary},
+                            {"precision", "fp32"}};
+    g.metadata.build_json = build.dump();
+    return g;
+}
+
+}  // namespace firesight::engine

@@ -1,0 +1,47 @@
+// The engine built from the real MobileNetV2 .tflite files: structure after optimisation,
+// labels, preprocessing, file round trip, and the two backends agreeing on it.
+#include <gtest/gtest.h>
+
+#include "firesight/tflite.h"
+#include "graph_helpers.h"
+#include "test_util.h"
+
+namespace firesight::engine {
+namespace {
+
+TEST(EngineTflite, BuildsQuantMobileNetV2WithLabelsAndPreprocessing) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    const Graph g = graph_from_tflite_file(test::mobilenet_quant());
+    int convs = 0, adds = 0;
+    for (const auto& op : g.ops) {
+        convs += op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D;
+        adds += op.kind == OpKind::Add;
+        EXPECT_NE(op.kind, OpKind::Identity);
+    }
+    EXPECT_EQ(convs, 53);  // stem, 2 + 16 x 3 in the blocks, the 1280 conv, the 1x1 logits conv
+    EXPECT_EQ(adds, 10);
+    ASSERT_EQ(g.metadata.class_names.size(), 1001u);
+    EXPECT_EQ(g.metadata.class_names[0], "background");
+    EXPECT_EQ(g.metadata.size, 224);
+    EXPECT_NEAR(g.metadata.mean, 128.f, 1.f);
+    ASSERT_EQ(g.outputs.size(), 2u);
+    EXPECT_NEAR(static_cast<double>(count_macs(g)), 300e6, 10e6);
+}
+
+TEST(EngineTflite, BackendsAgreeOnMobileNetV2AndFileRoundTrips) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_tf2());
+    test::TempDir dir;
+    save_engine(graph_from_tflite_file(test::mobilenet_tf2()), dir / "m.fse");
+    auto e = Engine::load(dir / "m.fse");
+    testing::GraphMaker m(5);
+    const auto x = m.random(224 * 224 * 3);
+    Session ref(e, {Backend::Reference, 1});
+    const auto r = ref.logits(x.data())[0];
+    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "built without xnnpack";
+    Session xnn(e, {Backend::Xnnpack, 2});
+    const auto l = xnn.logits(x.data())[0];
+    EXPECT_LT(testing::max_abs_diff(r, l), 1e-4f);
+}
+
+}  // namespace
+}  // namespace firesight::engine
