@@ -48,7 +48,7 @@ struct MobileNetV2Options {
     double dropout = 0.2;
     // Hidden width of each inverted-residual block (features.1 .. features.17); empty means the
     // paper's in * t everywhere. Set by structured channel pruning (firesight/prune.h).
-    std::vector<int> hidden_channels;
+    std::vector<int> hidden_channels{};
 };
 
 class MobileNetV2Impl : public torch::nn::Module {

@@ -1,0 +1,247 @@
+#include "firesight/prune.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "firesight/error.h"
+
+namespace firesight::compress {
+
+namespace {
+
+void check_sparsity(double s, const char* where) {
+    if (!(s >= 0.0 && s <= 1.0)) throw Error(std::string(where) + ": sparsity " + std::to_string(s) + " is not in [0, 1]");
+}
+
+std::int64_t pruned_count(double sparsity, std::int64_t n) {
+    return std::clamp<std::int64_t>(std::llround(sparsity * static_cast<double>(n)), 0, n);
+}
+
+// Mask that zeroes the k lowest scores; a stable sort makes equal scores go in flat-index order.
+torch::Tensor lowest_k_mask(const torch::Tensor& flat_scores, std::int64_t k) {
+    auto mask = torch::ones_like(flat_scores);
+    if (k == 0) return mask;
+    auto order = std::get<1>(torch::sort(flat_scores, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+    mask.index_fill_(0, order.slice(0, 0, k), 0.0);
+    return mask;
+}
+
+model::InvertedResidualImpl& block_at(model::MobileNetV2& net, int index) {
+    auto* b = net->features->ptr(static_cast<std::size_t>(index))->as<model::InvertedResidualImpl>();
+    if (!b) throw Error("features." + std::to_string(index) + " is not an inverted-residual block");
+    return *b;
+}
+
+constexpr int kFirstBlock = 1;
+constexpr int kLastBlock = model::MobileNetV2Impl::kFeatureBlocks - 2;  // features.17
+
+}  // namespace
+
+std::vector<std::string> prunable_weights(torch::nn::Module& net, const PruneScope& scope) {
+    std::vector<std::string> names;
+    for (const auto& p : net.named_parameters()) {
+        const std::string& name = p.key();
+        if (name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+        const auto& w = p.value();
+        bool ok = false;
+        if (w.dim() == 2) ok = scope.linear;
+        else if (w.dim() == 4) ok = (w.size(2) == 1 && w.size(3) == 1) ? scope.pointwise_convs : scope.spatial_convs;
+        if (ok) names.push_back(name);
+    }
+    return names;
+}
+
+std::map<std::string, torch::Tensor> magnitude_masks(const std::map<std::string, torch::Tensor>& weights,
+                                                     double sparsity, SparsityGranularity granularity,
+                                                     const std::map<std::string, torch::Tensor>* scores) {
+    check_sparsity(sparsity, "magnitude_masks");
+    torch::NoGradGuard no_grad;
+    auto score_of = [&](const std::string& name, const torch::Tensor& w) {
+        if (!scores) return w.detach().abs().flatten().to(torch::kFloat64);
+        auto it = scores->find(name);
+        if (it == scores->end() || it->second.numel() != w.numel())
+            throw Error("magnitude_masks: no score tensor of " + std::to_string(w.numel()) + " values for " + name);
+        return it->second.detach().flatten().to(torch::kFloat64);
+    };
+    std::map<std::string, torch::Tensor> masks;
+    if (granularity == SparsityGranularity::PerLayer) {
+        for (const auto& [name, w] : weights) {
+            auto m = lowest_k_mask(score_of(name, w), pruned_count(sparsity, w.numel()));
+            masks[name] = m.to(w.dtype()).view(w.sizes());
+        }
+        return masks;
+    }
+    std::vector<torch::Tensor> all;
+    std::int64_t total = 0;
+    for (const auto& [name, w] : weights) {
+        all.push_back(score_of(name, w));
+        total += w.numel();
+    }
+    if (all.empty()) return masks;
+    auto flat = lowest_k_mask(torch::cat(all), pruned_count(sparsity, total));
+    std::int64_t offset = 0;
+    for (const auto& [name, w] : weights) {
+        masks[name] = flat.slice(0, offset, offset + w.numel()).to(w.dtype()).view(w.sizes()).clone();
+        offset += w.numel();
+    }
+    return masks;
+}
+
+double PolynomialSchedule::sparsity_at(std::int64_t step) const {
+    check_sparsity(initial_sparsity, "PolynomialSchedule.initial_sparsity");
+    check_sparsity(final_sparsity, "PolynomialSchedule.final_sparsity");
+    if (num_updates <= 0 || update_every <= 0) throw Error("PolynomialSchedule: num_updates and update_every must be positive");
+    if (step <= begin_step) return initial_sparsity;
+    if (step >= end_step()) return final_sparsity;
+    const std::int64_t last_update = begin_step + (step - begin_step) / update_every * update_every;
+    const double progress = static_cast<double>(last_update - begin_step) / static_cast<double>(num_updates * update_every);
+    // s_f + (s_i - s_f)(1 - p)^3 rearranged so that p = 0 gives s_i exactly (no rounding step down).
+    return initial_sparsity + (final_sparsity - initial_sparsity) * (1.0 - std::pow(1.0 - progress, 3.0));
+}
+
+bool PolynomialSchedule::is_update_step(std::int64_t step) const {
+    if (update_every <= 0) return false;
+    return step >= begin_step && step <= end_step() && (step - begin_step) % update_every == 0;
+}
+
+PruningState::PruningState(torch::nn::Module& net, std::vector<std::string> weight_names, SparsityGranularity granularity)
+    : granularity_(granularity) {
+    auto params = net.named_parameters();
+    for (const auto& name : weight_names) {
+        const auto* p = params.find(name);
+        if (!p) throw Error("PruningState: the model has no parameter named " + name);
+        weights_[name] = *p;
+        masks_[name] = torch::ones_like(*p).detach();
+    }
+}
+
+void PruningState::prune_to(double sparsity) {
+    check_sparsity(sparsity, "PruningState::prune_to");
+    // Masks only grow: already-pruned weights rank below every live one (score -1), so they stay
+    // pruned, and a lower target than before keeps the current masks.
+    sparsity = std::max(sparsity, target_);
+    std::map<std::string, torch::Tensor> scores;
+    {
+        torch::NoGradGuard no_grad;
+        for (const auto& [name, w] : weights_)
+            scores[name] = torch::where(masks_[name] == 0, torch::full_like(w, -1.0), w.detach().abs());
+    }
+    masks_ = magnitude_masks(weights_, sparsity, granularity_, &scores);
+    target_ = sparsity;
+    apply();
+}
+
+void PruningState::apply() {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, w] : weights_) w.mul_(masks_.at(name));
+}
+
+void PruningState::mask_gradients() {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, w] : weights_)
+        if (w.grad().defined()) w.mutable_grad().mul_(masks_.at(name));
+}
+
+void PruningState::on_step(std::int64_t step, const PolynomialSchedule& schedule) {
+    if (schedule.is_update_step(step)) prune_to(schedule.sparsity_at(step));
+    else apply();
+}
+
+double PruningState::measured_sparsity() const {
+    std::int64_t zeros = 0, total = 0;
+    for (const auto& [name, w] : weights_) {
+        zeros += (w == 0).sum().item<std::int64_t>();
+        total += w.numel();
+    }
+    return total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0;
+}
+
+double PruningState::measured_sparsity(const std::string& name) const {
+    auto it = weights_.find(name);
+    if (it == weights_.end()) throw Error("PruningState: no pruned weight named " + name);
+    return (it->second == 0).sum().item<double>() / static_cast<double>(it->second.numel());
+}
+
+std::vector<std::vector<std::int64_t>> select_hidden_channels(model::MobileNetV2& net, const ChannelPruneOptions& opt) {
+    if (!(opt.fraction >= 0.0 && opt.fraction < 1.0)) throw Error("channel pruning: fraction " + std::to_string(opt.fraction) + " is not in [0, 1)");
+    if (opt.round_to < 1 || opt.min_channels < 1) throw Error("channel pruning: round_to and min_channels must be at least 1");
+    torch::NoGradGuard no_grad;
+    std::vector<std::vector<std::int64_t>> keep;
+    for (int b = kFirstBlock; b <= kLastBlock; ++b) {
+        auto& blk = block_at(net, b);
+        const std::int64_t hidden = blk.depthwise->conv->weight.size(0);
+        std::vector<std::int64_t> k;
+        if (!blk.expand) {
+            for (std::int64_t c = 0; c < hidden; ++c) k.push_back(c);
+            keep.push_back(std::move(k));
+            continue;
+        }
+        std::int64_t n = static_cast<std::int64_t>(std::ceil(static_cast<double>(hidden) * (1.0 - opt.fraction)));
+        n = (n + opt.round_to - 1) / opt.round_to * opt.round_to;
+        n = std::clamp<std::int64_t>(std::max<std::int64_t>(n, opt.min_channels), 1, hidden);
+        auto l1 = blk.expand->conv->weight.detach().abs().sum({1, 2, 3}).to(torch::kFloat64);
+        // Stable descending sort: among equal norms the lower index comes first and is kept.
+        auto order = std::get<1>(torch::sort(l1, /*stable=*/true, /*dim=*/0, /*descending=*/true)).slice(0, 0, n);
+        order = std::get<0>(torch::sort(order));
+        auto acc = order.accessor<std::int64_t, 1>();
+        for (std::int64_t i = 0; i < n; ++i) k.push_back(acc[i]);
+        keep.push_back(std::move(k));
+    }
+    return keep;
+}
+
+model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::vector<std::vector<std::int64_t>>& keep) {
+    const std::size_t blocks = kLastBlock - kFirstBlock + 1;
+    if (keep.size() != blocks)
+        throw Error("remove_hidden_channels: expected channel lists for " + std::to_string(blocks) + " blocks, got " + std::to_string(keep.size()));
+    model::MobileNetV2Options opt;
+    opt.num_classes = net->num_classes();
+    opt.dropout = net->dropout->options.p();
+    std::map<std::string, torch::Tensor> index;  // parameter name prefix of a block -> kept channels
+    for (int b = kFirstBlock; b <= kLastBlock; ++b) {
+        auto& blk = block_at(net, b);
+        const auto& k = keep[static_cast<std::size_t>(b - kFirstBlock)];
+        const std::int64_t hidden = blk.depthwise->conv->weight.size(0);
+        const std::string where = "remove_hidden_channels: features." + std::to_string(b);
+        if (k.empty()) throw Error(where + ": cannot remove every hidden channel");
+        for (std::size_t i = 0; i < k.size(); ++i)
+            if (k[i] < 0 || k[i] >= hidden || (i > 0 && k[i] <= k[i - 1]))
+                throw Error(where + ": channel list must be ascending, unique and below " + std::to_string(hidden));
+        if (!blk.expand && static_cast<std::int64_t>(k.size()) != hidden)
+            throw Error(where + ": has no expansion conv, so its hidden channels are its inputs and cannot be removed");
+        opt.hidden_channels.push_back(static_cast<int>(k.size()));
+        index["features." + std::to_string(b) + "."] = torch::tensor(k, torch::kInt64);
+    }
+    model::MobileNetV2 out(opt);
+    torch::NoGradGuard no_grad;
+    auto src = net->named_parameters();
+    for (auto& p : out->named_parameters()) {
+        const std::string& name = p.key();
+        const auto* s = src.find(name);
+        if (!s) throw Error("remove_hidden_channels: source model has no parameter " + name);
+        torch::Tensor v = *s;
+        const auto dot = name.find('.', 9);  // after "features."
+        auto it = name.rfind("features.", 0) == 0 && dot != std::string::npos ? index.find(name.substr(0, dot + 1)) : index.end();
+        if (it != index.end()) {
+            const std::string part = name.substr(dot + 1);
+            if (part.rfind("expand.", 0) == 0 || part.rfind("depthwise.", 0) == 0) v = v.index_select(0, it->second);
+            else if (part == "project.conv.weight") v = v.index_select(1, it->second);
+        }
+        if (v.sizes() != p.value().sizes()) throw Error("remove_hidden_channels: shape mismatch for " + name);
+        p.value().copy_(v);
+    }
+    out->train(net->is_training());
+    return out;
+}
+
+model::MobileNetV2 prune_hidden_channels(model::MobileNetV2& net, const ChannelPruneOptions& opt) {
+    return remove_hidden_channels(net, select_hidden_channels(net, opt));
+}
+
+std::int64_t count_parameters(torch::nn::Module& net) {
+    std::int64_t n = 0;
+    for (const auto& p : net.parameters()) n += p.numel();
+    return n;
+}
+
+}  // namespace firesight::compress

@@ -1,0 +1,227 @@
+#include <algorithm>
+#include <cmath>
+
+#include "firesight/error.h"
+#include "firesight/prune.h"
+#include "test_util.h"
+
+using namespace firesight;
+using namespace firesight::compress;
+
+namespace {
+
+std::int64_t zeros(const torch::Tensor& t) { return (t == 0).sum().item<std::int64_t>(); }
+
+model::MobileNetV2 small_net(int classes = 3) {
+    torch::manual_seed(0);
+    return model::MobileNetV2(model::MobileNetV2Options{classes, 0.0});
+}
+
+}  // namespace
+
+TEST(MagnitudePruning, PerLayerHitsTheExactCountAndPrunesTheSmallest) {
+    torch::manual_seed(1);
+    std::map<std::string, torch::Tensor> w = {{"a", torch::randn({10, 7})}, {"b", torch::randn({33})}};
+    for (double s : {0.0, 0.1, 0.3, 0.5, 0.77, 1.0}) {
+        const auto masks = magnitude_masks(w, s, SparsityGranularity::PerLayer);
+        for (const auto& [name, t] : w) {
+            const auto& m = masks.at(name);
+            ASSERT_EQ(m.sizes(), t.sizes());
+            EXPECT_EQ(zeros(m), std::llround(s * static_cast<double>(t.numel()))) << name << " s=" << s;
+            // Every pruned weight is no larger than every kept one.
+            if (zeros(m) > 0 && zeros(m) < t.numel()) {
+                const float pruned_max = t.abs().masked_select(m == 0).max().item<float>();
+                const float kept_min = t.abs().masked_select(m == 1).min().item<float>();
+                EXPECT_LE(pruned_max, kept_min);
+            }
+        }
+    }
+}
+
+TEST(MagnitudePruning, TiesAreBrokenByPosition) {
+    std::map<std::string, torch::Tensor> w = {{"t", torch::ones({10})}};
+    const auto m = magnitude_masks(w, 0.5, SparsityGranularity::PerLayer).at("t");
+    EXPECT_TRUE(torch::equal(m, torch::tensor({0, 0, 0, 0, 0, 1, 1, 1, 1, 1}, torch::kFloat32)));
+    // Again and again the same.
+    EXPECT_TRUE(torch::equal(m, magnitude_masks(w, 0.5, SparsityGranularity::PerLayer).at("t")));
+}
+
+TEST(MagnitudePruning, GlobalRanksAcrossLayers) {
+    torch::manual_seed(2);
+    std::map<std::string, torch::Tensor> w = {{"big", torch::randn({100}) * 10}, {"small", torch::randn({100}) * 0.01}};
+    const auto m = magnitude_masks(w, 0.4, SparsityGranularity::Global);
+    EXPECT_EQ(zeros(m.at("big")) + zeros(m.at("small")), 80);
+    EXPECT_EQ(zeros(m.at("small")), 80);  // the small layer goes first
+    EXPECT_THROW(magnitude_masks(w, 1.5, SparsityGranularity::Global), Error);
+}
+
+TEST(MagnitudePruning, DefaultScopeSkipsDepthwiseAndFirstConv) {
+    auto net = small_net();
+    const auto names = prunable_weights(*net);
+    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    EXPECT_TRUE(has("features.2.expand.conv.weight"));
+    EXPECT_TRUE(has("features.1.project.conv.weight"));
+    EXPECT_TRUE(has("features.18.conv.weight"));
+    EXPECT_TRUE(has("classifier.weight"));
+    EXPECT_FALSE(has("features.0.conv.weight"));
+    EXPECT_FALSE(has("features.2.depthwise.conv.weight"));
+    EXPECT_FALSE(has("classifier.bias"));
+    // features.1: project; features.2..17: expand + project; features.18; classifier.
+    EXPECT_EQ(names.size(), 1u + 16 * 2 + 1 + 1);
+    PruneScope all;
+    all.spatial_convs = true;
+    EXPECT_EQ(prunable_weights(*net, all).size(), names.size() + 1 + 17);
+}
+
+TEST(PolynomialSchedule, StartMiddleEnd) {
+    PolynomialSchedule s{0.1, 0.8, 100, 10, 50};  // updates at 100, 150, ..., 600
+    EXPECT_DOUBLE_EQ(s.sparsity_at(0), 0.1);
+    EXPECT_DOUBLE_EQ(s.sparsity_at(100), 0.1);
+    EXPECT_DOUBLE_EQ(s.sparsity_at(350), 0.8 + (0.1 - 0.8) * 0.125);  // half way: (1 - 0.5)^3
+    EXPECT_DOUBLE_EQ(s.sparsity_at(374), s.sparsity_at(350));          // held between updates
+    EXPECT_DOUBLE_EQ(s.sparsity_at(600), 0.8);
+    EXPECT_DOUBLE_EQ(s.sparsity_at(100000), 0.8);
+    EXPECT_TRUE(s.is_update_step(150));
+    EXPECT_FALSE(s.is_update_step(151));
+    EXPECT_FALSE(s.is_update_step(650));
+    double prev = 0;
+    for (std::int64_t t = 0; t <= 700; t += 10) {
+        EXPECT_GE(s.sparsity_at(t), prev);  // never decreases
+        prev = s.sparsity_at(t);
+    }
+    // Fast at first, slow at the end: the first update adds more than the last.
+    EXPECT_GT(s.sparsity_at(150) - s.sparsity_at(100), s.sparsity_at(600) - s.sparsity_at(550));
+}
+
+TEST(PruningState, KeepsExactSparsityThroughFineTuning) {
+    auto net = small_net();
+    net->train();
+    const auto names = prunable_weights(*net);
+    PruningState state(*net, names);
+    state.prune_to(0.6);
+    auto params = net->named_parameters();
+    std::map<std::string, std::int64_t> expected;
+    for (const auto& n : names) {
+        expected[n] = std::llround(0.6 * static_cast<double>(params[n].numel()));
+        ASSERT_EQ(zeros(params[n]), expected[n]) << n;
+    }
+    torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+    for (int step = 0; step < 4; ++step) {
+        auto x = torch::randn({2, 3, 32, 32});
+        auto y = torch::randint(0, 3, {2}, torch::kInt64);
+        opt.zero_grad();
+        auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+        loss.backward();
+        state.mask_gradients();
+        opt.step();
+        state.apply();
+    }
+    for (const auto& n : names) {
+        EXPECT_EQ(zeros(params[n]), expected[n]) << n;
+        EXPECT_EQ(zeros(params[n] * state.masks().at(n) - params[n]), params[n].numel()) << n;  // zeros are where the mask is
+    }
+    EXPECT_NEAR(state.measured_sparsity(), 0.6, 1e-4);
+    // The unpruned layers did train.
+    EXPECT_EQ(zeros(params["features.0.conv.weight"]), 0);
+}
+
+TEST(PruningState, FollowsTheScheduleAndMasksOnlyGrow) {
+    auto net = small_net();
+    const std::vector<std::string> names = {"features.18.conv.weight", "classifier.weight"};
+    PruningState state(*net, names, SparsityGranularity::Global);
+    PolynomialSchedule sched{0.0, 0.75, 0, 4, 2};
+    torch::Tensor prev_mask;
+    for (std::int64_t step = 0; step <= 10; ++step) {
+        {
+            // Stand-in for an optimizer step that moves every weight.
+            torch::NoGradGuard g;
+            for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.01);
+        }
+        state.on_step(step, sched);
+        const auto& m = state.masks().at("features.18.conv.weight");
+        if (prev_mask.defined()) {
+            EXPECT_TRUE(torch::all(m <= prev_mask).item<bool>()) << "a pruned weight came back at step " << step;
+        }
+        prev_mask = m.clone();
+        EXPECT_NEAR(state.measured_sparsity(), sched.sparsity_at(step), 1e-4) << step;
+    }
+    EXPECT_NEAR(state.measured_sparsity(), 0.75, 1e-4);
+    EXPECT_THROW(PruningState(*net, {"no.such.weight"}), Error);
+}
+
+TEST(ChannelPruning, RemovingZeroChannelsKeepsTheOutputAndShrinksTheNetwork) {
+    auto net = small_net(5);
+    net->eval();
+    ChannelPruneOptions opt;
+    opt.fraction = 0.25;
+    const auto keep = select_hidden_channels(net, opt);
+    ASSERT_EQ(keep.size(), 17u);
+    std::int64_t removed_params = 0;
+    {
+        torch::NoGradGuard g;
+        for (int b = 1; b <= 17; ++b) {
+            auto* blk = net->features->ptr(b)->as<model::InvertedResidualImpl>();
+            const std::int64_t hidden = blk->depthwise->conv->weight.size(0);
+            const auto& k = keep[b - 1];
+            if (!blk->expand) {
+                EXPECT_EQ(static_cast<std::int64_t>(k.size()), hidden);
+                continue;
+            }
+            EXPECT_EQ(static_cast<std::int64_t>(k.size()), std::max<std::int64_t>(8, static_cast<std::int64_t>(std::ceil(hidden * 0.75))));
+            const std::int64_t in = blk->expand->conv->weight.size(1), out = blk->project->conv->weight.size(0);
+            for (std::int64_t c = 0; c < hidden; ++c) {
+                if (std::binary_search(k.begin(), k.end(), c)) continue;
+                // Every weight tied to a removed channel: its expansion filter and bias, its depthwise
+                // filter and bias, and its column in the projection.
+                blk->expand->conv->weight[c].zero_();
+                blk->expand->conv->bias[c].zero_();
+                blk->depthwise->conv->weight[c].zero_();
+                blk->depthwise->conv->bias[c].zero_();
+                blk->project->conv->weight.select(1, c).zero_();
+                removed_params += in + 1 + 9 + 1 + out;
+            }
+        }
+    }
+    torch::manual_seed(3);
+    const auto x = torch::randn({2, 3, 64, 64});
+    torch::Tensor before;
+    {
+        torch::NoGradGuard g;
+        before = net->forward(x);
+    }
+    auto smaller = remove_hidden_channels(net, keep);
+    EXPECT_FALSE(smaller->is_training());
+    EXPECT_EQ(count_parameters(*smaller), count_parameters(*net) - removed_params);
+    EXPECT_GT(removed_params, count_parameters(*net) / 20);
+    torch::NoGradGuard g;
+    const auto after = smaller->forward(x);
+    EXPECT_TRUE(torch::allclose(before, after, 1e-4, 1e-5)) << (before - after).abs().max().item<float>();
+    // Hidden widths really changed.
+    EXPECT_EQ(smaller->named_parameters()["features.2.depthwise.conv.weight"].size(0), static_cast<std::int64_t>(keep[1].size()));
+}
+
+TEST(ChannelPruning, RemovesTheSmallestL1Filters) {
+    auto net = small_net();
+    auto* blk = net->features->ptr(2)->as<model::InvertedResidualImpl>();  // 16 -> 96 hidden
+    {
+        torch::NoGradGuard g;
+        auto& w = blk->expand->conv->weight;
+        w.fill_(1.0);
+        for (int c : {5, 17, 40}) w[c].fill_(0.001);  // the three weakest
+        w[60].fill_(0.002);
+    }
+    ChannelPruneOptions opt;
+    opt.fraction = 3.0 / 96.0;
+    const auto keep = select_hidden_channels(net, opt);
+    ASSERT_EQ(keep[1].size(), 93u);
+    for (int c : {5, 17, 40}) EXPECT_FALSE(std::binary_search(keep[1].begin(), keep[1].end(), c)) << c;
+    EXPECT_TRUE(std::binary_search(keep[1].begin(), keep[1].end(), 60));
+    auto smaller = prune_hidden_channels(net, opt);
+    torch::NoGradGuard g;
+    EXPECT_EQ(smaller->forward(torch::randn({1, 3, 32, 32})).sizes(), (std::vector<std::int64_t>{1, 3}));
+    // A pruned network can be pruned again (its blocks carry their own hidden widths).
+    auto smallest = prune_hidden_channels(smaller, opt);
+    EXPECT_LT(count_parameters(*smallest), count_parameters(*smaller));
+    opt.fraction = 1.0;
+    EXPECT_THROW(select_hidden_channels(net, opt), Error);
+}
