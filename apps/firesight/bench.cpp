@@ -1,0 +1,264 @@
+// firesight bench: batch-1 latency of the engine (each backend) and, in the same run, of the peers
+// on this machine (libtorch eager on the same weights), next to the compute floor.
+// Each runtime is measured in its own forked process, so load time and peak RSS are its own.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "firesight/engine.h"
+#include "firesight/engine_convert.h"
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "firesight/mobilenet_v2.h"
+#include "firesight/progress.h"
+#include "firesight/trained_model.h"
+
+namespace firesight::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+struct BenchOptions {
+    std::string model;
+    int runs = 200, warmup = 20, threads = 2, reference_runs = 10;
+    bool json_out = false;
+};
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+long status_kb(const char* key) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + std::strlen(key));
+    return 0;
+}
+
+// Runs `measure` in a child process and returns what it reports (a JSON object).
+json in_child(const std::function<json()>& measure) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw Error("bench: pipe failed");
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error("bench: fork failed");
+    if (pid == 0) {
+        ::close(fds[0]);
+        json r;
+        try {
+            r = measure();
+            r["peak_rss_mb"] = static_cast<double>(status_kb("VmHWM:")) / 1024.0;
+        } catch (const std::exception& e) {
+            r = {{"error", e.what()}};
+        }
+        const std::string s = r.dump();
+        std::size_t off = 0;
+        while (off < s.size()) {
+            const auto n = ::write(fds[1], s.data() + off, s.size() - off);
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+        }
+        ::close(fds[1]);
+        std::fflush(nullptr);
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    auto r = json::parse(s, nullptr, false);
+    if (r.is_discarded()) return {{"error", "measuring process died (status " + std::to_string(status) + ")"}};
+    return r;
+}
+
+json summarize(std::vector<double> ms, double load_ms, double total_ms) {
+    std::sort(ms.begin(), ms.end());
+    auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ms.size() - 1) + 0.5))]; };
+    return {{"runs", ms.size()},     {"median_ms", pct(0.5)}, {"p90_ms", pct(0.9)}, {"p99_ms", pct(0.99)},
+            {"load_ms", load_ms},    {"throughput_per_s", 1000.0 * static_cast<double>(ms.size()) / total_ms}};
+}
+
+template <class F>
+json time_runs(int warmup, int runs, double load_ms, const std::string& label, F&& once) {
+    for (int i = 0; i < warmup; ++i) once();
+    std::vector<double> ms;
+    ProgressBar bar(label, static_cast<std::size_t>(runs));
+    const auto start = Clock::now();
+    for (int i = 0; i < runs; ++i) {
+        const auto t = Clock::now();
+        once();
+        ms.push_back(ms_since(t));
+        bar.update(static_cast<std::size_t>(i + 1));
+    }
+    const double total = ms_since(start);
+    bar.finish();
+    return summarize(ms, load_ms, total);
+}
+
+// Peak fp32 FMA lanes per cycle per core, from the CPU flags (2 FMA units assumed).
+std::pair<int, double> fma_rate() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    int lanes = 8;
+    double mhz = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("flags", 0) == 0) {
+            if (line.find(" avx512f") != std::string::npos) lanes = 32;
+            else if (line.find(" fma") != std::string::npos) lanes = 16;
+        }
+        if (line.rfind("cpu MHz", 0) == 0 && mhz == 0) mhz = std::atof(line.substr(line.find(':') + 1).c_str());
+    }
+    return {lanes, mhz > 0 ? mhz : 2500.0};
+}
+
+void run_bench(const BenchOptions& o) {
+    const std::filesystem::path in = o.model;
+    std::error_code ec;
+    if (!std::filesystem::exists(in, ec)) throw Error(o.model + ": no such file or directory");
+    // The engine file to measure: the given .fse, or one built now into a temp file.
+    std::filesystem::path fse = in;
+    std::filesystem::path tmp;
+    const bool have_torch_source = in.extension() != ".fse";
+    if (have_torch_source) {
+        tmp = std::filesystem::temp_directory_path() / ("firesight-bench-" + std::to_string(::getpid()) + ".fse");
+        engine::Graph g;
+        if (in.extension() == ".tflite") {
+            g = engine::graph_from_tflite_file(in);
+        } else {
+#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
+            g = model::trained_model_to_graph(model::load_trained_model(in));
+#else
+            throw Error(o.model + ": this firesight cannot read trained runs (load_trained_model is not built in)");
+#endif
+        }
+        engine::save_engine(g, tmp);
+        fse = tmp;
+    }
+    struct TmpRemover {
+        std::filesystem::path p;
+        ~TmpRemover() {
+            std::error_code e;
+            if (!p.empty()) std::filesystem::remove(p, e);
+        }
+    } remover{tmp};
+
+    json report = {{"model", o.model}, {"threads", o.threads}, {"batch", 1}, {"runtimes", json::array()}};
+    const auto file_bytes = std::filesystem::file_size(fse);
+    std::int64_t macs = 0;
+    int size = 224;
+    {
+        auto e = engine::Engine::load(fse);
+        macs = e->macs();
+        size = e->metadata().size;
+    }
+    const std::size_t per = static_cast<std::size_t>(size) * size * 3;
+    std::vector<float> input(per);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    for (auto& v : input) v = dist(rng);
+
+    for (auto backend : {engine::Backend::Xnnpack, engine::Backend::Reference}) {
+        if (!engine::backend_available(backend)) continue;
+        const int runs = backend == engine::Backend::Reference ? o.reference_runs : o.runs;
+        const int warmup = backend == engine::Backend::Reference ? 1 : o.warmup;
+        const std::string name = std::string("firesight-") + engine::backend_name(backend);
+        auto r = in_child([&] {
+            const auto t0 = Clock::now();
+            auto e = engine::Engine::load(fse);
+            engine::Session s(e, {backend, backend == engine::Backend::Reference ? 1 : o.threads});
+            s.run(input.data());  // plans buffers; part of getting ready to serve
+            const double load = ms_since(t0);
+            return time_runs(warmup, runs, load, name, [&] { s.run(input.data()); });
+        });
+        r["runtime"] = name;
+        if (backend == engine::Backend::Reference) r["note"] = "single-threaded oracle, fewer runs";
+        report["runtimes"].push_back(r);
+    }
+
+    if (have_torch_source) {
+        auto r = in_child([&] {
+            torch::set_num_threads(o.threads);
+            const auto t0 = Clock::now();
+            model::MobileNetV2 net{nullptr};
+            if (in.extension() == ".tflite") {
+                net = model::import_mobilenet_v2(in).net;
+            } else {
+#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
+                net = model::load_trained_model(in).net;
+#endif
+            }
+            net->eval();
+            auto x = torch::from_blob(input.data(), {1, size, size, 3}).permute({0, 3, 1, 2}).contiguous();
+            torch::InferenceMode guard;
+            net->forward(x);
+            const double load = ms_since(t0);
+            return time_runs(o.warmup, o.runs, load, "libtorch-eager", [&] { net->forward(x); });
+        });
+        r["runtime"] = "libtorch-eager";
+        report["runtimes"].push_back(r);
+    }
+    report["peers_not_measured"] = json::array({"opencv-dnn (needs the ONNX export, not built yet)"});
+
+    const auto [lanes, mhz] = fma_rate();
+    const double peak = static_cast<double>(o.threads) * lanes * mhz * 1e6;
+    report["macs"] = macs;
+    report["engine_file_bytes"] = file_bytes;
+    report["compute_floor_ms"] = static_cast<double>(macs) / peak * 1e3;
+    report["floor_assumes"] = std::to_string(o.threads) + " cores x " + std::to_string(lanes) + " fp32 FMA/cycle x " +
+                              std::to_string(static_cast<int>(mhz)) + " MHz";
+
+    if (o.json_out) {
+        std::printf("%s\n", report.dump(2).c_str());
+        return;
+    }
+    std::printf("model %s: %.1f M MACs, engine file %.2f MB, batch 1, %d threads\n", o.model.c_str(), static_cast<double>(macs) / 1e6,
+                static_cast<double>(file_bytes) / 1e6, o.threads);
+    std::printf("%-20s %6s %10s %10s %10s %10s %10s %10s\n", "runtime", "runs", "median ms", "p90 ms", "p99 ms", "img/s", "load ms",
+                "peak RSS MB");
+    for (const auto& r : report["runtimes"]) {
+        if (r.contains("error")) {
+            std::printf("%-20s error: %s\n", r["runtime"].get<std::string>().c_str(), r["error"].get<std::string>().c_str());
+            continue;
+        }
+        std::printf("%-20s %6d %10.2f %10.2f %10.2f %10.1f %10.1f %10.1f\n", r["runtime"].get<std::string>().c_str(), r["runs"].get<int>(),
+                    r["median_ms"].get<double>(), r["p90_ms"].get<double>(), r["p99_ms"].get<double>(),
+                    r["throughput_per_s"].get<double>(), r["load_ms"].get<double>(), r["peak_rss_mb"].get<double>());
+    }
+    std::printf("%-20s %6s %10.2f   (%s)\n", "compute floor", "", report["compute_floor_ms"].get<double>(),
+                report["floor_assumes"].get<std::string>().c_str());
+    for (const auto& p : report["peers_not_measured"]) std::printf("not measured: %s\n", p.get<std::string>().c_str());
+}
+
+void add_bench(CLI::App& app) {
+    auto opt = std::make_shared<BenchOptions>();
+    auto* sub = app.add_subcommand("bench", "Measure engine latency per backend against the peers on this machine");
+    sub->add_option("--model,-m", opt->model, ".fse engine, .tflite or trained run (the latter two also bench libtorch)")->required();
+    sub->add_option("--runs", opt->runs, "Timed runs per runtime")->check(CLI::PositiveNumber);
+    sub->add_option("--warmup", opt->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+    sub->add_option("--reference-runs", opt->reference_runs, "Timed runs of the (slow) reference backend")->check(CLI::PositiveNumber);
+    sub->add_option("--threads", opt->threads, "Threads per runtime")->check(CLI::Range(1, 256));
+    sub->add_flag("--json", opt->json_out, "Print JSON");
+    sub->callback([opt]() { run_bench(*opt); });
+}
+
+}  // namespace
+
+FIRESIGHT_COMMAND(bench, 60, add_bench);
+
+}  // namespace firesight::cli

@@ -1,0 +1,75 @@
+// EngineClassifier: preprocessed OpenCV images in, engine probabilities out.
+#include "engine_classifier.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "firesight/error.h"
+
+namespace firesight {
+namespace {
+
+class EngineClassifier : public Classifier {
+public:
+    EngineClassifier(std::shared_ptr<const engine::Engine> e, engine::SessionOptions o, std::string description)
+        : session_(e, o), description_(std::move(description)) {
+        const auto& m = e->metadata();
+        names_ = m.class_names;
+        pre_.size = m.size;
+        pre_.resize_shorter = m.resize_shorter;
+        pre_.mean = m.mean;
+        pre_.scale = m.scale;
+        const auto in = e->inputs().at(0).shape;
+        if (in.size() != 4 || in[1] != m.size || in[2] != m.size || in[3] != 3)
+            throw Error(description_ + ": engine input is not 1 x " + std::to_string(m.size) + " x " + std::to_string(m.size) + " x 3");
+    }
+    const std::vector<std::string>& class_names() const override { return names_; }
+    const data::Preprocess& preprocessing() const override { return pre_; }
+    std::string describe() const override { return description_; }
+
+    std::vector<std::vector<float>> probabilities(const std::vector<cv::Mat>& inputs) override {
+        if (inputs.empty()) return {};
+        const std::size_t per = static_cast<std::size_t>(pre_.size) * pre_.size * 3;
+        batch_.resize(per * inputs.size());
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+            const auto& m = inputs[i];
+            if (m.type() != CV_32FC3 || !m.isContinuous() || m.rows != pre_.size || m.cols != pre_.size)
+                throw Error(description_ + ": input must be a continuous " + std::to_string(pre_.size) + "x" +
+                            std::to_string(pre_.size) + " float RGB image");
+            std::memcpy(batch_.data() + i * per, m.ptr<float>(), per * sizeof(float));
+        }
+        return session_.probabilities(batch_.data(), static_cast<int>(inputs.size()));
+    }
+
+private:
+    engine::Session session_;
+    std::vector<std::string> names_;
+    data::Preprocess pre_;
+    std::string description_;
+    std::vector<float> batch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions o) {
+    auto e = engine::Engine::load(path);
+    const std::string desc = "engine " + path.filename().string() + " (" + engine::backend_name(o.backend) + ", " +
+                             std::to_string(o.threads) + " threads)";
+    return std::make_unique<EngineClassifier>(e, o, desc);
+}
+
+std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path) {
+    engine::SessionOptions o;
+    o.backend = engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference;
+    o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 2u));
+    if (const char* b = std::getenv("FIRESIGHT_BACKEND"); b && *b) o.backend = engine::parse_backend(b);
+    if (const char* t = std::getenv("FIRESIGHT_THREADS"); t && *t) {
+        o.threads = std::atoi(t);
+        if (o.threads < 1 || o.threads > 256) throw Error(std::string("FIRESIGHT_THREADS=") + t + " is not a thread count");
+    }
+    return open_engine_classifier(path, o);
+}
+
+}  // namespace firesight

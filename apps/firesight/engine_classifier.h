@@ -1,0 +1,17 @@
+// The Classifier over an engine file (.fse): the OpenCV-facing wrapper around engine::Session,
+// kept out of the runtime library so the runtime stays free of OpenCV.
+#pragma once
+#include <filesystem>
+#include <memory>
+
+#include "firesight/classifier.h"
+#include "firesight/engine.h"
+
+namespace firesight {
+
+// Backend and threads come from FIRESIGHT_BACKEND (reference|xnnpack) and FIRESIGHT_THREADS
+// when set; otherwise xnnpack (when built) on up to 2 threads.
+std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path);
+std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions options);
+
+}  // namespace firesight
