@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -132,7 +133,9 @@ public:
     explicit Broker(const std::filesystem::path& dir) : dir_(dir), port_(free_port()) {
         exe_ = find_program({"/usr/sbin/mosquitto", "/usr/bin/mosquitto"});
         std::filesystem::create_directories(dir_);
-        std::ofstream(dir_ / "mosquitto.conf") << "listener " << port_ << " 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        // As root mosquitto drops to user "mosquitto", who cannot write our temp dir: stay us.
+        const passwd* pw = ::getpwuid(::getuid());
+        std::ofstream(dir_ / "mosquitto.conf") << "user " << (pw ? pw->pw_name : "root") << "\nlistener " << port_ << " 127.0.0.1\nallow_anonymous true\npersistence true\n"
                                               << "persistence_location " << dir_.string() << "/\nautosave_interval 1\n"
                                               << "log_dest file " << (dir_ / "mosquitto.log").string() << "\n";
     }
