@@ -2,6 +2,7 @@
 #include "firesight/classifier.h"
 #include "firesight/error.h"
 #include "model/torch_classifier.h"
+#include "firesight/trained_model.h"
 #include "engine_classifier.h"
 
 namespace firesight {
@@ -10,6 +11,10 @@ std::unique_ptr<Classifier> open_classifier(const std::filesystem::path& model, 
     std::error_code ec;
     if (!std::filesystem::exists(model, ec)) throw Error(model.string() + ": no such file or directory");
     if (model.extension() == ".tflite") return model::open_tflite_classifier(model, labels);
+    if (std::filesystem::is_directory(model, ec) || model.extension() == ".pt") {  // `firesight train` run
+        auto m = model::load_trained_model(model);
+        return std::make_unique<model::TorchClassifier>(m.net, m.class_names, m.preprocess, "trained MobileNetV2 from " + model.string());
+    }
     if (model.extension() == ".fse") return open_engine_classifier(model);
     throw Error(model.string() + ": unknown model kind (expected a .tflite file)");
 }

@@ -1,0 +1,57 @@
+// Evaluation of a classifier: accuracy, balanced accuracy, per-class precision/recall/F1, the
+// confusion matrix, and the pictures and HTML report that show them (and training curves).
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace firesight::eval {
+
+struct ClassMetrics {
+    double precision = 0, recall = 0, f1 = 0;
+    int support = 0;  // images of this class
+};
+
+struct Metrics {
+    std::vector<std::string> classes;
+    std::vector<std::vector<int>> confusion;  // [true class][predicted class]
+    double accuracy = 0;
+    double balanced_accuracy = 0;  // mean recall over the classes present
+    std::vector<ClassMetrics> per_class;
+    int total = 0;
+};
+
+Metrics compute_metrics(const std::vector<std::string>& classes, const std::vector<int>& truth,
+                        const std::vector<int>& predicted);
+
+// The decision rule: argmax, except that when the model has a class named "fire" and
+// fire_threshold >= 0, an image is called fire whenever p(fire) >= fire_threshold (a missed
+// fire costs more than a false alarm, so a threshold below 0.5 trades precision for recall).
+int fire_class_index(const std::vector<std::string>& classes);  // -1 when absent
+int decide(const std::vector<float>& probs, int fire_index, double fire_threshold);
+
+// {"accuracy","balanced_accuracy","classes","confusion","per_class":{name:{precision,recall,f1,support}}}
+nlohmann::json to_json(const Metrics& m);
+// A text table for the terminal.
+std::string to_text(const Metrics& m);
+
+// One point of the training curves (one epoch of one stage).
+struct EpochRecord {
+    std::string stage;  // "head" or "finetune"
+    int epoch = 0;      // within its stage, from 1
+    double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0;
+    double learning_rate = 0, seconds = 0, peak_rss_mb = 0;
+};
+nlohmann::json to_json(const EpochRecord& r);
+EpochRecord epoch_record_from_json(const nlohmann::json& j);
+
+// Hand-written SVG: the confusion matrix with counts and row percentages, and the loss/accuracy
+// curves of a run with both stages along one epoch axis.
+std::string confusion_svg(const Metrics& m, const std::string& title);
+std::string curves_svg(const std::vector<EpochRecord>& records, const std::string& title);
+// A self-contained HTML page: summary lines, the two pictures (inlined) and the per-class table.
+std::string report_html(const std::string& title, const std::vector<std::string>& summary_lines, const Metrics& m,
+                        const std::string& confusion_svg_text, const std::string& curves_svg_text);
+
+}  // namespace firesight::eval

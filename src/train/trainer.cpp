@@ -1,0 +1,603 @@
+// The trainer. Stage "head": the backbone is frozen, so each image's embedding (and, for val and
+// test, the activation where fine-tuning starts) is computed once and the head trains on that
+// cache in seconds. Stage "finetune": the last blocks train on augmented images; the frozen
+// prefix runs without autograd, so memory and time go only to the blocks that learn.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "firesight/error.h"
+#include "firesight/fileio.h"
+#include "firesight/progress.h"
+#include "firesight/train.h"
+#include "firesight/trained_model.h"
+#include "train/thread_pool.h"
+
+namespace fs = std::filesystem;
+
+namespace firesight::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double mb(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+torch::Tensor stack_images(const std::vector<cv::Mat>& imgs) {
+    std::vector<torch::Tensor> ts;
+    ts.reserve(imgs.size());
+    for (const auto& m : imgs) ts.push_back(torch::from_blob(const_cast<float*>(m.ptr<float>()), {m.rows, m.cols, 3}).permute({2, 0, 1}));
+    return torch::stack(ts).contiguous();
+}
+
+struct DecodedSample {
+    bool ok = false;
+    std::string error;
+    cv::Mat input;  // exact inference preprocessing
+    cv::Mat small;  // shrunk copy for augmentation (train only)
+};
+
+// What the head and fine-tuning stages need from one pass over the decoded images.
+struct FeatureCache {
+    std::vector<data::Sample> samples;  // usable samples (unreadable ones dropped)
+    torch::Tensor embeddings;           // N x 1280
+    torch::Tensor prefix;               // N x C x H x W at the fine-tuning start (val/test only)
+    torch::Tensor labels;               // N (int64)
+    std::vector<cv::Mat> small;         // train only
+};
+
+torch::Tensor weighted_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights, double smoothing) {
+    namespace F = torch::nn::functional;
+    return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().weight(weights).label_smoothing(smoothing));
+}
+
+std::vector<torch::Tensor> clone_params(torch::nn::Module& m) {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+    return out;
+}
+void restore_params(torch::nn::Module& m, const std::vector<torch::Tensor>& saved) {
+    torch::NoGradGuard g;
+    auto ps = m.parameters();
+    for (std::size_t i = 0; i < ps.size(); ++i) ps[i].copy_(saved[i]);
+}
+
+class Trainer {
+public:
+    explicit Trainer(const TrainOptions& o) : opt_(o), pool_(std::max(1u, std::thread::hardware_concurrency())) {}
+    TrainResult run();
+
+private:
+    void prepare_splits();
+    void load_backbone();
+    FeatureCache decode_and_embed(const std::vector<data::Sample>& samples, const std::string& label, bool keep_small,
+                                  bool keep_prefix, bool need_embeddings);
+    void train_head();
+    void finetune();
+    std::pair<double, double> evaluate_cache(const FeatureCache& c, torch::Tensor* predictions = nullptr);
+    void save_checkpoint(const std::string& stage, int epoch, double best_val, int bad_epochs, torch::optim::Optimizer* o);
+    void save_best();
+    void write_outputs(TrainResult& r);
+    void log(const std::string& s) const { std::fprintf(stderr, "%s\n", s.c_str()); }
+
+    TrainOptions opt_;
+    ThreadPool pool_;
+    data::DatasetSplits splits_;
+    model::TrainedModel tm_;
+    int from_ = 19;
+    torch::Tensor class_weights_;
+    FeatureCache train_, val_, test_;
+    BatchPlan plan_;
+    std::vector<eval::EpochRecord> history_;
+    std::vector<StageTiming> timings_;
+    std::vector<torch::Tensor> best_params_;
+    double best_val_loss_ = std::numeric_limits<double>::infinity();
+    bool head_done_ = false;
+    int finetune_epochs_done_ = 0;
+    int bad_epochs_ = 0;
+    std::optional<torch::serialize::InputArchive> resume_archive_;
+};
+
+void Trainer::prepare_splits() {
+    const fs::path splits_file = opt_.out / "splits.json";
+    if (opt_.resume && fs::exists(splits_file)) {
+        splits_ = data::splits_from_json(read_file_text(splits_file), splits_file.string());
+        splits_.root = opt_.data;  // the run's own lists, read from the folder given now
+        splits_.skipped.clear();
+        return;
+    }
+    data::ImageFolderDataset ds(opt_.data);
+    splits_ = ds.split(opt_.split, opt_.seed);
+    if (splits_.train.empty()) throw Error(opt_.data.string() + ": no training images");
+}
+
+void Trainer::load_backbone() {
+    auto imported = model::import_mobilenet_v2(opt_.backbone);
+    tm_.net = imported.net;
+    tm_.net->replace_head(static_cast<int>(splits_.classes.size()));
+    tm_.class_names = splits_.classes;
+    tm_.preprocess.size = opt_.image_size;
+    // Same shorter-side-to-crop ratio as the import's 224 / 224 (the backbone saw whole images).
+    tm_.preprocess.resize_shorter = opt_.image_size;
+    tm_.preprocess.mean = imported.input.mean;
+    tm_.preprocess.scale = imported.input.scale;
+    for (auto& p : tm_.net->parameters()) p.set_requires_grad(false);
+}
+
+FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples, const std::string& label, bool keep_small,
+                                       bool keep_prefix, bool need_embeddings) {
+    FeatureCache c;
+    const auto pre = tm_.preprocess;
+    const int shorter = static_cast<int>(std::lround(opt_.image_size * 256.0 / 224.0));
+    const fs::path root = splits_.root;
+    auto decode = [pre, shorter, root, keep_small](data::Sample s) {
+        DecodedSample d;
+        try {
+            const cv::Mat bgr = data::decode_image(root / s.path);
+            d.input = data::preprocess(bgr, pre);
+            if (keep_small) d.small = data::shrink_for_cache(bgr, shorter);
+            d.ok = true;
+        } catch (const std::exception& e) {
+            d.error = e.what();
+        }
+        return d;
+    };
+    constexpr std::size_t kBatch = 16;
+    std::size_t submitted = 0;
+    std::vector<torch::Tensor> emb, pre_out;
+    std::vector<long> labels;
+    ProgressBar bar(label, samples.size(), opt_.progress);
+    torch::InferenceMode inference;
+    std::size_t next = 0;
+    std::vector<std::future<DecodedSample>> window;
+    while (next < samples.size()) {
+        while (submitted < samples.size() && submitted < next + 2 * kBatch) window.push_back(pool_.submit([decode, s = samples[submitted]] { return decode(s); })), ++submitted;
+        std::vector<cv::Mat> batch;
+        const std::size_t end = std::min(samples.size(), next + kBatch);
+        for (; next < end; ++next) {
+            auto d = window[next].get();
+            if (!d.ok) {
+                splits_.skipped.push_back({samples[next].path, d.error});
+                continue;
+            }
+            c.samples.push_back(samples[next]);
+            labels.push_back(samples[next].label);
+            batch.push_back(std::move(d.input));
+            if (keep_small) c.small.push_back(std::move(d.small));
+        }
+        if (!batch.empty() && (need_embeddings || keep_prefix)) {
+            auto x = tm_.net->forward_features(stack_images(batch), 0, from_);
+            if (keep_prefix) pre_out.push_back(x.clone());
+            if (need_embeddings) emb.push_back(tm_.net->forward_features(x, from_, 19).mean({2, 3}));
+        }
+        bar.update(next);
+    }
+    bar.finish();
+    c.labels = torch::tensor(labels, torch::kLong);
+    if (!emb.empty()) c.embeddings = torch::cat(emb);
+    if (!pre_out.empty()) c.prefix = torch::cat(pre_out);
+    return c;
+}
+
+std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::Tensor* predictions) {
+    if (c.samples.empty()) return {0.0, 0.0};
+    torch::NoGradGuard g;
+    tm_.net->eval();
+    std::vector<torch::Tensor> logits;
+    if (from_ >= 19 || !c.prefix.defined()) {
+        logits.push_back(tm_.net->classifier->forward(c.embeddings));
+    } else {
+        for (long i = 0; i < c.prefix.size(0); i += 32) {
+            auto x = c.prefix.slice(0, i, std::min(c.prefix.size(0), i + 32));
+            logits.push_back(tm_.net->classifier->forward(tm_.net->forward_features(x, from_, 19).mean({2, 3})));
+        }
+    }
+    auto all = torch::cat(logits);
+    const double loss = weighted_loss(all, c.labels, class_weights_, 0.0).item<double>();
+    auto pred = all.argmax(1);
+    if (predictions) *predictions = pred;
+    return {loss, pred.eq(c.labels).to(torch::kDouble).mean().item<double>()};
+}
+
+void Trainer::save_best() {
+    best_params_ = clone_params(*tm_.net);
+    nlohmann::json info = {{"backbone", opt_.backbone.filename().string()}, {"data", fs::absolute(opt_.data).lexically_normal().string()},
+                           {"image_size", opt_.image_size}, {"finetune_start_block", from_}, {"seed", opt_.seed}};
+    tm_.info_json = info.dump();
+    save_trained_model(tm_, opt_.out / "model.pt");
+}
+
+void Trainer::save_checkpoint(const std::string& stage, int epoch, double best_val, int bad_epochs, torch::optim::Optimizer* o) {
+    torch::serialize::OutputArchive a;
+    nlohmann::json meta = {{"stage", stage}, {"epoch", epoch}, {"best_val_loss", best_val}, {"bad_epochs", bad_epochs},
+                           {"finetune_start_block", from_}, {"image_size", opt_.image_size}};
+    a.write("meta", c10::IValue(meta.dump()));
+    torch::serialize::OutputArchive params;
+    tm_.net->save(params);
+    a.write("net", params);
+    if (o) {
+        torch::serialize::OutputArchive opt_state;
+        o->save(opt_state);
+        a.write("optimizer", opt_state);
+    }
+    std::ostringstream os;
+    a.save_to(os);
+    write_file_atomic(opt_.out / "checkpoint.pt", os.str());
+    nlohmann::json hist = nlohmann::json::array();
+    for (const auto& r : history_) hist.push_back(eval::to_json(r));
+    write_file_atomic(opt_.out / "history.json", hist.dump(1));
+}
+
+void Trainer::train_head() {
+    const auto t0 = Clock::now();
+    auto& head = tm_.net->classifier;
+    for (auto& p : head->parameters()) p.set_requires_grad(true);
+    torch::optim::AdamW adam(head->parameters(), torch::optim::AdamWOptions(opt_.head_lr).weight_decay(opt_.weight_decay));
+    const long n = train_.embeddings.size(0);
+    const long batch = 32;
+    std::vector<torch::Tensor> best = clone_params(*head);
+    double best_loss = std::numeric_limits<double>::infinity();
+    torch::Generator gen = at::detail::createCPUGenerator(opt_.seed);
+    ProgressBar bar("head (frozen backbone)", static_cast<std::size_t>(opt_.head_epochs), opt_.progress);
+    for (int epoch = 1; epoch <= opt_.head_epochs; ++epoch) {
+        const auto te = Clock::now();
+        tm_.net->train();
+        // Cosine decay over the head epochs: large steps first, then settle.
+        const double lr = opt_.head_lr * 0.5 * (1 + std::cos(M_PI * (epoch - 1) / std::max(1, opt_.head_epochs)));
+        for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        auto order = torch::randperm(n, gen, torch::kLong);
+        double loss_sum = 0;
+        long correct = 0;
+        for (long i = 0; i < n; i += batch) {
+            auto idx = order.slice(0, i, std::min(n, i + batch));
+            auto x = train_.embeddings.index_select(0, idx), y = train_.labels.index_select(0, idx);
+            auto logits = head->forward(tm_.net->dropout->forward(x));
+            auto loss = weighted_loss(logits, y, class_weights_, opt_.label_smoothing);
+            adam.zero_grad();
+            loss.backward();
+            adam.step();
+            loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+        }
+        eval::EpochRecord r;
+        r.stage = "head";
+        r.epoch = epoch;
+        r.train_loss = loss_sum / static_cast<double>(n);
+        r.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+        // Validation reads the cached embeddings directly: the classifier is all that changes.
+        {
+            torch::NoGradGuard g;
+            tm_.net->eval();
+            if (val_.embeddings.defined() && val_.embeddings.size(0) > 0) {
+                auto vl = head->forward(val_.embeddings);
+                r.val_loss = weighted_loss(vl, val_.labels, class_weights_, 0.0).item<double>();
+                r.val_accuracy = vl.argmax(1).eq(val_.labels).to(torch::kDouble).mean().item<double>();
+            } else {
+                r.val_loss = r.train_loss;
+                r.val_accuracy = r.train_accuracy;
+            }
+        }
+        r.learning_rate = lr;
+        r.seconds = seconds_since(te);
+        r.peak_rss_mb = mb(peak_rss_bytes());
+        history_.push_back(r);
+        if (r.val_loss < best_loss) {
+            best_loss = r.val_loss;
+            best = clone_params(*head);
+        }
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "loss %.3f val %.3f acc %.1f%%", r.train_loss, r.val_loss, 100 * r.val_accuracy);
+        bar.update(static_cast<std::size_t>(epoch), buf);
+    }
+    bar.finish();
+    restore_params(*head, best);
+    for (auto& p : head->parameters()) p.set_requires_grad(false);
+    best_val_loss_ = best_loss;
+    timings_.push_back({"head", seconds_since(t0), static_cast<std::size_t>(n) * static_cast<std::size_t>(opt_.head_epochs)});
+    head_done_ = true;
+    save_best();
+    save_checkpoint("head_done", 0, best_val_loss_, 0, nullptr);
+}
+
+void Trainer::finetune() {
+    const auto t0 = Clock::now();
+    std::vector<torch::Tensor> trainable;
+    for (int b = from_; b < 19; ++b)
+        for (auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable.push_back(p);
+    for (auto& p : tm_.net->classifier->parameters()) trainable.push_back(p);
+    for (auto& p : trainable) p.set_requires_grad(true);
+    torch::optim::AdamW adam(trainable, torch::optim::AdamWOptions(opt_.finetune_lr).weight_decay(opt_.weight_decay));
+
+    const auto n = train_.samples.size();
+    const std::size_t batch = static_cast<std::size_t>(plan_.batch_size);
+    const std::size_t step_images = batch * static_cast<std::size_t>(plan_.accumulation);
+    const std::size_t steps_per_epoch = (n + step_images - 1) / step_images;
+    const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(opt_.finetune_epochs);
+    const std::size_t warmup = std::max<std::size_t>(1, std::min(steps_per_epoch, total_steps / 10));
+    auto lr_at = [&](std::size_t step) {
+        if (step < warmup) return opt_.finetune_lr * (0.1 + 0.9 * static_cast<double>(step + 1) / static_cast<double>(warmup));
+        const double t = static_cast<double>(step - warmup) / static_cast<double>(std::max<std::size_t>(1, total_steps - warmup));
+        return opt_.finetune_lr * (0.01 + 0.99 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, t))));
+    };
+
+    int start_epoch = 1;
+    if (resume_archive_) {
+        torch::serialize::InputArchive opt_state;
+        if (resume_archive_->try_read("optimizer", opt_state)) adam.load(opt_state);
+        start_epoch = finetune_epochs_done_ + 1;
+    }
+    const data::AugmentOptions aug;
+    const auto pre = tm_.preprocess;
+    std::size_t images_seen = 0;
+    for (int epoch = start_epoch; epoch <= opt_.finetune_epochs; ++epoch) {
+        if (bad_epochs_ >= opt_.patience) break;
+        const auto te = Clock::now();
+        tm_.net->train();
+        std::vector<std::size_t> order(n);
+        std::iota(order.begin(), order.end(), 0);
+        std::mt19937 rng(opt_.seed * 1000003u + static_cast<unsigned>(epoch));
+        for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+        // Each image gets its own generator so the result does not depend on thread timing.
+        std::vector<std::future<cv::Mat>> ready;
+        std::size_t submitted = 0;
+        auto submit_until = [&](std::size_t limit) {
+            for (; submitted < std::min(n, limit); ++submitted) {
+                const std::size_t idx = order[submitted];
+                const unsigned s = rng();
+                ready.push_back(pool_.submit([this, idx, s, aug, pre] {
+                    std::mt19937 r(s);
+                    return data::augment(train_.small[idx], pre, aug, r);
+                }));
+            }
+        };
+        ProgressBar bar("finetune epoch " + std::to_string(epoch) + "/" + std::to_string(opt_.finetune_epochs), n, opt_.progress);
+        double loss_sum = 0;
+        long correct = 0;
+        std::size_t done = 0, micro = 0;
+        double lr = 0;
+        adam.zero_grad();
+        while (done < n) {
+            submit_until(done + 2 * batch);
+            const std::size_t end = std::min(n, done + batch);
+            std::vector<cv::Mat> imgs;
+            std::vector<long> ys;
+            for (std::size_t i = done; i < end; ++i) {
+                imgs.push_back(ready[i].get());
+                ys.push_back(train_.labels[static_cast<long>(order[i])].item<long>());
+            }
+            submit_until(end + 2 * batch);  // the next batch decodes while this one trains
+            auto y = torch::tensor(ys, torch::kLong);
+            torch::Tensor x;
+            {
+                torch::NoGradGuard g;
+                x = tm_.net->forward_features(stack_images(imgs), 0, from_);
+            }
+            auto logits = tm_.net->classifier->forward(tm_.net->dropout->forward(tm_.net->forward_features(x, from_, 19).mean({2, 3})));
+            auto loss = weighted_loss(logits, y, class_weights_, opt_.label_smoothing);
+            (loss * (static_cast<double>(end - done) / static_cast<double>(step_images))).backward();
+            loss_sum += loss.item<double>() * static_cast<double>(end - done);
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+            done = end;
+            if (++micro % static_cast<std::size_t>(plan_.accumulation) == 0 || done == n) {
+                const std::size_t step = static_cast<std::size_t>(epoch - 1) * steps_per_epoch + (micro - 1) / static_cast<std::size_t>(plan_.accumulation);
+                lr = lr_at(step);
+                for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+                adam.step();
+                adam.zero_grad();
+            }
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "loss %.3f", loss_sum / static_cast<double>(done));
+            bar.update(done, buf);
+        }
+        images_seen += n;
+        eval::EpochRecord r;
+        r.stage = "finetune";
+        r.epoch = epoch;
+        r.train_loss = loss_sum / static_cast<double>(n);
+        r.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+        std::tie(r.val_loss, r.val_accuracy) = evaluate_cache(val_);
+        r.learning_rate = lr;
+        r.seconds = seconds_since(te);
+        r.peak_rss_mb = mb(peak_rss_bytes());
+        history_.push_back(r);
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "loss %.3f val loss %.3f val acc %.1f%%", r.train_loss, r.val_loss, 100 * r.val_accuracy);
+        bar.finish(buf);
+        if (r.val_loss < best_val_loss_) {
+            best_val_loss_ = r.val_loss;
+            bad_epochs_ = 0;
+            save_best();
+        } else {
+            ++bad_epochs_;
+            if (bad_epochs_ >= opt_.patience) log("early stop: validation loss has not improved for " + std::to_string(bad_epochs_) + " epochs");
+        }
+        finetune_epochs_done_ = epoch;
+        save_checkpoint("finetune", epoch, best_val_loss_, bad_epochs_, &adam);
+    }
+    for (auto& p : trainable) p.set_requires_grad(false);
+    timings_.push_back({"finetune", seconds_since(t0), images_seen});
+}
+
+void Trainer::write_outputs(TrainResult& r) {
+    restore_params(*tm_.net, best_params_);
+    torch::Tensor pred;
+    evaluate_cache(test_, &pred);
+    std::vector<int> truth, predicted;
+    for (long i = 0; i < test_.labels.size(0); ++i) {
+        truth.push_back(static_cast<int>(test_.labels[i].item<long>()));
+        predicted.push_back(static_cast<int>(pred[i].item<long>()));
+    }
+    r.test = eval::compute_metrics(splits_.classes, truth, predicted);
+    r.history = history_;
+    r.stages = timings_;
+    r.skipped = splits_.skipped;
+    r.plan = plan_;
+    r.peak_rss_mb = mb(peak_rss_bytes());
+    r.model_path = opt_.out / "model.pt";
+
+    nlohmann::json j;
+    nlohmann::json epochs = nlohmann::json::array();
+    for (const auto& e : history_) epochs.push_back(eval::to_json(e));
+    j["epochs"] = epochs;
+    nlohmann::json stages = nlohmann::json::array();
+    for (const auto& s : timings_) stages.push_back({{"stage", s.name}, {"seconds", s.seconds}, {"images", s.images}});
+    j["stages"] = stages;
+    j["test"] = eval::to_json(r.test);
+    j["peak_rss_mb"] = r.peak_rss_mb;
+    j["memory_budget_mb"] = mb(opt_.memory_budget);
+    j["batch"] = {{"batch_size", plan_.batch_size}, {"accumulation", plan_.accumulation},
+                  {"estimated_peak_mb", mb(plan_.estimated_peak_bytes)}, {"per_image_mb", mb(plan_.per_image_bytes)}};
+    j["finetune_start_block"] = from_;
+    j["image_size"] = opt_.image_size;
+    j["classes"] = splits_.classes;
+    j["split_sizes"] = {{"train", train_.samples.size()}, {"val", val_.samples.size()}, {"test", test_.samples.size()}};
+    nlohmann::json sk = nlohmann::json::array();
+    for (const auto& s : splits_.skipped) sk.push_back({{"file", s.path.string()}, {"reason", s.reason}});
+    j["skipped"] = sk;
+    write_file_atomic(opt_.out / "metrics.json", j.dump(1));
+
+    const auto conf = eval::confusion_svg(r.test, "Test split: confusion matrix");
+    const auto curves = eval::curves_svg(history_, "Training curves (head, then fine-tuning)");
+    write_file_atomic(opt_.out / "confusion.svg", conf);
+    write_file_atomic(opt_.out / "curves.svg", curves);
+    std::vector<std::string> lines;
+    char buf[256];
+    lines.push_back("data: " + fs::absolute(opt_.data).lexically_normal().string());
+    std::snprintf(buf, sizeof buf, "images: %zu train, %zu val, %zu test; %zu skipped", train_.samples.size(), val_.samples.size(),
+                  test_.samples.size(), splits_.skipped.size());
+    lines.push_back(buf);
+    for (const auto& s : timings_) {
+        std::snprintf(buf, sizeof buf, "stage %s: %.1f s", s.name.c_str(), s.seconds);
+        lines.push_back(buf);
+    }
+    std::snprintf(buf, sizeof buf, "peak RSS %.0f MB (budget %.0f MB), batch %d x %d accumulation", r.peak_rss_mb,
+                  mb(opt_.memory_budget), plan_.batch_size, plan_.accumulation);
+    lines.push_back(buf);
+    write_file_atomic(opt_.out / "report.html", eval::report_html("firesight training run", lines, r.test, conf, curves));
+}
+
+TrainResult Trainer::run() {
+    const auto t_all = Clock::now();
+    if (opt_.threads > 0) torch::set_num_threads(opt_.threads);
+    torch::manual_seed(opt_.seed);
+    fs::create_directories(opt_.out);
+    prepare_splits();
+    load_backbone();
+    from_ = finetune_start_block(opt_.finetune_blocks, opt_.finetune_epochs);
+    tm_.net->eval();
+
+    // Resume: the checkpoint says how far the run got; its weights replace the imported ones.
+    const fs::path ckpt = opt_.out / "checkpoint.pt";
+    if (opt_.resume) {
+        if (!fs::exists(ckpt)) {
+            log("resume: no checkpoint in " + opt_.out.string() + ", starting from the beginning");
+        } else {
+            resume_archive_.emplace();
+            resume_archive_->load_from(ckpt.string());
+            c10::IValue meta_v;
+            if (!resume_archive_->try_read("meta", meta_v)) throw Error(ckpt.string() + ": not a firesight checkpoint");
+            const auto meta = nlohmann::json::parse(meta_v.toStringRef());
+            if (meta.at("finetune_start_block").get<int>() != from_ || meta.at("image_size").get<int>() != opt_.image_size)
+                throw Error(ckpt.string() + ": was made with other --finetune-blocks / --image-size settings; resume with the same ones");
+            torch::serialize::InputArchive params;
+            resume_archive_->read("net", params);
+            tm_.net->load(params);
+            for (auto& p : tm_.net->parameters()) p.set_requires_grad(false);
+            head_done_ = true;
+            best_val_loss_ = meta.at("best_val_loss").get<double>();
+            bad_epochs_ = meta.at("bad_epochs").get<int>();
+            finetune_epochs_done_ = meta.at("stage").get<std::string>() == "finetune" ? meta.at("epoch").get<int>() : 0;
+            const auto hist_file = opt_.out / "history.json";
+            if (fs::exists(hist_file))
+                for (const auto& e : nlohmann::json::parse(read_file_text(hist_file))) history_.push_back(eval::epoch_record_from_json(e));
+            log("resume: continuing after " + meta.at("stage").get<std::string>() + " epoch " + std::to_string(meta.at("epoch").get<int>()));
+            best_params_ = clone_params(*tm_.net);
+            if (fs::exists(opt_.out / "model.pt")) {
+                auto best = model::load_trained_model(opt_.out / "model.pt");
+                best_params_ = clone_params(*best.net);
+            }
+        }
+    }
+
+    const auto counts = data::class_counts(splits_.train, splits_.classes.size());
+    {
+        std::string line = "classes:";
+        for (std::size_t c = 0; c < counts.size(); ++c)
+            line += " " + splits_.classes[c] + " " + std::to_string(counts[c]) + "/" + std::to_string(data::class_counts(splits_.val, counts.size())[c]) +
+                    "/" + std::to_string(data::class_counts(splits_.test, counts.size())[c]);
+        log(line + " (train/val/test)");
+        const int lo = *std::min_element(counts.begin(), counts.end()), hi = *std::max_element(counts.begin(), counts.end());
+        if (lo == 0) throw Error(opt_.data.string() + ": a class has no training images");
+        if (hi > 2 * lo) log("classes are unbalanced (" + std::to_string(hi) + ":" + std::to_string(lo) + "): the loss weighs each class by the inverse of its share");
+    }
+    // Weights n / (k * n_c): every class contributes as if the classes were balanced.
+    std::vector<float> w;
+    const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
+    for (int c : counts) w.push_back(static_cast<float>(total / (static_cast<double>(counts.size()) * c)));
+    class_weights_ = torch::tensor(w);
+
+    const auto t_cache = Clock::now();
+    const bool need_train_embeddings = !head_done_;
+    const bool finetuning = from_ < 19 && finetune_epochs_done_ < opt_.finetune_epochs;
+    train_ = decode_and_embed(splits_.train, "decode+embed train", finetuning, false, need_train_embeddings);
+    val_ = decode_and_embed(splits_.val, "decode+embed val", false, from_ < 19, true);
+    test_ = decode_and_embed(splits_.test, "decode+embed test", false, from_ < 19, true);
+    timings_.push_back({"cache", seconds_since(t_cache), splits_.train.size() + splits_.val.size() + splits_.test.size()});
+    if (!splits_.skipped.empty()) {
+        log("warning: " + std::to_string(splits_.skipped.size()) + " file(s) skipped:");
+        for (const auto& s : splits_.skipped) log("  " + s.path.string() + ": " + s.reason);
+    }
+    // splits.json lists only what was used, and the skipped files with their reasons.
+    data::DatasetSplits used = splits_;
+    used.train = train_.samples;
+    used.val = val_.samples;
+    used.test = test_.samples;
+    write_file_atomic(opt_.out / "splits.json", data::splits_to_json(used));
+    if (train_.samples.empty()) throw Error(opt_.data.string() + ": no readable training images");
+
+    std::size_t cache_bytes = 0;
+    for (const auto& m : train_.small) cache_bytes += m.total() * m.elemSize();
+    std::size_t trainable_params = 0;
+    for (int b = std::min(from_, 19); b < 19; ++b)
+        for (const auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable_params += static_cast<std::size_t>(p.numel());
+    // Process as it is now (libraries, weights, caches), plus gradients and two AdamW moments of
+    // the trainable weights, plus allocator slack.
+    const std::size_t fixed = current_rss_bytes() + 3 * 4 * trainable_params + (std::size_t{128} << 20);
+    plan_ = plan_batches(opt_.memory_budget, fixed, opt_.image_size, from_, opt_.batch_size);
+    if (finetuning) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "fine-tuning features.%d..18 + head: batch %d x %d accumulation (est. %.0f MB/image, peak %.0f MB of %.0f MB budget)",
+                      from_, plan_.batch_size, plan_.accumulation, mb(plan_.per_image_bytes), mb(plan_.estimated_peak_bytes),
+                      mb(opt_.memory_budget));
+        log(buf);
+    }
+
+    if (!head_done_) train_head();
+    if (finetuning) finetune();
+    if (best_params_.empty()) best_params_ = clone_params(*tm_.net);
+    TrainResult r;
+    write_outputs(r);
+    timings_.push_back({"total", seconds_since(t_all), 0});
+    r.stages = timings_;
+    return r;
+}
+
+}  // namespace
+
+TrainResult train_classifier(const TrainOptions& opt) {
+    if (opt.image_size < 32 || opt.image_size > 1024) throw Error("--image-size " + std::to_string(opt.image_size) + " is out of range (32..1024)");
+    if (opt.head_epochs < 0 || opt.finetune_epochs < 0) throw Error("epochs must not be negative");
+    Trainer t(opt);
+    return t.run();
+}
+
+}  // namespace firesight::train

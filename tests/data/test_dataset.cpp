@@ -1,0 +1,134 @@
+// ImageFolderDataset: classes, deterministic stratified splits, split folders, splits.json, augmentation.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "firesight/dataset.h"
+#include "firesight/error.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace firesight;
+
+namespace {
+
+void touch(const fs::path& p) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << "x";
+}
+
+// A folder with an unbalanced pair of classes and awkward names.
+void make_folder(const fs::path& root, int a, int b) {
+    for (int i = 0; i < a; ++i) touch(root / "fire" / ("f 'x';&" + std::to_string(i) + ".jpg"));
+    for (int i = 0; i < b; ++i) touch(root / "neutral" / ("n" + std::to_string(i) + ".png"));
+    touch(root / "neutral" / ".hidden");
+}
+
+std::set<std::string> names(const std::vector<data::Sample>& v) {
+    std::set<std::string> s;
+    for (const auto& x : v) s.insert(x.path.string());
+    return s;
+}
+
+}  // namespace
+
+TEST(Dataset, ClassesAreSortedFolderNamesAndHiddenFilesIgnored) {
+    test::TempDir d;
+    make_folder(d.path(), 5, 7);
+    data::ImageFolderDataset ds(d.path());
+    EXPECT_EQ(ds.classes(), (std::vector<std::string>{"fire", "neutral"}));
+    EXPECT_EQ(ds.all().size(), 12u);
+    EXPECT_FALSE(ds.has_split_folders());
+}
+
+TEST(Dataset, SplitIsDeterministicStratifiedAndDisjoint) {
+    test::TempDir d;
+    make_folder(d.path(), 13, 70);
+    data::ImageFolderDataset ds(d.path());
+    const auto a = ds.split({0.7, 0.15, 0.15}, 7), b = ds.split({0.7, 0.15, 0.15}, 7), c = ds.split({0.7, 0.15, 0.15}, 8);
+    EXPECT_EQ(names(a.train), names(b.train));
+    EXPECT_EQ(names(a.test), names(b.test));
+    EXPECT_NE(names(a.test), names(c.test)) << "another seed should give another split";
+    EXPECT_EQ(a.train.size() + a.val.size() + a.test.size(), 83u);
+    std::set<std::string> all = names(a.train);
+    for (const auto& s : names(a.val)) EXPECT_TRUE(all.insert(s).second) << s;
+    for (const auto& s : names(a.test)) EXPECT_TRUE(all.insert(s).second) << s;
+    // Stratified: the rare class is in every split, in proportion.
+    const auto tc = data::class_counts(a.test, 2), vc = data::class_counts(a.val, 2);
+    EXPECT_EQ(tc[0], 2);
+    EXPECT_EQ(tc[1], 11);
+    EXPECT_GE(vc[0], 1);
+}
+
+TEST(Dataset, TinyClassStillGetsValAndTestImages) {
+    test::TempDir d;
+    make_folder(d.path(), 3, 40);
+    const auto s = data::ImageFolderDataset(d.path()).split({0.8, 0.1, 0.1}, 1);
+    const auto tr = data::class_counts(s.train, 2), va = data::class_counts(s.val, 2), te = data::class_counts(s.test, 2);
+    EXPECT_EQ(tr[0], 1);
+    EXPECT_EQ(va[0], 1);
+    EXPECT_EQ(te[0], 1);
+}
+
+TEST(Dataset, SplitFoldersAreUsedAsGiven) {
+    test::TempDir d;
+    for (const char* split : {"train", "val", "test"}) {
+        touch(d / (std::string(split) + "/a/1.jpg"));
+        touch(d / (std::string(split) + "/b/1.jpg"));
+    }
+    touch(d / "train/b/2.jpg");
+    data::ImageFolderDataset ds(d.path());
+    EXPECT_TRUE(ds.has_split_folders());
+    const auto s = ds.split({}, 0);
+    EXPECT_EQ(s.train.size(), 3u);
+    EXPECT_EQ(s.val.size(), 2u);
+    EXPECT_EQ(s.test.size(), 2u);
+    EXPECT_EQ(s.test[0].path, fs::path("test/a/1.jpg"));
+}
+
+TEST(Dataset, SplitsJsonRoundTrip) {
+    test::TempDir d;
+    make_folder(d.path(), 6, 9);
+    auto s = data::ImageFolderDataset(d.path()).split({0.6, 0.2, 0.2}, 3);
+    s.skipped.push_back({"neutral/bad.jpg", "not an image"});
+    const auto back = data::splits_from_json(data::splits_to_json(s), "splits.json");
+    EXPECT_EQ(back.classes, s.classes);
+    EXPECT_EQ(names(back.test), names(s.test));
+    EXPECT_EQ(names(back.train), names(s.train));
+    ASSERT_EQ(back.skipped.size(), 1u);
+    EXPECT_EQ(back.skipped[0].reason, "not an image");
+    EXPECT_THROW(data::splits_from_json("{\"root\": 1}", "x.json"), Error);
+}
+
+TEST(Dataset, BadInputGivesClearErrors) {
+    test::TempDir d;
+    EXPECT_THROW(data::ImageFolderDataset(d / "missing"), Error);
+    EXPECT_THROW(data::ImageFolderDataset(d.path()), Error);  // no class folders
+    EXPECT_THROW(data::parse_split_fractions("0.5,0.5"), Error);
+    EXPECT_THROW(data::parse_split_fractions("0.8,0.1,0.2"), Error);
+    EXPECT_THROW(data::parse_split_fractions("a,b,c"), Error);
+    const auto f = data::parse_split_fractions("0.7,0.15,0.15");
+    EXPECT_DOUBLE_EQ(f.val, 0.15);
+}
+
+TEST(Dataset, AugmentGivesNormalisedCropsThatVary) {
+    cv::Mat img(120, 200, CV_8UC3);
+    cv::randu(img, 0, 255);
+    data::Preprocess p;
+    p.size = p.resize_shorter = 64;
+    std::mt19937 rng(5);
+    const auto a = data::augment(img, p, {}, rng), b = data::augment(img, p, {}, rng);
+    EXPECT_EQ(a.rows, 64);
+    EXPECT_EQ(a.cols, 64);
+    EXPECT_EQ(a.type(), CV_32FC3);
+    double lo, hi;
+    cv::minMaxLoc(a.reshape(1), &lo, &hi);
+    EXPECT_GE(lo, -1.0001);
+    EXPECT_LE(hi, 1.0001);
+    EXPECT_GT(cv::norm(a, b, cv::NORM_L1), 1.0) << "two draws should differ";
+    const auto small = data::shrink_for_cache(img, 50);
+    EXPECT_EQ(small.rows, 50);
+}
