@@ -76,6 +76,9 @@ public:
 
     const Engine& engine() const { return *engine_; }
     const SessionOptions& options() const { return options_; }
+    // Plans buffers (and, for xnnpack, packs weights) for this batch size now rather than on
+    // the first run.
+    void prepare(int batch = 1);
     // Runs on `batch` inputs laid out contiguously (NHWC f32 for input 0). Returns pointers to
     // the outputs, valid until the next run.
     const std::vector<const float*>& run(const float* input, int batch = 1);

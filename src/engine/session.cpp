@@ -141,13 +141,18 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
 
 Session::~Session() = default;
 
-const std::vector<const float*>& Session::run(const float* input, int batch) {
-    if (!input) throw Error("session: no input");
+void Session::prepare(int batch) {
     if (batch < 1) throw Error("session: batch must be at least 1");
     if (batch != planned_batch_) {
+        planned_batch_ = 0;  // stays unplanned if plan() throws
         executor_->plan(batch);
         planned_batch_ = batch;
     }
+}
+
+const std::vector<const float*>& Session::run(const float* input, int batch) {
+    if (!input) throw Error("session: no input");
+    prepare(batch);
     executor_->run(input, outputs_);
     return outputs_;
 }

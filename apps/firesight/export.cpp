@@ -1,0 +1,61 @@
+// firesight export: an engine (or anything build accepts) as ONNX, for TensorRT, ONNX Runtime,
+// OpenVINO or OpenCV DNN.
+#include <cstdio>
+
+#include "commands.h"
+#include "firesight/engine_convert.h"
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "firesight/trained_model.h"
+#ifdef FIRESIGHT_HAVE_ONNX_EXPORT
+#include "firesight/engine_onnx.h"
+#endif
+
+namespace firesight::cli {
+namespace {
+
+struct ExportOptions {
+    std::string model, onnx;
+};
+
+void run_export(const ExportOptions& o) {
+#ifdef FIRESIGHT_HAVE_ONNX_EXPORT
+    const std::filesystem::path in = o.model;
+    std::error_code ec;
+    if (!std::filesystem::exists(in, ec)) throw Error(o.model + ": no such file or directory");
+    engine::Graph g;
+    if (in.extension() == ".fse") {
+        g = engine::load_graph(in);
+    } else if (in.extension() == ".tflite") {
+        g = engine::graph_from_tflite_file(in);
+    } else {
+#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
+        g = model::trained_model_to_graph(model::load_trained_model(in));
+#else
+        throw Error(o.model + ": this firesight cannot read trained runs (load_trained_model is not built in)");
+#endif
+    }
+    engine::save_onnx(g, o.onnx);
+    std::printf("%s: ONNX opset 10, input NCHW 1x3x%dx%d, outputs:", o.onnx.c_str(), g.metadata.size, g.metadata.size);
+    for (auto t : g.outputs) std::printf(" %s", g.tensors[static_cast<std::size_t>(t)].name.c_str());
+    std::printf(", %llu bytes\n", static_cast<unsigned long long>(std::filesystem::file_size(o.onnx)));
+    std::printf("preprocess: resize shorter side to %d, centre crop %d, RGB, (pixel - %g) * %g\n", g.metadata.resize_shorter,
+                g.metadata.size, g.metadata.mean, g.metadata.scale);
+#else
+    throw Error("this firesight was built without ONNX export (install libonnx-dev and libprotobuf-dev)");
+#endif
+}
+
+void add_export(CLI::App& app) {
+    auto opt = std::make_shared<ExportOptions>();
+    auto* sub = app.add_subcommand("export", "Export a model as ONNX (opset 10, fp32, NCHW)");
+    sub->add_option("--model,-m", opt->model, "Engine file (.fse), .tflite or trained run")->required();
+    sub->add_option("--onnx", opt->onnx, "ONNX file to write")->required();
+    sub->callback([opt]() { run_export(*opt); });
+}
+
+}  // namespace
+
+FIRESIGHT_COMMAND(export, 55, add_export);
+
+}  // namespace firesight::cli

@@ -1,0 +1,76 @@
+// firesight-run, the runtime-only CLI: raw tensors and PPM images in, the same top class as the
+// Session API gives, and one clear error line for a bad input or engine file.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "graph_helpers.h"
+#include "test_util.h"
+
+namespace firesight::engine {
+namespace {
+
+std::string run_cli() { return test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string()); }
+
+Graph tiny_classifier() {
+    testing::GraphMaker m(77);
+    auto x = m.input({1, 8, 8, 3});
+    auto c = m.conv(x, 6, 3, 2, {0, 0, 1, 1}, Activation::Relu6);
+    auto l = m.fc(m.pool(c), 3);
+    m.g.outputs = {m.softmax(l), l};
+    m.g.metadata.class_names = {"fire", "neutral", "smoke"};
+    m.g.metadata.size = m.g.metadata.resize_shorter = 8;
+    return m.g;
+}
+
+TEST(FiresightRun, RawTensorGivesTheSessionsTopClass) {
+    test::TempDir dir;
+    const auto g = tiny_classifier();
+    save_engine(g, dir / "m.fse");
+    testing::GraphMaker m(3);
+    const auto x = m.random(8 * 8 * 3, -1.f, 1.f);
+    {
+        std::ofstream out(dir / "x.raw", std::ios::binary);
+        out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
+    }
+    Session s(Engine::from_graph(g), {Backend::Reference, 1});
+    const auto p = s.probabilities(x.data())[0];
+    const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
+    for (const char* backend : {"reference", "xnnpack"}) {
+        if (std::string(backend) == "xnnpack" && !backend_available(Backend::Xnnpack)) continue;
+        const auto r = test::run_command(run_cli() + " --raw --top 1 --backend " + backend + " --model " +
+                                         test::shell_quote((dir / "m.fse").string()) + " " + test::shell_quote((dir / "x.raw").string()));
+        ASSERT_EQ(r.exit_code, 0) << r.out;
+        char pct[32];
+        std::snprintf(pct, sizeof pct, "%.1f%%", 100.0 * p[top]);
+        EXPECT_NE(r.out.find("x.raw  " + g.metadata.class_names[top] + " " + pct), std::string::npos) << r.out;
+    }
+}
+
+TEST(FiresightRun, DecodesPpmAndRefusesBadInputs) {
+    test::TempDir dir;
+    save_engine(tiny_classifier(), dir / "m.fse");
+    {
+        std::ofstream out(dir / "img.ppm", std::ios::binary);
+        out << "P6\n# a comment\n12 10\n255\n";
+        for (int i = 0; i < 12 * 10; ++i) out << static_cast<char>(i) << static_cast<char>(255 - i) << static_cast<char>(i * 7);
+    }
+    std::ofstream(dir / "bad.ppm", std::ios::binary) << "P6\n12 10\n255\nshort";
+    const auto model = test::shell_quote((dir / "m.fse").string());
+    auto ok = test::run_command(run_cli() + " --model " + model + " " + test::shell_quote((dir / "img.ppm").string()));
+    EXPECT_EQ(ok.exit_code, 0) << ok.out;
+    EXPECT_NE(ok.out.find("img.ppm  "), std::string::npos) << ok.out;
+    auto bad = test::run_command(run_cli() + " --model " + model + " " + test::shell_quote((dir / "bad.ppm").string()));
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.out.find("bad.ppm: PPM pixel data is truncated"), std::string::npos) << bad.out;
+    std::ofstream(dir / "junk.fse", std::ios::binary) << "not an engine at all, just some text to fill the header......"
+                                                         "................................................................"
+                                                         "................................................................";
+    auto junk = test::run_command(run_cli() + " --model " + test::shell_quote((dir / "junk.fse").string()) + " " +
+                                  test::shell_quote((dir / "img.ppm").string()));
+    EXPECT_NE(junk.exit_code, 0);
+    EXPECT_NE(junk.out.find("junk.fse: not a firesight engine file"), std::string::npos) << junk.out;
+}
+
+}  // namespace
+}  // namespace firesight::engine
