@@ -361,6 +361,11 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     } catch (const Error& e) {
         throw Error(name + ": inconsistent graph: " + e.what());
     }
+    const auto& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
+    const std::size_t classes = out_shape.empty() ? 1 : static_cast<std::size_t>(out_shape.back());
+    if (!g.metadata.class_names.empty() && g.metadata.class_names.size() != classes)
+        throw Error(name + ": metadata.class_names has " + std::to_string(g.metadata.class_names.size()) + " names but output 0 has " +
+                    std::to_string(classes) + " classes");
     return g;
 }
 

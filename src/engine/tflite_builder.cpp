@@ -205,10 +205,14 @@ Graph graph_from_tflite(const tflite::Model& m) {
     }
     g.tensors[static_cast<std::size_t>(in_t)].dtype = DType::F32;
     g.tensors[static_cast<std::size_t>(in_t)].quant = {};
+    validate(g);
     const auto& ls = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
     const int classes = ls.empty() ? 0 : ls.back();
+    // A bound found by fuzzing: a hostile output shape must not turn into millions of names.
+    constexpr int kMaxClasses = 100000;
+    if (classes < 1 || classes > kMaxClasses)
+        throw Error("tflite model: output has " + std::to_string(classes) + " classes (1.." + std::to_string(kMaxClasses) + " supported)");
     for (int c = 0; c < classes; ++c) g.metadata.class_names.push_back("class " + std::to_string(c));
-    validate(g);
     return g;
 }
 

@@ -1,0 +1,64 @@
+// Writes small valid seed inputs for the fuzz targets: an engine file with every op kind the
+// loader knows about, and a small .tflite, so fuzzing starts past the magic numbers.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "firesight/engine_ir.h"
+#include "import/tflite_builder.h"
+
+using namespace firesight;
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: write_seeds ENGINE_DIR TFLITE_DIR\n");
+        return 2;
+    }
+    std::filesystem::create_directories(argv[1]);
+    std::filesystem::create_directories(argv[2]);
+    engine::Graph g;
+    engine::Tensor x;
+    x.name = "input";
+    x.shape = {1, 4, 4, 3};
+    g.inputs = {g.add_tensor(x)};
+    engine::Op conv;
+    conv.kind = engine::OpKind::Conv2D;
+    conv.stride_h = conv.stride_w = 2;
+    conv.pad_bottom = conv.pad_right = 1;
+    conv.activation = engine::Activation::Relu6;
+    conv.inputs = {g.inputs[0], g.add_constant("w", {2, 3, 3, 3}, std::vector<float>(54, 0.1f)), g.add_constant("b", {2}, {0.f, 1.f})};
+    engine::Tensor y;
+    y.name = "conv";
+    y.shape = {1, 2, 2, 2};
+    conv.outputs = {g.add_tensor(y)};
+    g.ops.push_back(conv);
+    engine::Op pool;
+    pool.kind = engine::OpKind::GlobalAveragePool;
+    pool.inputs = conv.outputs;
+    engine::Tensor p;
+    p.name = "pooled";
+    p.shape = {1, 2};
+    pool.outputs = {g.add_tensor(p)};
+    g.ops.push_back(pool);
+    engine::Op sm;
+    sm.kind = engine::OpKind::Softmax;
+    sm.inputs = pool.outputs;
+    engine::Tensor s;
+    s.name = "probabilities";
+    s.shape = {1, 2};
+    sm.outputs = {g.add_tensor(s)};
+    g.ops.push_back(sm);
+    g.outputs = {sm.outputs[0], pool.outputs[0]};
+    g.metadata.class_names = {"fire", "no fire"};
+    g.metadata.size = g.metadata.resize_shorter = 4;
+    std::ofstream(std::filesystem::path(argv[1]) / "seed.fse", std::ios::binary) << engine::serialize(g);
+
+    test::FakeTensor in{"input", {1, 4, 4, 3}, 0, {}, {}, {}, 0};
+    std::vector<std::uint8_t> wbytes(2 * 1 * 1 * 3 * 4, 0);
+    test::FakeTensor w{"w", {2, 1, 1, 3}, 0, wbytes, {}, {}, 0};
+    test::FakeTensor out{"out", {1, 4, 4, 2}, 0, {}, {}, {}, 0};
+    const auto bytes = test::build_tflite({in, w, out}, {{3, {0, 1, -1}, {2}}});
+    std::ofstream(std::filesystem::path(argv[2]) / "seed.tflite", std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return 0;
+}
