@@ -164,3 +164,41 @@ TEST(WatchDashboard, PageShowsEventsAndTheLiveImageInHeadlessChromium) {
     EXPECT_EQ(png.cols, 1280);
     w.stop();
 }
+
+TEST(WatchDashboard, AnHttpStreamThatClosesIsReopenedAndLogged) {
+    // Watcher A serves MJPEG; watcher B watches that stream over HTTP (OpenCV/FFmpeg), as it
+    // would an IP camera. A goes away and comes back on the same port.
+    test::TempDir dir;
+    test::OrangeClassifier clf_a, clf_b;
+    HttpConfig fixed;
+    fixed.port = test::free_port();
+    auto cfg_a = live_config(dir, fixed);
+    auto a = std::make_unique<Watcher>(cfg_a, clf_a);
+    a->start();
+    WatchConfig cfg_b;
+    cfg_b.data_dir = dir / "data-b";
+    cfg_b.fps = 0;
+    cfg_b.reopen_min_s = 0.2;
+    cfg_b.reopen_max_s = 1;
+    cfg_b.sources.push_back({"relay", "http://127.0.0.1:" + std::to_string(fixed.port) + "/stream/cam"});
+    Watcher b(cfg_b, clf_b);
+    b.start();
+    auto count = [&](const std::string& kind) {
+        int n = 0;
+        for (const auto& e : b.store().recent(1000)) n += e.kind == kind;
+        return n;
+    };
+    ASSERT_TRUE(test::eventually([&] { return b.hub().get("relay").frames >= 3; })) << "no frames from the stream";
+    a->stop();
+    a.reset();
+    ASSERT_TRUE(test::eventually([&] { return count("outage") >= 1; })) << "closed stream not noticed";
+    EXPECT_FALSE(b.hub().get("relay").up);
+    a = std::make_unique<Watcher>(cfg_a, clf_a);
+    a->start();
+    ASSERT_TRUE(test::eventually([&] { return count("restored") >= 1; })) << "stream not reopened";
+    const auto before = b.hub().get("relay").frames;
+    ASSERT_TRUE(test::eventually([&] { return b.hub().get("relay").frames > before; }));
+    b.stop();
+    a->stop();
+    EXPECT_EQ(count("outage"), 1);
+}
