@@ -48,7 +48,7 @@ struct TrainOptions {
     int image_size = 224;
     int head_epochs = 30;
     double head_lr = 3e-3;
-    int finetune_epochs = 6;  // 0: head only
+    int finetune_epochs = 3;  // 0: head only
     int finetune_blocks = 3;  // last N inverted-residual blocks (+ the final 1x1 conv); -1: all
     double finetune_lr = 1e-4;
     double weight_decay = 1e-4;

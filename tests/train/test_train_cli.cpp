@@ -119,11 +119,13 @@ TEST(TrainCli, ResumeContinuesFromTheCheckpoint) {
     FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
     test::TempDir d;
     make_three_class_folder(d / "data", 8, 12);
-    const auto base = firesight_cli() + " train --no-progress --data " + shell_quote((d / "data").string()) + " --out " +
+    // Progress bars stay on: their labels show which stages ran.
+    const auto base = firesight_cli() + " train --data " + shell_quote((d / "data").string()) + " --out " +
                       shell_quote((d / "run").string()) + " --backbone " + shell_quote(test::mobilenet_quant().string()) +
                       " --image-size 64 --head-epochs 5 --patience 10 --batch-size 8";
     const auto first = test::run_command(base + " --epochs 1");
     ASSERT_EQ(first.exit_code, 0) << first.out;
+    EXPECT_NE(first.out.find("head (frozen backbone)"), std::string::npos) << first.out;
     const auto second = test::run_command(base + " --epochs 2 --resume");
     ASSERT_EQ(second.exit_code, 0) << second.out;
     EXPECT_NE(second.out.find("resume: continuing after finetune epoch 1"), std::string::npos) << second.out;

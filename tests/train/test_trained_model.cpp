@@ -21,7 +21,7 @@ TEST(TrainedModel, SaveLoadGivesTheSameLogits) {
     m.preprocess.size = m.preprocess.resize_shorter = 96;
     m.info_json = R"({"note":"test"})";
     model::save_trained_model(m, d / "model.pt");
-    const auto back = model::load_trained_model(d.path());  // the run folder works too
+    auto back = model::load_trained_model(d.path());  // the run folder works too
     EXPECT_EQ(back.class_names, m.class_names);
     EXPECT_EQ(back.preprocess.size, 96);
     EXPECT_FLOAT_EQ(back.preprocess.scale, m.preprocess.scale);
