@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ public:
     double bin_width() const { return range_ / static_cast<double>(counts_.size()); }
     const std::vector<std::uint64_t>& counts() const { return counts_; }
     std::uint64_t total() const { return total_; }
+    // Values exactly 0 (counted in bin 0 too): ReLU outputs are often half zeros, and int8 encodes
+    // 0 exactly, so the entropy and error estimates leave them out.
+    std::uint64_t exact_zeros() const { return zeros_; }
     float min() const { return min_; }
     float max() const { return max_; }
 
@@ -34,6 +38,7 @@ private:
     std::vector<std::uint64_t> counts_;
     double range_ = 0.0;
     std::uint64_t total_ = 0;
+    std::uint64_t zeros_ = 0;
     float min_ = 0.0f, max_ = 0.0f;
 };
 
@@ -63,6 +68,22 @@ struct ActivationRange {
     float abs_max() const;
 };
 ActivationRange calibrate_range(const ActivationHistogram& h, const CalibrationOptions& opt);
+
+// Expected squared error per value when the histogram's values are quantized to int8 over `r`
+// (asymmetric_int8): rounding noise step^2/12 inside the range, squared distance to the range edge
+// outside it. Estimated from the |x| histogram at bin centres.
+double expected_quantization_mse(const ActivationHistogram& h, ActivationRange r);
+
+// The per-tensor choice: all three methods' ranges, keeping the one with the lowest expected error.
+struct ChosenRange {
+    CalibrationMethod method = CalibrationMethod::MinMax;
+    ActivationRange range;
+    double mse = 0.0;
+};
+ChosenRange choose_calibration(const ActivationHistogram& h, double percentile = 99.99, int quantized_bins = 128);
+// choose_calibration for every tensor (e.g. ActivationObserver::histograms()).
+std::map<std::string, ChosenRange> choose_calibrations(const std::map<std::string, ActivationHistogram>& histograms,
+                                                       double percentile = 99.99, int quantized_bins = 128);
 
 // real = scale * (q - zero_point), q in [-128, 127].
 struct QuantParams {

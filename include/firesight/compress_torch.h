@@ -64,7 +64,14 @@ public:
     // The output equals net->forward(x) in eval mode.
     torch::Tensor observe(model::MobileNetV2& net, const torch::Tensor& x);
     const std::map<std::string, ActivationHistogram>& histograms() const { return histograms_; }
+    static constexpr const char* kLogits = "logits";
+    // Every tensor's range by one method, except "logits", which always gets min-max: the largest
+    // logits look like outliers to percentile and entropy, and clipping them erases the very
+    // differences that decide the class.
     std::map<std::string, ActivationRange> ranges(const CalibrationOptions& opt) const;
+    // Per tensor the method with the lowest expected quantization error (choose_calibration), with
+    // the same exception for "logits".
+    std::map<std::string, ChosenRange> chosen_ranges(double percentile = 99.99, int quantized_bins = 128) const;
 
 private:
     void record(const std::string& name, const torch::Tensor& t);

@@ -37,11 +37,13 @@ void ActivationHistogram::add(std::span<const float> values) {
     total_ += values.size();
     if (range_ == 0.0) {
         counts_[0] += values.size();
+        zeros_ += values.size();
         return;
     }
     const double inv_width = static_cast<double>(counts_.size()) / range_;
     const std::size_t last = counts_.size() - 1;
     for (float v : values) {
+        zeros_ += v == 0.0f;
         const auto j = static_cast<std::size_t>(std::abs(static_cast<double>(v)) * inv_width);
         ++counts_[std::min(j, last)];
     }
@@ -84,7 +86,11 @@ double entropy_threshold(const ActivationHistogram& h, int quantized_bins) {
     if (quantized_bins < 2) throw Error("entropy calibration: quantized_bins must be at least 2");
     if (h.total() == 0) throw Error("entropy calibration: the histogram is empty");
     const double amax = std::max(std::abs(h.min()), std::abs(h.max()));
-    const auto& c = h.counts();
+    // Exact zeros leave bin 0: a spike of ReLU zeros there would make every wide merge of bin 0
+    // look like a large divergence, driving the threshold down to the smallest candidate, while
+    // int8 represents those zeros exactly whatever the threshold.
+    std::vector<std::uint64_t> c = h.counts();
+    c[0] -= std::min(c[0], h.exact_zeros());
     const int bins = h.bins();
     if (h.range() == 0.0 || bins <= quantized_bins) return amax;
 
@@ -147,6 +153,50 @@ ActivationRange calibrate_range(const ActivationHistogram& h, const CalibrationO
                                                                 : entropy_threshold(h, opt.quantized_bins);
     const auto tf = static_cast<float>(t);
     return {std::max(h.min(), -tf), std::min(h.max(), tf)};
+}
+
+double expected_quantization_mse(const ActivationHistogram& h, ActivationRange r) {
+    if (h.total() == 0) throw Error("quantization error: the histogram is empty");
+    const double step = asymmetric_int8(r).scale;
+    // Values of one sign only are clipped at that side's edge; signed ones at the range's |max|.
+    const double clip = h.min() >= 0.0f ? std::max(r.max, 0.0f) : (h.max() <= 0.0f ? -std::min(r.min, 0.0f) : r.abs_max());
+    const double w = h.bin_width();
+    double sum = 0.0;
+    const auto& c = h.counts();
+    for (std::size_t j = 0; j < c.size(); ++j) {
+        // Exact zeros are encoded exactly; they add no error.
+        const std::uint64_t n = j == 0 ? c[0] - std::min(c[0], h.exact_zeros()) : c[j];
+        if (!n) continue;
+        const double centre = (static_cast<double>(j) + 0.5) * w;
+        const double e = centre <= clip ? step * step / 12.0 : (centre - clip) * (centre - clip);
+        sum += static_cast<double>(n) * e;
+    }
+    return sum / static_cast<double>(h.total());
+}
+
+ChosenRange choose_calibration(const ActivationHistogram& h, double percentile, int quantized_bins) {
+    ChosenRange best;
+    bool first = true;
+    for (auto m : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Entropy}) {
+        const auto r = calibrate_range(h, {m, percentile, quantized_bins});
+        const double mse = expected_quantization_mse(h, r);
+        if (first || mse < best.mse) best = {m, r, mse};
+        first = false;
+    }
+    return best;
+}
+
+std::map<std::string, ChosenRange> choose_calibrations(const std::map<std::string, ActivationHistogram>& histograms,
+                                                       double percentile, int quantized_bins) {
+    std::map<std::string, ChosenRange> out;
+    for (const auto& [name, h] : histograms) {
+        try {
+            out[name] = choose_calibration(h, percentile, quantized_bins);
+        } catch (const Error& e) {
+            throw Error("calibration of " + name + ": " + e.what());
+        }
+    }
+    return out;
 }
 
 QuantParams symmetric_int8(float abs_max) {

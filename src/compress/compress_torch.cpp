@@ -173,10 +173,20 @@ std::map<std::string, ActivationRange> ActivationObserver::ranges(const Calibrat
     std::map<std::string, ActivationRange> out;
     for (const auto& [name, h] : histograms_) {
         try {
-            out[name] = calibrate_range(h, opt);
+            out[name] = calibrate_range(h, name == kLogits ? CalibrationOptions{CalibrationMethod::MinMax} : opt);
         } catch (const Error& e) {
             throw Error("calibration of " + name + ": " + e.what());
         }
+    }
+    return out;
+}
+
+std::map<std::string, ChosenRange> ActivationObserver::chosen_ranges(double percentile, int quantized_bins) const {
+    auto out = choose_calibrations(histograms_, percentile, quantized_bins);
+    auto it = histograms_.find(kLogits);
+    if (it != histograms_.end()) {
+        const auto r = calibrate_range(it->second, {CalibrationMethod::MinMax});
+        out[kLogits] = {CalibrationMethod::MinMax, r, expected_quantization_mse(it->second, r)};
     }
     return out;
 }

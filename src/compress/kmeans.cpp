@@ -110,13 +110,35 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
             ++count[j];
         }
         c.error_history.push_back(err);
-        const bool converged = previous - err <= opt.tolerance * std::max(previous, 1e-30) || err == 0.0;
+        const bool converged = err == 0.0 || (it > 0 && previous - err <= opt.tolerance * previous);
         if (it == opt.max_iterations || converged) break;
         previous = err;
         // Update: the mean of each cluster; an empty cluster keeps its centroid.
         for (std::size_t j = 0; j < k; ++j) {
             if (fixed_zero && static_cast<int>(j) == c.zero_centroid) continue;
             if (count[j]) c.centroids[j] = static_cast<float>(sum[j] / static_cast<double>(count[j]));
+        }
+        // An empty cluster moves onto one of the worst-represented weights (a different one each),
+        // so duplicate initial centroids (quantiles of tied data) do not stay wasted. It held no
+        // weight, so moving it cannot raise the error before the next assignment.
+        std::vector<std::size_t> empty;
+        for (std::size_t j = 0; j < k; ++j)
+            if (!count[j] && !(fixed_zero && static_cast<int>(j) == c.zero_centroid)) empty.push_back(j);
+        if (!empty.empty()) {
+            std::vector<std::pair<double, std::size_t>> worst;
+            for (std::size_t i = 0; i < weights.size(); ++i) {
+                if (fixed_zero && weights[i] == 0.0f) continue;
+                const double d = static_cast<double>(weights[i]) - c.centroids[c.indices[i]];
+                if (d != 0.0) worst.emplace_back(-d * d, i);
+            }
+            const std::size_t m = std::min(worst.size(), 4 * empty.size() + 64);
+            std::partial_sort(worst.begin(), worst.begin() + static_cast<std::ptrdiff_t>(m), worst.end());
+            std::size_t next = 0;
+            for (std::size_t j : empty) {
+                while (next < m && std::find(c.centroids.begin(), c.centroids.end(), weights[worst[next].second]) != c.centroids.end()) ++next;
+                if (next == m) break;
+                c.centroids[j] = weights[worst[next++].second];
+            }
         }
         // Means of 1-D Voronoi cells stay in order, but float rounding can swap two that are equal
         // in double; restoring the order keeps the binary search valid.

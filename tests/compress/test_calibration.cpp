@@ -1,6 +1,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -97,6 +98,59 @@ TEST(Calibration, EntropyIgnoresAFewHugeOutliers) {
     const auto r = calibrate_range(h, {CalibrationMethod::Entropy});
     EXPECT_NEAR(r.max, t, 1e-5);
     EXPECT_NEAR(r.min, -t, 1e-5);
+}
+
+TEST(Calibration, PerTensorChoiceTakesTheLowestExpectedError) {
+    ActivationHistogram outliers;
+    auto v = gaussian(1000000, 7);
+    v.push_back(50.0f);
+    v.push_back(-48.0f);
+    outliers.add(v);
+    const auto c = choose_calibration(outliers);
+    // Covering two outliers in a million makes the step 98/255: more rounding noise on the bulk
+    // (0.0123 per value) than clipping them costs (2 * 46^2 / 1e6 = 0.004). With ten times more
+    // outliers squared error would prefer min-max; that is what the entropy method is for.
+    EXPECT_NE(c.method, CalibrationMethod::MinMax);
+    EXPECT_LT(c.range.abs_max(), 10.0f);
+    const double mm = expected_quantization_mse(outliers, calibrate_range(outliers, {CalibrationMethod::MinMax}));
+    EXPECT_LT(c.mse, mm / 2);
+    for (auto m : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Entropy})
+        EXPECT_LE(c.mse, expected_quantization_mse(outliers, calibrate_range(outliers, {m})));
+    // Rounding noise alone for a range that clips nothing: step^2 / 12.
+    std::mt19937 rng(8);
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    std::vector<float> u(100000);
+    for (auto& x : u) x = d(rng);
+    ActivationHistogram uniform;
+    uniform.add(u);
+    const auto r = calibrate_range(uniform, {CalibrationMethod::MinMax});
+    const double step = asymmetric_int8(r).scale;
+    EXPECT_NEAR(expected_quantization_mse(uniform, r), step * step / 12, 1e-9);
+    std::map<std::string, ActivationHistogram> all = {{"a", outliers}, {"b", uniform}};
+    const auto chosen = choose_calibrations(all);
+    EXPECT_EQ(chosen.size(), 2u);
+    EXPECT_EQ(chosen.at("a").method, c.method);
+}
+
+TEST(Calibration, EntropyIsNotPulledDownByExactZeros) {
+    // ReLU outputs: a share of exact zeros plus a skewed positive part. int8 encodes 0 exactly, so
+    // the threshold should depend on the positive part only, however many zeros there are.
+    std::vector<double> thresholds;
+    for (double zero_share : {0.0, 0.5, 0.9}) {
+        std::mt19937 rng(9);
+        std::exponential_distribution<float> e(4.0f);
+        std::uniform_real_distribution<float> u(0.0f, 1.0f);
+        std::vector<float> v(400000);
+        for (auto& x : v) x = u(rng) < zero_share ? 0.0f : std::min(e(rng), 6.0f);
+        ActivationHistogram h;
+        h.add(v);
+        EXPECT_EQ(h.exact_zeros(), static_cast<std::uint64_t>(std::count(v.begin(), v.end(), 0.0f)));
+        thresholds.push_back(entropy_threshold(h));
+    }
+    for (double t : thresholds) {
+        EXPECT_GT(t, 1.5);  // well past the bulk (exp(4): 99% below 1.15)
+        EXPECT_NEAR(t, thresholds[0], 0.25 * thresholds[0]);
+    }
 }
 
 TEST(Calibration, ReluOutputKeepsMinZero) {

@@ -90,6 +90,27 @@ TEST(KMeans, ErrorNeverIncreasesThroughIterations) {
     }
 }
 
+TEST(KMeans, DefaultOptionsIterateUntilConverged) {
+    // Weights that were uint8 before (a few hundred distinct values): Lloyd's must improve on the
+    // initial centroids, and 256 clusters must come close to exact.
+    std::mt19937 rng(11);
+    std::normal_distribution<float> d(0.0f, 10.0f);
+    std::vector<float> w(20000);
+    for (auto& x : w) x = 0.01f * std::round(d(rng));
+    for (int k : {16, 256}) {
+        KMeansOptions opt;
+        opt.k = k;
+        const auto c = kmeans_1d(w, opt);
+        EXPECT_GE(c.error_history.size(), 2u) << k;
+        EXPECT_LT(c.error_history.back(), 0.9 * c.error_history.front()) << k;
+    }
+    KMeansOptions opt;
+    opt.k = 256;
+    double norm = 0;
+    for (float x : w) norm += static_cast<double>(x) * x;
+    EXPECT_LT(kmeans_1d(w, opt).squared_error(), 1e-4 * norm);
+}
+
 TEST(KMeans, DensityInitBeatsABadInitOnASkewedDistribution) {
     const auto w = skewed(20000, 3);
     const auto [lo, hi] = std::minmax_element(w.begin(), w.end());

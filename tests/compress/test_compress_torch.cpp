@@ -184,11 +184,55 @@ TEST(ActivationObserver, CalibratesAnImportedNetworkOnImages) {
     imported.net->eval();
     torch::NoGradGuard g;
     const auto fp32 = imported.net->forward(batch);
+    {
+        // Removing no channel is an exact copy of the imported network.
+        ChannelPruneOptions none;
+        none.fraction = 0.0;
+        none.min_channels = 1;
+        auto copy = prune_hidden_channels(imported.net, none);
+        copy->eval();
+        EXPECT_TRUE(torch::equal(copy->forward(batch), fp32));
+    }
+    {
+        // 256 clusters per layer lose almost nothing on weights that were uint8 to begin with, and
+        // magnitude pruning of 10% of the 1x1 weights costs little; both keep most top-1 answers.
+        ChannelPruneOptions none;
+        none.fraction = 0.0;
+        none.min_channels = 1;
+        auto clustered = prune_hidden_channels(imported.net, none);
+        PruneScope all;
+        all.spatial_convs = true;
+        KMeansOptions km;
+        km.k = 256;
+        for (const auto& name : prunable_weights(*clustered, all)) {
+            auto w = clustered->named_parameters()[name];
+            const auto before = w.detach().clone();
+            ClusteredLayer layer(name, w, km);
+            const double rel = ((w - before).norm() / before.norm()).item<double>();
+            EXPECT_LT(rel, 0.01) << name;
+        }
+        clustered->eval();
+        EXPECT_GE((fp32.argmax(1) == clustered->forward(batch).argmax(1)).sum().item<int>(), 6);
+        auto pruned = prune_hidden_channels(imported.net, none);
+        PruningState p(*pruned, prunable_weights(*pruned));
+        p.prune_to(0.1);
+        pruned->eval();
+        EXPECT_GE((fp32.argmax(1) == pruned->forward(batch).argmax(1)).sum().item<int>(), 5);
+    }
     const auto int8 = simulate_int8_forward(imported.net, batch, pc);
     EXPECT_TRUE(torch::equal(w0, imported.net->classifier->weight));  // weights restored
     EXPECT_FALSE(torch::allclose(fp32, int8));
     const auto agree = (fp32.argmax(1) == int8.argmax(1)).sum().item<int>();
     EXPECT_GE(agree, 6) << "top-1 agreement of simulated int8 with fp32 on 7 images";
+    for (const auto* ranges : {&en, &mm}) {
+        const auto other = simulate_int8_forward(imported.net, batch, *ranges);
+        EXPECT_GE((fp32.argmax(1) == other.argmax(1)).sum().item<int>(), 6);
+    }
+    std::map<std::string, ActivationRange> chosen;
+    for (const auto& [name, c] : obs.chosen_ranges()) chosen[name] = c.range;
+    EXPECT_EQ(chosen.size(), mm.size());
+    EXPECT_EQ(chosen.at("logits").max, mm.at("logits").max);
+    EXPECT_GE((fp32.argmax(1) == simulate_int8_forward(imported.net, batch, chosen).argmax(1)).sum().item<int>(), 6);
     auto missing = pc;
     missing.erase("features.4.depthwise");
     EXPECT_THROW(simulate_int8_forward(imported.net, batch.slice(0, 0, 1), missing), Error);
