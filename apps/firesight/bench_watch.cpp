@@ -129,8 +129,8 @@ int run_bench_watch(const BenchWatchOptions& o) {
         if (::access(exe, X_OK) != 0) throw Error("bench-watch: mosquitto not installed; give --mqtt host:port");
         port = free_port();
         const auto conf = (tmp / "mosquitto.conf").string();
-        std::ofstream(conf) << "listener " << port << " 127.0.0.1\nallow_anonymous true\n";
-        const char* argv[] = {exe, "-c", conf.c_str(), "-q", nullptr};
+        std::ofstream(conf) << "listener " << port << " 127.0.0.1\nallow_anonymous true\nlog_dest none\n";
+        const char* argv[] = {exe, "-c", conf.c_str(), nullptr};
         if (::posix_spawn(&broker, exe, nullptr, nullptr, const_cast<char**>(argv), environ) != 0) throw Error("bench-watch: cannot start mosquitto");
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     } else {

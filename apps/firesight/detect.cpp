@@ -1,5 +1,6 @@
 // firesight detect: runs the watcher's decision logic over one video or image folder as fast as
 // it can, prints a timeline of state changes and writes an annotated video.
+#include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
 #include <cstdio>
@@ -59,6 +60,7 @@ int run_detect(const DetectOptions& o) {
     const auto out_path = o.out.empty() ? std::filesystem::path(o.input).filename().replace_extension().string() + ".annotated.avi" : o.out;
     const std::string tmp_path = out_path + ".part.avi";
     cv::VideoWriter writer;
+    cv::Size writer_size;
     std::size_t total = 0;
     if (src.kind() == watch::SourceKind::video_file) {
         cv::VideoCapture probe(o.input);
@@ -77,12 +79,15 @@ int run_detect(const DetectOptions& o) {
     while ((r = src.read(f)) == watch::ReadResult::frame) {
         const auto probs = watch::classify_frame(*clf, f.bgr, cfg.tiling);
         const auto d = machine.update(probs, f.time);
-        const cv::Mat annotated = watch::draw_overlay(f.bgr, std::filesystem::path(o.input).filename().string(), d.to, classes, d.smoothed);
+        cv::Mat annotated = watch::draw_overlay(f.bgr, std::filesystem::path(o.input).filename().string(), d.to, classes, d.smoothed);
         if (!writer.isOpened()) {
             // Written under a temporary name and renamed at the end: no half video on a crash.
             writer.open(tmp_path, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), in_fps, annotated.size());
             if (!writer.isOpened()) throw Error(out_path + ": cannot write a video there");
+            writer_size = annotated.size();
         }
+        // Images in a folder differ in size; a video needs one, the first frame's.
+        if (annotated.size() != writer_size) cv::resize(annotated, annotated, writer_size);
         writer.write(annotated);
         ++frames;
         last_t = f.time;
