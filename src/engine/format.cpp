@@ -133,18 +133,33 @@ Metadata parse_metadata(const std::uint8_t* p, std::size_t n, const std::string&
 }  // namespace
 
 std::uint32_t crc32(const void* data, std::size_t size) {
-    static const auto table = [] {
-        std::array<std::uint32_t, 256> t{};
+    // Slicing-by-8: eight bytes per step through eight derived tables. Checking a 14 MB engine
+    // bytewise took ~40 ms, most of the load-time budget; this is several times faster.
+    using Tables = std::array<std::array<std::uint32_t, 256>, 8>;
+    static const Tables t = [] {
+        Tables tb{};
         for (std::uint32_t i = 0; i < 256; ++i) {
             std::uint32_t c = i;
             for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[i] = c;
+            tb[0][i] = c;
         }
-        return t;
+        for (std::size_t k = 1; k < 8; ++k)
+            for (std::size_t i = 0; i < 256; ++i) tb[k][i] = (tb[k - 1][i] >> 8) ^ tb[0][tb[k - 1][i] & 0xFF];
+        return tb;
     }();
     std::uint32_t c = 0xFFFFFFFFu;
     const auto* p = static_cast<const std::uint8_t*>(data);
-    for (std::size_t i = 0; i < size; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    while (size >= 8) {
+        std::uint32_t one, two;
+        std::memcpy(&one, p, 4);
+        std::memcpy(&two, p + 4, 4);
+        one ^= c;
+        c = t[7][one & 0xFF] ^ t[6][(one >> 8) & 0xFF] ^ t[5][(one >> 16) & 0xFF] ^ t[4][one >> 24] ^ t[3][two & 0xFF] ^
+            t[2][(two >> 8) & 0xFF] ^ t[1][(two >> 16) & 0xFF] ^ t[0][two >> 24];
+        p += 8;
+        size -= 8;
+    }
+    while (size--) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 

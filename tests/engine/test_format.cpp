@@ -69,6 +69,14 @@ void reseal(std::string& b) {
     write_at<std::uint32_t>(b, 24, crc32(covered.data(), covered.size()));
 }
 
+TEST(EngineFormat, Crc32IsTheStandardOne) {
+    // The check value of CRC-32/ISO-HDLC, and lengths around the 8-byte steps.
+    EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
+    EXPECT_EQ(crc32("", 0), 0u);
+    EXPECT_EQ(crc32("a", 1), 0xE8B7BE43u);
+    EXPECT_EQ(crc32("The quick brown fox jumps over the lazy dog", 43), 0x414FA339u);
+}
+
 TEST(EngineFormat, RoundTripKeepsGraphWeightsAndMetadata) {
     const Graph g = small_graph();
     const std::string bytes = serialize(g);
