@@ -102,6 +102,7 @@ private:
     std::vector<torch::Tensor> best_params_;
     double best_val_loss_ = std::numeric_limits<double>::infinity();
     bool head_done_ = false;
+    bool prior_adjusted_ = false;
     int finetune_epochs_done_ = 0;
     int bad_epochs_ = 0;
     std::optional<torch::serialize::InputArchive> resume_archive_;
@@ -212,6 +213,11 @@ void Trainer::save_best() {
     best_params_ = clone_params(*tm_.net);
     nlohmann::json info = {{"backbone", opt_.backbone.filename().string()}, {"data", fs::absolute(opt_.data).lexically_normal().string()},
                            {"image_size", opt_.image_size}, {"finetune_start_block", from_}, {"seed", opt_.seed}};
+    if (prior_adjusted_) {
+        std::vector<float> shift(class_weights_.data_ptr<float>(), class_weights_.data_ptr<float>() + class_weights_.numel());
+        for (auto& v : shift) v = -std::log(v);
+        info["classifier_bias_shift"] = shift;  // what the final step added, so a resume can undo it
+    }
     tm_.info_json = info.dump();
     save_trained_model(tm_, opt_.out / "model.pt");
 }
@@ -429,6 +435,16 @@ void Trainer::finetune() {
 
 void Trainer::write_outputs(TrainResult& r) {
     restore_params(*tm_.net, best_params_);
+    // The class-weighted loss learns probabilities as if the weighted class shares were the real
+    // ones. Shifting the head's bias by -log(weight) gives back probabilities for the class shares
+    // of the data (post-hoc logit adjustment), so argmax does not over-call the rare class; the
+    // weighting still did its job of making the rare class matter while learning.
+    {
+        torch::NoGradGuard g;
+        tm_.net->classifier->bias.sub_(class_weights_.log());
+    }
+    prior_adjusted_ = true;
+    save_best();
     torch::Tensor pred;
     evaluate_cache(test_, &pred);
     std::vector<int> truth, predicted;
@@ -523,6 +539,11 @@ TrainResult Trainer::run() {
             best_params_ = clone_params(*tm_.net);
             if (fs::exists(opt_.out / "model.pt")) {
                 auto best = model::load_trained_model(opt_.out / "model.pt");
+                const auto info = nlohmann::json::parse(best.info_json);
+                if (info.contains("classifier_bias_shift")) {  // a finished run: undo its final bias shift
+                    torch::NoGradGuard g;
+                    best.net->classifier->bias.sub_(torch::tensor(info["classifier_bias_shift"].get<std::vector<float>>()));
+                }
                 best_params_ = clone_params(*best.net);
             }
         }
