@@ -39,7 +39,7 @@ using nlohmann::json;
 
 struct BenchOptions {
     std::string model;
-    int runs = 200, warmup = 20, threads = 2, reference_runs = 10;
+    int runs = 200, warmup = 20, threads = 2, reference_runs = 10, rounds = 4;
     bool json_out = false;
 };
 
@@ -116,7 +116,7 @@ json time_runs(int warmup, int runs, double load_ms, const std::string& label, F
     }
     const double total = ms_since(start);
     bar.finish();
-    return summarize(ms, load_ms, total);
+    return {{"samples", ms}, {"load_ms", load_ms}, {"total_ms", total}};
 }
 
 // Peak fp32 FMA lanes per cycle per core, from the CPU flags (2 FMA units assumed).
@@ -183,83 +183,126 @@ void run_bench(const BenchOptions& o) {
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
     for (auto& v : input) v = dist(rng);
 
+    // Every runtime is measured in `rounds` slices, interleaved, so a burst of load from other
+    // processes lands on all of them rather than on whichever ran at that moment.
+    struct Job {
+        std::string name, note;
+        int runs = 0, warmup = 0;
+        std::function<json(int runs, int warmup)> measure;
+    };
+    std::vector<Job> jobs;
     for (auto backend : {engine::Backend::Xnnpack, engine::Backend::Reference}) {
         if (!engine::backend_available(backend)) continue;
-        const int runs = backend == engine::Backend::Reference ? o.reference_runs : o.runs;
-        const int warmup = backend == engine::Backend::Reference ? 1 : o.warmup;
+        const bool ref = backend == engine::Backend::Reference;
         const std::string name = std::string("firesight-") + engine::backend_name(backend);
-        auto r = in_child([&] {
-            const auto t0 = Clock::now();
-            auto e = engine::Engine::load(fse);
-            engine::Session s(e, {backend, backend == engine::Backend::Reference ? 1 : o.threads});
-            s.prepare(1);  // buffers planned, weights packed: ready to serve
-            const double load = ms_since(t0);
-            const auto t1 = Clock::now();
-            s.run(input.data());
-            const double first = ms_since(t1);
-            auto r = time_runs(warmup, runs, load, name, [&] { s.run(input.data()); });
-            r["first_run_ms"] = first;
-            return r;
-        });
-        r["runtime"] = name;
-        if (backend == engine::Backend::Reference) r["note"] = "single-threaded oracle, fewer runs";
-        report["runtimes"].push_back(r);
+        jobs.push_back({name, ref ? "single-threaded oracle, fewer runs" : "", ref ? o.reference_runs : o.runs, ref ? 1 : o.warmup,
+                        [&, backend, ref, name](int runs, int warmup) {
+                            const auto t0 = Clock::now();
+                            auto e = engine::Engine::load(fse);
+                            engine::Session s(e, {backend, ref ? 1 : o.threads});
+                            s.prepare(1);  // buffers planned, weights packed: ready to serve
+                            const double load = ms_since(t0);
+                            const auto t1 = Clock::now();
+                            s.run(input.data());
+                            const double first = ms_since(t1);
+                            auto r = time_runs(warmup, runs, load, name, [&] { s.run(input.data()); });
+                            r["first_run_ms"] = first;
+                            return r;
+                        }});
     }
-
     if (have_torch_source) {
-        auto r = in_child([&] {
-            torch::set_num_threads(o.threads);
-            const auto t0 = Clock::now();
-            model::MobileNetV2 net{nullptr};
-            if (in.extension() == ".tflite") {
-                net = model::import_mobilenet_v2(in).net;
-            } else {
+        jobs.push_back({"libtorch-eager", "", o.runs, o.warmup, [&](int runs, int warmup) {
+                            torch::set_num_threads(o.threads);
+                            const auto t0 = Clock::now();
+                            model::MobileNetV2 net{nullptr};
+                            if (in.extension() == ".tflite") {
+                                net = model::import_mobilenet_v2(in).net;
+                            } else {
 #ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
-                net = model::load_trained_model(in).net;
+                                net = model::load_trained_model(in).net;
 #endif
-            }
-            net->eval();
-            auto x = torch::from_blob(input.data(), {1, size, size, 3}).permute({0, 3, 1, 2}).contiguous();
-            torch::InferenceMode guard;
-            const double load = ms_since(t0);
-            return time_runs(o.warmup, o.runs, load, "libtorch-eager", [&] { net->forward(x); });
-        });
-        r["runtime"] = "libtorch-eager";
-        report["runtimes"].push_back(r);
+                            }
+                            net->eval();
+                            auto x = torch::from_blob(input.data(), {1, size, size, 3}).permute({0, 3, 1, 2}).contiguous();
+                            torch::InferenceMode guard;
+                            const double load = ms_since(t0);
+                            const auto t1 = Clock::now();
+                            net->forward(x);
+                            const double first = ms_since(t1);
+                            auto r = time_runs(warmup, runs, load, "libtorch-eager", [&] { net->forward(x); });
+                            r["first_run_ms"] = first;
+                            return r;
+                        }});
     }
     report["peers_not_measured"] = json::array();
 #ifdef FIRESIGHT_HAVE_ONNX_EXPORT
-    {
-        const auto onnx = std::filesystem::temp_directory_path() / ("firesight-bench-" + std::to_string(::getpid()) + ".onnx");
-        TmpRemover onnx_remover{onnx};
-        engine::save_onnx(engine::load_graph(fse), onnx);
-        auto r = in_child([&] {
-            cv::setNumThreads(o.threads);
-            const auto t0 = Clock::now();
-            cv::dnn::Net net = cv::dnn::readNetFromONNX(onnx.string());
-            const int dims[4] = {1, 3, size, size};
-            cv::Mat blob(4, dims, CV_32F);
-            float* p = blob.ptr<float>();
-            for (int c = 0; c < 3; ++c)
-                for (int i = 0; i < size * size; ++i) p[c * size * size + i] = input[static_cast<std::size_t>(i * 3 + c)];
-            const double load = ms_since(t0);
-            const auto t1 = Clock::now();
-            net.setInput(blob);
-            net.forward();  // OpenCV fuses layers and allocates on its first run
-            const double first = ms_since(t1);
-            auto res = time_runs(o.warmup, o.runs, load, "opencv-dnn", [&] {
-                net.setInput(blob);
-                net.forward();
-            });
-            res["first_run_ms"] = first;
-            return res;
-        });
-        r["runtime"] = "opencv-dnn (onnx)";
-        report["runtimes"].push_back(r);
-    }
+    const auto onnx = std::filesystem::temp_directory_path() / ("firesight-bench-" + std::to_string(::getpid()) + ".onnx");
+    TmpRemover onnx_remover{onnx};
+    engine::save_onnx(engine::load_graph(fse), onnx);
+    jobs.push_back({"opencv-dnn (onnx)", "", o.runs, o.warmup, [&](int runs, int warmup) {
+                        cv::setNumThreads(o.threads);
+                        const auto t0 = Clock::now();
+                        cv::dnn::Net net = cv::dnn::readNetFromONNX(onnx.string());
+                        const int dims[4] = {1, 3, size, size};
+                        cv::Mat blob(4, dims, CV_32F);
+                        float* p = blob.ptr<float>();
+                        for (int c = 0; c < 3; ++c)
+                            for (int i = 0; i < size * size; ++i) p[c * size * size + i] = input[static_cast<std::size_t>(i * 3 + c)];
+                        const double load = ms_since(t0);
+                        const auto t1 = Clock::now();
+                        net.setInput(blob);
+                        net.forward();  // OpenCV fuses layers and allocates on its first run
+                        const double first = ms_since(t1);
+                        auto res = time_runs(warmup, runs, load, "opencv-dnn", [&] {
+                            net.setInput(blob);
+                            net.forward();
+                        });
+                        res["first_run_ms"] = first;
+                        return res;
+                    }});
 #else
     report["peers_not_measured"].push_back("opencv-dnn (this firesight was built without ONNX export)");
 #endif
+    struct Acc {
+        std::vector<double> samples, loads, firsts;
+        double total_ms = 0, peak = 0, before = 1e300;
+        std::string error;
+    };
+    std::vector<Acc> acc(jobs.size());
+    for (int round = 0; round < o.rounds; ++round)
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            const int share = std::max(1, jobs[j].runs / o.rounds + (round < jobs[j].runs % o.rounds ? 1 : 0));
+            auto r = in_child([&] { return jobs[j].measure(share, jobs[j].warmup); });
+            if (r.contains("error")) {
+                acc[j].error = r["error"].get<std::string>();
+                continue;
+            }
+            for (const auto& v : r["samples"]) acc[j].samples.push_back(v.get<double>());
+            acc[j].loads.push_back(r["load_ms"].get<double>());
+            acc[j].firsts.push_back(r["first_run_ms"].get<double>());
+            acc[j].total_ms += r["total_ms"].get<double>();
+            acc[j].peak = std::max(acc[j].peak, r["peak_rss_mb"].get<double>());
+            acc[j].before = std::min(acc[j].before, r["rss_before_mb"].get<double>());
+        }
+    auto median_of = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+        json r;
+        if (!acc[j].error.empty() || acc[j].samples.empty()) {
+            r = {{"error", acc[j].error.empty() ? "no samples" : acc[j].error}};
+        } else {
+            r = summarize(acc[j].samples, median_of(acc[j].loads), acc[j].total_ms);
+            r["first_run_ms"] = median_of(acc[j].firsts);
+            r["peak_rss_mb"] = acc[j].peak;
+            r["rss_before_mb"] = acc[j].before;
+        }
+        r["runtime"] = jobs[j].name;
+        if (!jobs[j].note.empty()) r["note"] = jobs[j].note;
+        report["runtimes"].push_back(r);
+    }
+    report["rounds"] = o.rounds;
 
     const auto [lanes, mhz] = fma_rate();
     const double peak = static_cast<double>(o.threads) * lanes * mhz * 1e6;
@@ -273,8 +316,8 @@ void run_bench(const BenchOptions& o) {
         std::printf("%s\n", report.dump(2).c_str());
         return;
     }
-    std::printf("model %s: %.1f M MACs, engine file %.2f MB, batch 1, %d threads\n", o.model.c_str(), static_cast<double>(macs) / 1e6,
-                static_cast<double>(file_bytes) / 1e6, o.threads);
+    std::printf("model %s: %.1f M MACs, engine file %.2f MB, batch 1, %d threads, %d interleaved rounds\n", o.model.c_str(),
+                static_cast<double>(macs) / 1e6, static_cast<double>(file_bytes) / 1e6, o.threads, o.rounds);
     std::printf("%-20s %6s %10s %10s %10s %10s %10s %12s\n", "runtime", "runs", "median ms", "p90 ms", "p99 ms", "img/s", "load ms",
                 "peak RSS MB");
     for (const auto& r : report["runtimes"]) {
@@ -302,6 +345,7 @@ void add_bench(CLI::App& app) {
     sub->add_option("--warmup", opt->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
     sub->add_option("--reference-runs", opt->reference_runs, "Timed runs of the (slow) reference backend")->check(CLI::PositiveNumber);
     sub->add_option("--threads", opt->threads, "Threads per runtime")->check(CLI::Range(1, 256));
+    sub->add_option("--rounds", opt->rounds, "Interleaved slices the runs of each runtime are split into")->check(CLI::Range(1, 100));
     sub->add_flag("--json", opt->json_out, "Print JSON");
     sub->callback([opt]() { run_bench(*opt); });
 }
