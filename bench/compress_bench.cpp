@@ -2,7 +2,7 @@
 // (no fine-tuning) and prints a variant table: weight storage, top-1 agreement with fp32 on real
 // photos, and the time each step took. The figures the `optimize` search starts from.
 //
-// usage: compress_bench [ASSETS_DIR] [--calibration N] [--eval N]
+// usage: compress_bench [ASSETS_DIR] [--calibration N] [--eval N] [--ranges]   (--ranges: per-tensor table)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -67,10 +67,12 @@ std::vector<std::string> all_weights(torch::nn::Module& net) {
 int main(int argc, char** argv) try {
     std::filesystem::path assets = "../shared/assets";
     std::size_t n_cal = 32, n_eval = 64;
+    bool print_ranges = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--calibration" && i + 1 < argc) n_cal = std::stoul(argv[++i]);
         else if (a == "--eval" && i + 1 < argc) n_eval = std::stoul(argv[++i]);
+        else if (a == "--ranges") print_ranges = true;
         else assets = a;
     }
     torch::set_num_threads(2);
@@ -146,6 +148,16 @@ int main(int argc, char** argv) try {
         double bytes = 0;
         for (const auto& p : net->named_parameters())
             bytes += p.value().dim() >= 2 ? static_cast<double>(p.value().numel() + p.value().size(0) * 4) : static_cast<double>(p.value().numel()) * 4;
+        if (print_ranges) {
+            const auto mm = obs.ranges({CalibrationMethod::MinMax});
+            const auto pc = obs.ranges({CalibrationMethod::Percentile, 99.99});
+            const auto en = obs.ranges({CalibrationMethod::Entropy});
+            const auto chosen = choose_calibrations(obs.histograms());
+            std::printf("%-24s %21s %21s %21s  %s\n", "tensor", "minmax", "percentile 99.99", "entropy", "chosen");
+            for (const auto& [name, r] : mm)
+                std::printf("%-24s [%8.3f, %8.3f] [%8.3f, %8.3f] [%8.3f, %8.3f]  %s\n", name.c_str(), r.min, r.max, pc.at(name).min,
+                            pc.at(name).max, en.at(name).min, en.at(name).max, calibration_method_name(chosen.at(name).method));
+        }
         for (auto method : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Entropy}) {
             auto t2 = Clock::now();
             const auto ranges = obs.ranges({method, 99.99});
@@ -157,6 +169,15 @@ int main(int argc, char** argv) try {
             rows.push_back({std::string("int8 simulated, ") + calibration_method_name(method), bytes / 1e6,
                             agreement(reference, torch::cat(out)), collect_s + range_s});
         }
+        auto t3 = Clock::now();
+        std::map<std::string, ActivationRange> chosen;
+        for (const auto& [name, c] : obs.chosen_ranges()) chosen[name] = c.range;
+        const double choose_s = seconds_since(t3);
+        torch::NoGradGuard g;
+        std::vector<torch::Tensor> out;
+        for (std::int64_t b = 0; b < eval_x.size(0); b += 16)
+            out.push_back(simulate_int8_forward(net, eval_x.slice(0, b, std::min<std::int64_t>(b + 16, eval_x.size(0))), chosen).argmax(1));
+        rows.push_back({"int8 simulated, method chosen per tensor", bytes / 1e6, agreement(reference, torch::cat(out)), collect_s + choose_s});
     }
 
     std::printf("\nMobileNetV2 1.0 (ImageNet, %s), no fine-tuning; agreement = top-1 equal to fp32 on %zu fire-cair photos;\n"
