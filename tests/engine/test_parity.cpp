@@ -71,6 +71,43 @@ TEST(EngineParity, ConvertedModuleWithNewHeadMatchesLibtorch) {
     check_parity(imported.net, g, 1e-4f);
 }
 
+TEST(EngineCli, BuildFromATrainedRunKeepsNamesPreprocessingAndLogits) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_tf2());
+    test::TempDir dir;
+    auto imported = model::import_mobilenet_v2(test::mobilenet_tf2());
+    torch::manual_seed(5);
+    imported.net->replace_head(3);
+    model::TrainedModel tm;
+    tm.net = imported.net;
+    tm.class_names = {"fire", "neutral", "smoke"};
+    tm.preprocess.size = 224;
+    tm.preprocess.resize_shorter = 256;
+    tm.info_json = R"({"val_accuracy": 0.5})";
+    std::filesystem::create_directories(dir / "run");
+    model::save_trained_model(tm, dir / "run" / "model.pt");
+    const auto fse = dir / "run.fse";
+    auto r = test::run_command(test::firesight_cli() + " build --model " + test::shell_quote((dir / "run").string()) + " --out " +
+                               test::shell_quote(fse.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto e = engine::Engine::load(fse);
+    EXPECT_EQ(e->metadata().class_names, tm.class_names);
+    EXPECT_EQ(e->metadata().resize_shorter, 256);
+    EXPECT_NE(e->metadata().build_json.find("val_accuracy"), std::string::npos) << e->metadata().build_json;
+    const auto path = test::assets() / "imagenet-samples" / "owl.jpg";
+    data::Preprocess pre = tm.preprocess;
+    const cv::Mat x = data::preprocess(data::decode_image(path), pre);
+    torch::Tensor t = torch::from_blob(const_cast<float*>(x.ptr<float>()), {1, x.rows, x.cols, 3}).permute({0, 3, 1, 2});
+    std::vector<float> expect;
+    {
+        torch::InferenceMode guard;
+        tm.net->eval();
+        const auto l = tm.net->forward(t).contiguous();
+        expect.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
+    }
+    engine::Session s(e, {engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference, 2});
+    EXPECT_LE(engine::testing::max_abs_diff(expect, s.logits(x.ptr<float>())[0]), 1e-4f);
+}
+
 TEST(EngineCli, BuildThenPredictOnTheEngineFile) {
     FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
     test::TempDir dir;
