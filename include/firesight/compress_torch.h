@@ -89,6 +89,11 @@ ActivationObserver collect_activations(model::MobileNetV2& net, const Calibratio
 torch::Tensor simulate_int8_forward(model::MobileNetV2& net, const torch::Tensor& x,
                                     const std::map<std::string, ActivationRange>& ranges, bool quantize_weights = true);
 
+// The same int8 computation with autograd, for quantization-aware fine-tuning: weights and
+// activations fake-quantized with straight-through gradients (the float weights are what the
+// optimizer trains). Respects train/eval mode (dropout).
+torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges);
+
 // Fake quantization for quantization-aware fine-tuning: the forward pass sees the int8-rounded
 // values, the backward pass the identity (straight-through estimator, x + (q(x) - x).detach()).
 torch::Tensor fake_quantize(const torch::Tensor& x, QuantParams q);

@@ -95,20 +95,25 @@ namespace {
 // Runs MobileNetV2 block by block (libtorch C++ has no forward hooks), passing every tensor an
 // int8 engine would quantize through `at(name, tensor)` and continuing with what it returns.
 // The names are those documented at ActivationObserver.
+using ConvRunner = std::function<torch::Tensor(model::ConvActImpl&, const torch::Tensor&)>;
+
+torch::Tensor run_conv(model::ConvActImpl& c, const torch::Tensor& x) { return c.forward(x); }
+
 torch::Tensor walk_quantized_tensors(model::MobileNetV2& net, torch::Tensor x,
-                                     const std::function<torch::Tensor(const std::string&, torch::Tensor)>& at) {
+                                     const std::function<torch::Tensor(const std::string&, torch::Tensor)>& at,
+                                     const ConvRunner& conv_run = run_conv) {
     if (x.dim() != 4 || x.size(1) != 3) throw Error("MobileNetV2 walk: expected an N x 3 x H x W batch");
     torch::Tensor h = at("input", x);
     for (int i = 0; i < model::MobileNetV2Impl::kFeatureBlocks; ++i) {
         const std::string name = "features." + std::to_string(i);
         auto m = net->features->ptr(static_cast<std::size_t>(i));
         if (auto* conv = m->as<model::ConvActImpl>()) {
-            h = conv->forward(h);
+            h = conv_run(*conv, h);
         } else if (auto* b = m->as<model::InvertedResidualImpl>()) {
             auto y = h;
-            if (b->expand) y = at(name + ".expand", b->expand->forward(y));
-            y = at(name + ".depthwise", b->depthwise->forward(y));
-            y = b->project->forward(y);
+            if (b->expand) y = at(name + ".expand", conv_run(*b->expand, y));
+            y = at(name + ".depthwise", conv_run(*b->depthwise, y));
+            y = conv_run(*b->project, y);
             if (b->use_residual) y = h + at(name + ".project", y);
             h = y;
         } else {
@@ -117,7 +122,7 @@ torch::Tensor walk_quantized_tensors(model::MobileNetV2& net, torch::Tensor x,
         h = at(name, h);
     }
     auto pooled = at("pooled", h.mean({2, 3}));
-    return at("logits", net->classifier->forward(pooled));  // dropout is the identity in eval mode
+    return at("logits", net->classifier->forward(net->dropout->forward(pooled)));  // dropout: identity in eval mode
 }
 
 // Puts a module in eval mode for a scope and restores its mode after.
@@ -208,6 +213,40 @@ ActivationObserver collect_activations(model::MobileNetV2& net, const Calibratio
     }
     bar.finish();
     return obs;
+}
+
+torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges) {
+    // Each conv recomputed with fake-quantized weights, so gradients reach the float weights
+    // through the straight-through estimator; padding as ConvAct does it (TF SAME).
+    auto conv_fq = [](model::ConvActImpl& c, const torch::Tensor& in) {
+        torch::Tensor t = in;
+        if (c.stride != 1 && c.kernel > 1) {
+            const auto ph = model::same_padding(static_cast<int>(t.size(2)), c.kernel, c.stride);
+            const auto pw = model::same_padding(static_cast<int>(t.size(3)), c.kernel, c.stride);
+            if (ph.before || ph.after || pw.before || pw.after) t = torch::constant_pad_nd(t, {pw.before, pw.after, ph.before, ph.after}, 0);
+        }
+        const auto& o = c.conv->options;
+        const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+        auto y = torch::conv2d(t, fake_quantize_per_channel(c.conv->weight), c.conv->bias, *o.stride(), *pad, *o.dilation(), o.groups());
+        return c.relu6 ? torch::hardtanh(y, 0.0, 6.0) : y;
+    };
+    // The classifier's weight is fake-quantized the same way for the call (Linear has no hook either).
+    auto& fc = net->classifier;
+    const auto fc_weight = fc->weight;
+    struct RestoreWeight {
+        torch::nn::Linear& fc;
+        torch::Tensor w;
+        ~RestoreWeight() { fc->weight = w; }
+    } restore{fc, fc_weight};
+    fc->weight = fake_quantize_per_channel(fc_weight);
+    return walk_quantized_tensors(
+        net, x,
+        [&](const std::string& name, torch::Tensor t) {
+            auto it = ranges.find(name);
+            if (it == ranges.end()) throw Error("fake-quant forward: no calibrated range for tensor " + name);
+            return fake_quantize(t, asymmetric_int8(it->second));
+        },
+        conv_fq);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x, QuantParams q) {

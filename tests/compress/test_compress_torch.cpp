@@ -239,6 +239,31 @@ TEST(ActivationObserver, CalibratesAnImportedNetworkOnImages) {
     EXPECT_TRUE(torch::equal(w0, imported.net->classifier->weight));  // restored on error too
 }
 
+TEST(FakeQuantize, QuantizationAwareForwardMatchesTheSimulationAndTrains) {
+    torch::manual_seed(5);
+    model::MobileNetV2 net(model::MobileNetV2Options{3, 0.0});
+    ActivationObserver obs;
+    const auto x = torch::randn({2, 3, 48, 48});
+    obs.observe(net, x);
+    const auto ranges = obs.ranges({CalibrationMethod::MinMax});
+    net->eval();
+    torch::Tensor sim;
+    {
+        torch::NoGradGuard g;
+        sim = simulate_int8_forward(net, x, ranges);
+    }
+    const auto fc_before = net->classifier->weight.detach().clone();
+    auto y = fake_quant_forward(net, x, ranges);
+    EXPECT_TRUE(torch::allclose(y.detach(), sim, 1e-4, 1e-5)) << (y.detach() - sim).abs().max().item<float>();
+    EXPECT_TRUE(torch::equal(net->classifier->weight, fc_before));  // the float weight is back in place
+    torch::nn::functional::cross_entropy(y, torch::tensor({0, 1}, torch::kInt64)).backward();
+    for (const char* n : {"features.0.conv.weight", "features.5.expand.conv.weight", "classifier.weight"}) {
+        const auto g = net->named_parameters()[n].grad();
+        ASSERT_TRUE(g.defined()) << n;
+        EXPECT_GT(g.abs().sum().item<float>(), 0.0f) << n;
+    }
+}
+
 TEST(FakeQuantize, ForwardRoundsBackwardPassesStraightThrough) {
     torch::manual_seed(4);
     auto x = (torch::randn({1000}) * 3).set_requires_grad(true);
