@@ -157,11 +157,7 @@ void run_bench(const BenchOptions& o) {
         if (in.extension() == ".tflite") {
             g = engine::graph_from_tflite_file(in);
         } else {
-#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
             g = model::trained_model_to_graph(model::load_trained_model(in));
-#else
-            throw Error(o.model + ": this firesight cannot read trained runs (load_trained_model is not built in)");
-#endif
         }
         engine::save_engine(g, tmp);
         fse = tmp;
@@ -218,9 +214,7 @@ void run_bench(const BenchOptions& o) {
                             if (in.extension() == ".tflite") {
                                 net = model::import_mobilenet_v2(in).net;
                             } else {
-#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
                                 net = model::load_trained_model(in).net;
-#endif
                             }
                             net->eval();
                             auto x = torch::from_blob(input.data(), {1, size, size, 3}).permute({0, 3, 1, 2}).contiguous();

@@ -26,11 +26,7 @@ void run_build(const BuildOptions& o) {
     if (in.extension() == ".tflite") {
         g = engine::graph_from_tflite_file(in, o.labels);
     } else {
-#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
         g = model::trained_model_to_graph(model::load_trained_model(in));
-#else
-        throw Error(o.model + ": this firesight cannot read trained runs yet (load_trained_model is not built in)");
-#endif
     }
     engine::save_engine(g, o.out);
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

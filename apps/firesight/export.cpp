@@ -29,11 +29,7 @@ void run_export(const ExportOptions& o) {
     } else if (in.extension() == ".tflite") {
         g = engine::graph_from_tflite_file(in);
     } else {
-#ifdef FIRESIGHT_HAVE_LOAD_TRAINED_MODEL
         g = model::trained_model_to_graph(model::load_trained_model(in));
-#else
-        throw Error(o.model + ": this firesight cannot read trained runs (load_trained_model is not built in)");
-#endif
     }
     engine::save_onnx(g, o.onnx);
     std::printf("%s: ONNX opset 10, input NCHW 1x3x%dx%d, outputs:", o.onnx.c_str(), g.metadata.size, g.metadata.size);
