@@ -90,8 +90,5 @@ struct ImportedModel {
 ImportedModel import_mobilenet_v2(const tflite::Model& m);
 ImportedModel import_mobilenet_v2(const std::filesystem::path& tflite_path);
 
-// Reads one label per line. When the file has one more label than the model has classes,
-// the first line ("background") is dropped.
-std::vector<std::string> read_labels(const std::filesystem::path& path, int num_classes);
 
 }  // namespace firesight::model

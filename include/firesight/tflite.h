@@ -79,4 +79,8 @@ struct Model {
 Model parse_model(const std::uint8_t* data, std::size_t size);
 Model load_model(const std::filesystem::path& path);
 
+// Reads a labels file, one label per line, for a model with num_classes outputs. ImageNet label
+// files start with "background", which 1000-class models lack: one label too many drops the first.
+std::vector<std::string> read_labels(const std::filesystem::path& path, int num_classes);
+
 }  // namespace firesight::tflite

@@ -33,23 +33,6 @@ Activation activation_of(tflite::Activation a, const std::string& what) {
     }
 }
 
-std::vector<std::string> read_label_file(const std::filesystem::path& path, int n) {
-    std::ifstream in(path);
-    if (!in) throw Error(path.string() + ": cannot open labels file");
-    std::vector<std::string> labels;
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        labels.push_back(line);
-    }
-    while (!labels.empty() && labels.back().empty() && static_cast<int>(labels.size()) > n) labels.pop_back();
-    // ImageNet label files often start with "background", which 1000-class models do not have.
-    if (static_cast<int>(labels.size()) == n + 1) labels.erase(labels.begin());
-    if (static_cast<int>(labels.size()) != n)
-        throw Error(path.string() + ": " + std::to_string(labels.size()) + " labels for a model with " + std::to_string(n) + " classes");
-    return labels;
-}
-
 }  // namespace
 
 Graph graph_from_tflite(const tflite::Model& m) {
@@ -226,9 +209,9 @@ Graph graph_from_tflite_file(const std::filesystem::path& path, const std::files
         throw Error(path.string() + ": " + msg);
     }
     const int n = static_cast<int>(g.metadata.class_names.size());
-    if (!labels.empty()) g.metadata.class_names = read_label_file(labels, n);
+    if (!labels.empty()) g.metadata.class_names = tflite::read_labels(labels, n);
     else if (auto beside = path.parent_path() / "imagenet_labels.txt"; std::filesystem::exists(beside) && (n == 1001 || n == 1000))
-        g.metadata.class_names = read_label_file(beside, n);
+        g.metadata.class_names = tflite::read_labels(beside, n);
     const auto summary = optimize(g);
     nlohmann::json build = {{"source", path.filename().string()}, {"builder", "tflite"}, {"passes", summary},
                             {"precision", "fp32"}};

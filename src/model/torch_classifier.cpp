@@ -34,9 +34,9 @@ std::unique_ptr<Classifier> open_tflite_classifier(const std::filesystem::path& 
     const int n = imported.net->num_classes();
     std::vector<std::string> names;
     if (!labels.empty()) {
-        names = read_labels(labels, n);
+        names = tflite::read_labels(labels, n);
     } else if (auto beside = path.parent_path() / "imagenet_labels.txt"; std::filesystem::exists(beside)) {
-        names = read_labels(beside, n);
+        names = tflite::read_labels(beside, n);
     } else {
         for (int i = 0; i < n; ++i) names.push_back("class " + std::to_string(i));
     }
