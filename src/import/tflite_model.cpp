@@ -261,7 +261,11 @@ Model parse_model(const std::uint8_t* data, std::size_t size, const std::string&
                 const auto off = b.scalar<std::uint64_t>(1, 0, "offset");
                 const auto sz = b.scalar<std::uint64_t>(2, 0, "size");
                 if (off > 1) {
-                    r.check(static_cast<std::size_t>(off), sz, ctx + " external buffer");
+                    // Compare in 64 bits before narrowing, so a 32-bit size_t cannot wrap a huge offset.
+                    if (off > r.size() || sz > r.size() - off)
+                        throw Error(ctx + ": external buffer at offset " + std::to_string(off) + " + " +
+                                    std::to_string(sz) + " bytes is past the end of the file (" +
+                                    std::to_string(r.size()) + " bytes)");
                     pos = static_cast<std::size_t>(off);
                     len = static_cast<std::size_t>(sz);
                 }
