@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firesight/watch_decision.h"
+
 struct sqlite3;
 
 namespace firesight::watch {
@@ -32,6 +34,12 @@ struct Event {
     nlohmann::json probabilities = nlohmann::json::object();
     nlohmann::json to_json() const;
 };
+
+// The "state" event of a decision that changed the alarm state, at `time_ms` for frame `frame`.
+// One place builds it, so the watcher and everything that replays decisions store the same fields.
+// Probabilities are filled from d.smoothed when `classes` names them.
+Event state_event(const std::string& source, const Decision& d, std::int64_t time_ms, std::int64_t frame,
+                  const std::vector<std::string>& classes = {});
 
 class EventStore {
 public:

@@ -13,6 +13,22 @@ namespace firesight::watch {
 
 namespace fs = std::filesystem;
 
+Event state_event(const std::string& source, const Decision& d, std::int64_t time_ms, std::int64_t frame,
+                  const std::vector<std::string>& classes) {
+    Event e;
+    e.source = source;
+    e.time_ms = time_ms;
+    e.kind = "state";
+    e.from = to_string(d.from);
+    e.to = to_string(d.to);
+    e.cls = d.cls;
+    e.score = d.score;
+    e.peak = d.peak;
+    e.frame = frame;
+    for (std::size_t c = 0; c < classes.size() && c < d.smoothed.size(); ++c) e.probabilities[classes[c]] = d.smoothed[c];
+    return e;
+}
+
 nlohmann::json Event::to_json() const {
     nlohmann::json j{{"id", id},         {"event_id", id},   {"source", source}, {"time_ms", time_ms},
                      {"kind", kind},     {"from", from},     {"to", to},         {"class", cls},

@@ -312,18 +312,8 @@ void Watcher::run_source(std::size_t i) {
                 if (d.changed() && d.to == AlarmState::alarm) ++s.alarms;
             });
             if (d.changed()) {
-                Event e;
-                e.source = spec.name;
-                e.time_ms = now_ms();
-                e.kind = "state";
-                e.from = to_string(d.from);
-                e.to = to_string(d.to);
-                e.cls = d.cls;
-                e.score = d.score;
-                e.peak = d.peak;
-                e.frame = f.index;
+                Event e = state_event(spec.name, d, now_ms(), f.index, classes_);
                 e.frame_wall_ms = f.wall_ms;
-                for (std::size_t c = 0; c < classes_.size(); ++c) e.probabilities[classes_[c]] = d.smoothed[c];
                 emit(e, annotated);
             }
         }

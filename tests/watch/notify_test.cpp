@@ -91,17 +91,7 @@ void feed(AlarmStateMachine& m, EventStore& store, const std::string& source, co
         const auto d = m.update({p, 1 - p}, t);
         t += 1;
         if (!d.changed()) continue;
-        Event e;
-        e.source = source;
-        e.time_ms = static_cast<std::int64_t>(t * 1000);
-        e.kind = "state";
-        e.from = to_string(d.from);
-        e.to = to_string(d.to);
-        e.cls = d.cls;
-        e.score = d.score;
-        e.peak = d.peak;
-        e.frame = static_cast<std::int64_t>(t);
-        store.append(e);
+        store.append(state_event(source, d, static_cast<std::int64_t>(t * 1000), static_cast<std::int64_t>(t)));
     }
 }
 
