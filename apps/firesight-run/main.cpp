@@ -1,12 +1,16 @@
 // firesight-run: classify images with an engine file, using only the runtime (no libtorch, no
 // OpenCV), as it would run on a board. Inputs are binary PPM images or raw float32 tensors
-// (size x size x 3, already preprocessed, with --raw).
+// (size x size x 3, already preprocessed, with --raw). With --bench N and no inputs it times N
+// batch-1 inferences instead, in this fresh process, so load time and peak memory are its own.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
 #include <cstring>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -15,20 +19,88 @@
 #include "firesight/fileio.h"
 #include "ppm.h"
 
+namespace {
+
+double percentile(std::vector<double> sorted, double q) {
+    std::sort(sorted.begin(), sorted.end());
+    const double pos = q * static_cast<double>(sorted.size() - 1);
+    const auto lo = static_cast<std::size_t>(pos);
+    const auto hi = std::min(lo + 1, sorted.size() - 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+// Times `runs` inferences on one fixed input (a smooth pattern within the usual [-1, 1] range, so
+// no backend meets denormals or an all-zero shortcut) after a warm-up that packs weights and
+// faults in the buffers.
+int bench(const std::string& model, firesight::engine::Session& session, double load_ms, int runs,
+          const std::string& backend, int threads, bool json) {
+    using namespace firesight;
+    const auto in = session.engine().inputs().at(0);
+    std::size_t n = 1;
+    for (std::size_t i = 1; i < in.shape.size(); ++i) n *= static_cast<std::size_t>(in.shape[i]);
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i % 1009)));
+    const int warmup = std::max(2, runs / 10);
+    for (int i = 0; i < warmup; ++i) session.run(x.data(), 1);
+    std::vector<double> ms;
+    ms.reserve(static_cast<std::size_t>(runs));
+    for (int i = 0; i < runs; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        session.run(x.data(), 1);
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const double rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+    std::error_code ec;
+    const auto file_size = std::filesystem::file_size(model, ec);
+    const double median = percentile(ms, 0.5), p90 = percentile(ms, 0.9), min = *std::min_element(ms.begin(), ms.end());
+    if (json) {
+        nlohmann::json j = {{"model", model},           {"load_ms", load_ms},   {"latency_median_ms", median},
+                            {"latency_p90_ms", p90},    {"latency_min_ms", min}, {"runs", runs},
+                            {"warmup_runs", warmup},    {"threads", threads},   {"backend", backend},
+                            {"peak_rss_mb", rss_mb},    {"file_bytes", ec ? 0 : file_size}};
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%s: load %.1f ms, latency median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs (%s, %d threads), "
+                    "peak RSS %.1f MB, file %.2f MB\n",
+                    model.c_str(), load_ms, median, p90, min, runs, backend.c_str(), threads, rss_mb,
+                    static_cast<double>(ec ? 0 : file_size) / 1e6);
+    }
+    return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     using namespace firesight;
     CLI::App app{"firesight-run: classify images with a firesight engine file (.fse)"};
     std::string model, backend = engine::backend_available(engine::Backend::Xnnpack) ? "xnnpack" : "reference";
     std::vector<std::string> inputs;
-    int threads = 1, top = 3;
-    bool raw = false;
+    int threads = 1, top = 3, bench_runs = 0;
+    bool raw = false, json = false;
     app.add_option("--model,-m", model, "Engine file (.fse)")->required();
     app.add_option("--backend", backend, "reference or xnnpack");
     app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
     app.add_option("--top,-k", top, "Classes to print per input")->check(CLI::PositiveNumber);
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");
-    app.add_option("inputs", inputs, "PPM (P6) images, or raw tensors with --raw")->required();
+    app.add_option("--bench", bench_runs, "Without inputs: time N batch-1 inferences on a synthetic input")
+        ->check(CLI::Range(1, 1000000));
+    app.add_flag("--json", json, "With --bench: print the figures as one JSON object");
+    app.add_option("inputs", inputs, "PPM (P6) images, or raw tensors with --raw");
     CLI11_PARSE(app, argc, argv);
+    if (bench_runs > 0 && !inputs.empty()) {
+        std::fprintf(stderr, "firesight-run: error: --bench times a synthetic input; give no input files with it\n");
+        return 2;
+    }
+    if (bench_runs == 0 && inputs.empty()) {
+        std::fprintf(stderr, "firesight-run: error: no inputs (give PPM images, raw tensors with --raw, or --bench N)\n");
+        return 2;
+    }
+    if (json && bench_runs == 0) {
+        std::fprintf(stderr, "firesight-run: error: --json goes with --bench\n");
+        return 2;
+    }
     try {
         const auto t0 = std::chrono::steady_clock::now();
         auto e = engine::Engine::load(model);
@@ -38,6 +110,7 @@ int main(int argc, char** argv) {
         const std::size_t per = static_cast<std::size_t>(meta.size) * meta.size * 3;
         int failures = 0;
         std::fprintf(stderr, "loaded %s in %.1f ms (%s, %d threads)\n", model.c_str(), load_ms, backend.c_str(), threads);
+        if (bench_runs > 0) return bench(model, session, load_ms, bench_runs, backend, threads, json);
         for (const auto& path : inputs) {
             try {
                 const auto bytes = read_file_bytes(path);
