@@ -18,7 +18,7 @@ public:
 
 std::unique_ptr<Executor> make_reference_executor(const Graph& g);
 #ifdef FIRESIGHT_HAVE_XNNPACK
-std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads);
+std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse = true);
 #endif
 
 }  // namespace firesight::engine

@@ -14,6 +14,7 @@
 #include "firesight/engine_ir.h"
 #include "firesight/error.h"
 #include "firesight/fileio.h"
+#include "firesight/weight_codec.h"
 
 namespace firesight::engine {
 
@@ -22,7 +23,10 @@ static_assert(std::endian::native == std::endian::little, "the engine file is li
 namespace {
 
 constexpr char kMagic[8] = {'F', 'S', 'E', 'N', 'G', 'I', 'N', 'E'};
-constexpr std::uint32_t kVersion = 1;
+// Version 2 adds an encoding per constant (dense, palette, sparse, sparse + palette); version 1
+// files (all dense f32) are still read.
+constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kOldestVersion = 1;
 constexpr std::size_t kHeaderSize = 64;
 constexpr std::size_t kSectionEntrySize = 32;
 constexpr std::size_t kAlign = 64;
@@ -166,15 +170,18 @@ std::uint32_t crc32(const void* data, std::size_t size) {
 std::string serialize(const Graph& g) {
     validate(g);
     // Weights first, so the graph section can record where each constant lies.
+    // Each constant in its smallest encoding (weight_codec.h); dense ones stay usable in place.
     std::string weights;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> where(g.tensors.size());
+    std::vector<WeightEncoding> encoding(g.tensors.size(), WeightEncoding::Dense);
     for (std::size_t i = 0; i < g.tensors.size(); ++i) {
         const auto& t = g.tensors[i];
         if (!t.constant) continue;
         weights.resize(align_up(weights.size()), '\0');
-        const std::uint64_t bytes = static_cast<std::uint64_t>(t.element_count()) * sizeof(float);
-        where[i] = {weights.size(), bytes};
-        weights.append(reinterpret_cast<const char*>(t.data()), bytes);
+        const auto enc = encode_weights(t.data(), static_cast<std::size_t>(t.element_count()), sizeof(float));
+        encoding[i] = enc.encoding;
+        where[i] = {weights.size(), enc.bytes.size()};
+        weights.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
     }
     Writer w;
     w.put<std::uint32_t>(static_cast<std::uint32_t>(g.tensors.size()));
@@ -193,6 +200,8 @@ std::string serialize(const Graph& g) {
         if (t.constant) {
             w.put<std::uint64_t>(where[i].first);
             w.put<std::uint64_t>(where[i].second);
+            w.put<std::uint8_t>(static_cast<std::uint8_t>(encoding[i]));
+            for (int k = 0; k < 3; ++k) w.put<std::uint8_t>(0);
         }
     }
     w.put<std::uint32_t>(static_cast<std::uint32_t>(g.ops.size()));
@@ -258,8 +267,9 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     Reader h(bytes, kHeaderSize, name + ": header");
     h.get<std::uint64_t>("magic");
     const auto version = h.get<std::uint32_t>("format_version");
-    if (version != kVersion)
-        throw Error(name + ": header.format_version is " + std::to_string(version) + ", this firesight reads version " + std::to_string(kVersion));
+    if (version < kOldestVersion || version > kVersion)
+        throw Error(name + ": header.format_version is " + std::to_string(version) + ", this firesight reads versions " +
+                    std::to_string(kOldestVersion) + " to " + std::to_string(kVersion));
     const auto nsec = h.get<std::uint32_t>("section_count");
     if (nsec != kSectionCount) throw Error(name + ": header.section_count is " + std::to_string(nsec) + ", expected " + std::to_string(kSectionCount));
     const auto file_size = h.get<std::uint64_t>("file_size");
@@ -335,6 +345,15 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
             const auto off = r.get<std::uint64_t>("tensor.weight_offset");
             const auto len = r.get<std::uint64_t>("tensor.weight_bytes");
             const std::string what = "tensor " + std::to_string(i) + " '" + ten.name + "'";
+            auto encoding = WeightEncoding::Dense;
+            if (version >= 2) {
+                const auto e = r.get<std::uint8_t>("tensor.weight_encoding");
+                if (e > static_cast<std::uint8_t>(WeightEncoding::SparsePalette))
+                    r.fail(what + ".weight_encoding " + std::to_string(e) + " is unknown");
+                encoding = static_cast<WeightEncoding>(e);
+                for (int k = 0; k < 3; ++k)
+                    if (r.get<std::uint8_t>("tensor.weight_reserved") != 0) r.fail(what + ".weight_reserved bytes are not zero");
+            }
             if (off % kAlign != 0) r.fail(what + ".weight_offset is not 64-byte aligned");
             if (off > weights_size || len > weights_size - off) r.fail(what + ".weight_offset/weight_bytes lie outside the weights section");
             std::int64_t n = 1;
@@ -343,10 +362,17 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
                 n *= d;
                 if (n > (std::int64_t{1} << 31)) r.fail(what + " is too large");
             }
-            if (static_cast<std::uint64_t>(n) * sizeof(float) != len)
-                r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
-            ten.external = reinterpret_cast<const float*>(weights + off);
-            ten.storage = keep_alive;
+            if (encoding == WeightEncoding::Dense) {
+                if (static_cast<std::uint64_t>(n) * sizeof(float) != len)
+                    r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
+                ten.external = reinterpret_cast<const float*>(weights + off);
+                ten.storage = keep_alive;
+            } else {
+                // Encoded constants are expanded once, into storage the tensor owns.
+                ten.owned.resize(static_cast<std::size_t>(n));
+                decode_weights(encoding, weights + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n), sizeof(float),
+                               ten.owned.data(), name + ": " + what);
+            }
         }
     }
     const auto nops = r.count("op_count", 72, 1u << 20);

@@ -132,7 +132,7 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
         executor_ = make_reference_executor(engine_->graph());
     } else {
 #ifdef FIRESIGHT_HAVE_XNNPACK
-        executor_ = make_xnnpack_executor(engine_->graph(), options_.threads);
+        executor_ = make_xnnpack_executor(engine_->graph(), options_.threads, options_.sparse);
 #else
         throw Error("session: this firesight was built without the xnnpack backend");
 #endif

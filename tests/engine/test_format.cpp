@@ -181,9 +181,12 @@ TEST(EngineFormat, RefusesWrongMagicVersionAndInconsistentGraph) {
     }
     {
         std::string b = bytes;
-        write_at<std::uint32_t>(b, 8, 2);
+        write_at<std::uint32_t>(b, 8, 3);
         reseal(b);
-        EXPECT_NE(parse_error(b).find("format_version is 2"), std::string::npos) << parse_error(b);
+        EXPECT_NE(parse_error(b).find("format_version is 3"), std::string::npos) << parse_error(b);
+        write_at<std::uint32_t>(b, 8, 0);
+        reseal(b);
+        EXPECT_NE(parse_error(b).find("format_version is 0"), std::string::npos) << parse_error(b);
     }
     {
         // A graph whose op reads a tensor index that does not exist, with valid checksums.

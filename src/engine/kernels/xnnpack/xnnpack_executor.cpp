@@ -35,7 +35,7 @@ std::pair<float, float> bounds(Activation a) {
 
 class XnnpackExecutor : public Executor {
 public:
-    XnnpackExecutor(const Graph& g, int threads) : g_(g) {
+    XnnpackExecutor(const Graph& g, int threads, bool sparse) : g_(g), sparse_(sparse) {
         init_xnnpack();
         if (g.inputs.size() != 1) throw Error("xnnpack backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
         for (const auto& op : g.ops) {
@@ -84,7 +84,21 @@ public:
             xnn_delete_subgraph(sg);
             throw;
         }
-        const auto st = xnn_create_runtime_v2(sg, pool_, 0, &runtime_);
+        // The sparse hint only asks: XNNPACK (0.0~git20220216, xnn_subgraph_rewrite_for_nchw in
+        // src/subgraph.c) switches a cluster of nodes to NCHW with sparse 1x1 kernels when
+        //  - the cluster starts at a 3x3 stride-2 conv with exactly 3 input channels, groups 1,
+        //    dilation 1 and padding 1 on all four sides (NHWC -> NCHW), and ends at a global
+        //    average pool (NCHW -> NHWC); the graph input may feed only that first conv;
+        //  - every node in between is NCHW-capable: 1x1 convs with stride 1, no padding, groups 1;
+        //    depthwise 3x3 (padding 1) or 5x5 (padding 2) with stride 1 or 2, multiplier 1,
+        //    symmetric padding; add/multiply of 4-D tensors; clamp and other 4-D elementwise ops;
+        //    and no value in the cluster is read by a node outside it or is a graph output;
+        //  - over all 1x1 convs of the cluster, zeros * 3 > weights * 2 (more than 2/3 exact zeros).
+        // TF SAME padding of a stride-2 conv on an even size is asymmetric (0 top/left, 1
+        // bottom/right), so MobileNetV2 at 224x224 as imported from TFLite never qualifies; with
+        // PyTorch-style symmetric padding it does once the 1x1 convs are pruned enough.
+        const std::uint32_t flags = sparse_ ? XNN_FLAG_HINT_SPARSE_INFERENCE : 0;
+        const auto st = xnn_create_runtime_v2(sg, pool_, flags, &runtime_);
         xnn_delete_subgraph(sg);
         check(st, "xnn_create_runtime_v2");
         out_buf_.resize(g_.outputs.size());
@@ -214,6 +228,7 @@ private:
     }
 
     const Graph& g_;
+    bool sparse_ = true;
     pthreadpool_t pool_ = nullptr;
     xnn_runtime_t runtime_ = nullptr;
     std::vector<std::vector<float>> out_buf_;
@@ -223,6 +238,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads) { return std::make_unique<XnnpackExecutor>(g, threads); }
+std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse) {
+    return std::make_unique<XnnpackExecutor>(g, threads, sparse);
+}
 
 }  // namespace firesight::engine
