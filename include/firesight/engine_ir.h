@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,16 +41,40 @@ struct Tensor {
     std::vector<std::int32_t> shape;  // NHWC; shape[0] is the batch for non-constant tensors
     DType dtype = DType::F32;
     Quantization quant;
-    // Constant tensors are f32. Their data is either owned here or points into a loaded file
-    // (kept alive by `storage`), so a memory-mapped engine never copies its weights.
+    // Constant tensors are f32, i8 (int8 weights) or i32 (int8 biases). Their data is either owned
+    // here (in the vector of their dtype) or points into a loaded file (kept alive by `storage`),
+    // so a memory-mapped engine never copies its weights.
     bool constant = false;
     std::vector<float> owned;
-    const float* external = nullptr;
+    std::vector<std::int8_t> owned_i8;
+    std::vector<std::int32_t> owned_i32;
+    const void* external = nullptr;
     std::shared_ptr<const void> storage;
 
-    const float* data() const { return external ? external : owned.data(); }
+    // The values of an f32 constant (nullptr for other dtypes, so misuse fails loudly).
+    const float* data() const {
+        if (dtype != DType::F32) return nullptr;
+        return external ? static_cast<const float*>(external) : owned.data();
+    }
+    const std::int8_t* data_i8() const {
+        if (dtype != DType::I8) return nullptr;
+        return external ? static_cast<const std::int8_t*>(external) : owned_i8.data();
+    }
+    const std::int32_t* data_i32() const {
+        if (dtype != DType::I32) return nullptr;
+        return external ? static_cast<const std::int32_t*>(external) : owned_i32.data();
+    }
+    // A constant's values whatever its dtype (element_count() * dtype_size(dtype) bytes).
+    const void* bytes() const;
+    // Sizes the owned vector of this tensor's dtype to element_count() and returns it, for
+    // loaders that expand values into the tensor.
+    void* allocate_owned();
+    // Elements held in the owned vector of this tensor's dtype.
+    std::int64_t owned_count() const;
     std::int64_t element_count() const;
 };
+
+std::size_t dtype_size(DType t);
 
 struct Op {
     OpKind kind = OpKind::Identity;
@@ -71,6 +96,10 @@ struct Graph {
 
     std::int32_t add_tensor(Tensor t);
     std::int32_t add_constant(std::string name, std::vector<std::int32_t> shape, std::vector<float> values);
+    std::int32_t add_constant_i8(std::string name, std::vector<std::int32_t> shape, std::vector<std::int8_t> values,
+                                 Quantization quant);
+    std::int32_t add_constant_i32(std::string name, std::vector<std::int32_t> shape, std::vector<std::int32_t> values,
+                                  Quantization quant);
 };
 
 // Checks indices, topological order, types and shapes of every op. Returns the shapes of all
@@ -90,6 +119,24 @@ int remove_dead(Graph& g);            // ops and tensors the outputs do not need
 // All of the above until nothing changes. Returns a summary line for logs.
 std::string optimize(Graph& g);
 
+// ---- int8 ------------------------------------------------------------------------------------
+struct TensorRange {  // observed float range of an activation
+    float min = 0.f, max = 0.f;
+};
+struct QuantizeOptions {};  // room for options; may stay empty
+
+// Turns a float graph (after optimize()) into an int8 graph, in place:
+//  - activations: per-tensor asymmetric int8 from ranges[tensor name] (range widened to include 0);
+//    needed for the graph input and the output of every Conv2D / DepthwiseConv2D / FullyConnected /
+//    Add / GlobalAveragePool. A missing name -> firesight::Error naming the tensor.
+//  - weights: per-output-channel symmetric int8 (scale = max|w_c| / 127). A weight tensor with at
+//    most 256 distinct float values (clustered) gets ONE scale for the whole tensor (stored
+//    replicated per channel), so its int8 values stay at most k distinct.
+//  - biases: int32, scale = input_scale * weight_scale[c], zero point 0.
+//  - input and outputs stay f32: a Quantize after the input, a Dequantize before the softmax (and
+//    for the logits output). Session::run still takes/returns f32.
+void quantize_int8(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions& opt = {});
+
 // ---- builders ------------------------------------------------------------------------------
 // From a parsed .tflite: weights dequantized to float, Q/DQ pairs dropped, TF SAME padding made
 // explicit for the model's input size. Outputs: probabilities, then logits.
@@ -108,7 +155,8 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
 Graph load_graph(const std::filesystem::path& path);
 
 // Runs the graph with the reference kernels and returns every tensor's values (for the constant
-// folding pass and for tests).
+// folding pass, calibration and tests). i8 activations come back dequantized (scale * (q - zero
+// point)); i8/i32 constants as their integer values.
 std::vector<std::vector<float>> run_reference_all(const Graph& g, const std::vector<const float*>& inputs, int batch);
 
 std::uint32_t crc32(const void* data, std::size_t size);

@@ -45,6 +45,38 @@ const char* activation_name(Activation a) {
     return "?";
 }
 
+std::size_t dtype_size(DType t) { return t == DType::I8 ? 1 : 4; }
+
+const void* Tensor::bytes() const {
+    if (external) return external;
+    switch (dtype) {
+        case DType::F32: return owned.data();
+        case DType::I8: return owned_i8.data();
+        case DType::I32: return owned_i32.data();
+    }
+    return nullptr;
+}
+
+void* Tensor::allocate_owned() {
+    const auto n = static_cast<std::size_t>(element_count());
+    external = nullptr;
+    switch (dtype) {
+        case DType::F32: owned.resize(n); return owned.data();
+        case DType::I8: owned_i8.resize(n); return owned_i8.data();
+        case DType::I32: owned_i32.resize(n); return owned_i32.data();
+    }
+    throw Error("tensor '" + name + "': unknown dtype");
+}
+
+std::int64_t Tensor::owned_count() const {
+    switch (dtype) {
+        case DType::F32: return static_cast<std::int64_t>(owned.size());
+        case DType::I8: return static_cast<std::int64_t>(owned_i8.size());
+        case DType::I32: return static_cast<std::int64_t>(owned_i32.size());
+    }
+    return 0;
+}
+
 std::int64_t Tensor::element_count() const {
     std::int64_t n = 1;
     for (auto d : shape) n *= d;
@@ -64,6 +96,34 @@ std::int32_t Graph::add_constant(std::string name, std::vector<std::int32_t> sha
     t.owned = std::move(values);
     if (t.element_count() != static_cast<std::int64_t>(t.owned.size()))
         throw Error("constant '" + t.name + "': " + std::to_string(t.owned.size()) + " values for its shape");
+    return add_tensor(std::move(t));
+}
+
+std::int32_t Graph::add_constant_i8(std::string name, std::vector<std::int32_t> shape, std::vector<std::int8_t> values,
+                                    Quantization quant) {
+    Tensor t;
+    t.name = std::move(name);
+    t.shape = std::move(shape);
+    t.dtype = DType::I8;
+    t.quant = std::move(quant);
+    t.constant = true;
+    t.owned_i8 = std::move(values);
+    if (t.element_count() != t.owned_count())
+        throw Error("constant '" + t.name + "': " + std::to_string(t.owned_count()) + " values for its shape");
+    return add_tensor(std::move(t));
+}
+
+std::int32_t Graph::add_constant_i32(std::string name, std::vector<std::int32_t> shape, std::vector<std::int32_t> values,
+                                     Quantization quant) {
+    Tensor t;
+    t.name = std::move(name);
+    t.shape = std::move(shape);
+    t.dtype = DType::I32;
+    t.quant = std::move(quant);
+    t.constant = true;
+    t.owned_i32 = std::move(values);
+    if (t.element_count() != t.owned_count())
+        throw Error("constant '" + t.name + "': " + std::to_string(t.owned_count()) + " values for its shape");
     return add_tensor(std::move(t));
 }
 
@@ -119,12 +179,17 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
                 throw Error(what + ": per-channel quantization does not match axis " + std::to_string(t.quant.axis));
             for (float s : t.quant.scale)
                 if (!(s > 0.f) || !std::isfinite(s)) throw Error(what + ": quantization scale must be positive");
+            for (auto z : t.quant.zero_point) {
+                if (t.dtype == DType::I8 && (z < -128 || z > 127))
+                    throw Error(what + ": zero point " + std::to_string(z) + " is outside int8");
+                if (t.dtype != DType::I8 && z != 0) throw Error(what + ": zero point of a " + dtype_name(t.dtype) + " tensor must be 0");
+            }
         }
         if (t.constant) {
-            if (t.dtype != DType::F32) throw Error(what + ": constants must be f32");
-            if (!t.data() && n > 0) throw Error(what + ": constant without data");
-            if (!t.external && static_cast<std::int64_t>(t.owned.size()) != n)
-                throw Error(what + ": constant has " + std::to_string(t.owned.size()) + " values for shape " + shape_str(t.shape));
+            if (t.dtype != DType::F32 && t.quant.empty()) throw Error(what + ": an " + std::string(dtype_name(t.dtype)) + " constant needs quantization");
+            if (!t.bytes() && n > 0) throw Error(what + ": constant without data");
+            if (!t.external && t.owned_count() != n)
+                throw Error(what + ": constant has " + std::to_string(t.owned_count()) + " values for shape " + shape_str(t.shape));
             shapes[static_cast<std::size_t>(i)] = t.shape;
             ready[static_cast<std::size_t>(i)] = 1;
         }
@@ -169,6 +234,11 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
             if (count >= 0 && t->element_count() != count)
                 throw Error(what + ": " + role + " has " + std::to_string(t->element_count()) + " values, expected " + std::to_string(count));
         };
+        auto need_f32_weights = [&]() {
+            for (std::size_t k = 1; k < 3 && k < op.inputs.size(); ++k)
+                if (op.inputs[k] >= 0 && input(k)->dtype != DType::F32)
+                    throw Error(what + ": input " + std::to_string(k) + " of a float op must be f32");
+        };
         std::size_t expected_outputs = 1;
         if (op.outputs.size() != expected_outputs) throw Error(what + ": must have exactly one output");
         const auto out_idx = op.outputs[0];
@@ -176,12 +246,54 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
         const Tensor& out_t = g.tensors[static_cast<std::size_t>(out_idx)];
         if (ready[static_cast<std::size_t>(out_idx)]) throw Error(what + ": output '" + out_t.name + "' is written twice or is a constant/input");
         if (static_cast<std::uint8_t>(op.activation) > 2) throw Error(what + ": activation is out of range");
+        // int8 layers: i8 activations with one scale; symmetric i8 filter quantized per tensor or
+        // per channel along the output-channel axis; i32 bias with scale input_scale * filter_scale.
+        auto is_i8 = [&](std::size_t k) { return input(k)->dtype == DType::I8; };
+        auto need_q8 = [&](std::size_t k) {
+            const Tensor* t = input(k);
+            if (t->dtype != DType::I8 || t->quant.scale.size() != 1)
+                throw Error(what + ": input " + std::to_string(k) + " '" + t->name + "' must be i8 with one scale (int8 op)");
+        };
+        auto need_q8_weights = [&](std::int32_t axis) {
+            need_q8(0);
+            const Tensor* w = input(1);
+            const std::string wn = "filter '" + w->name + "'";
+            if (w->dtype != DType::I8) throw Error(what + ": " + wn + " of an int8 op must be i8");
+            const auto& q = w->quant;
+            if (q.scale.size() > 1 && q.axis != axis)
+                throw Error(what + ": " + wn + " is quantized per channel along axis " + std::to_string(q.axis) + ", expected " +
+                            std::to_string(axis));
+            for (auto z : q.zero_point)
+                if (z != 0) throw Error(what + ": " + wn + " must be symmetric (zero point 0)");
+            if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
+                const Tensor* b = input(2);
+                const std::string bn = "bias '" + b->name + "'";
+                if (b->dtype != DType::I32) throw Error(what + ": " + bn + " of an int8 op must be i32");
+                if (b->quant.scale.size() != q.scale.size())
+                    throw Error(what + ": " + bn + " has " + std::to_string(b->quant.scale.size()) + " scales, the filter " +
+                                std::to_string(q.scale.size()));
+                const float xs = input(0)->quant.scale[0];
+                for (std::size_t c = 0; c < q.scale.size(); ++c) {
+                    const float want = xs * q.scale[c];
+                    if (std::fabs(b->quant.scale[c] - want) > 1e-5f * want)
+                        throw Error(what + ": " + bn + " scale " + std::to_string(c) + " is not input scale x filter scale");
+                }
+            }
+            if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
+                throw Error(what + ": output '" + out_t.name + "' of an int8 op must be i8 with one scale");
+        };
         Shape out;
         DType out_type = DType::F32;
         switch (op.kind) {
             case OpKind::Conv2D:
             case OpKind::DepthwiseConv2D: {
-                need_f32(0);
+                if (is_i8(0)) {
+                    need_q8_weights(op.kind == OpKind::Conv2D ? 0 : 3);
+                    out_type = DType::I8;
+                } else {
+                    need_f32(0);
+                    need_f32_weights();
+                }
                 const Shape& x = shape_of(0);
                 if (x.size() != 4) throw Error(what + ": input must be rank 4 (NHWC), got " + shape_str(x));
                 need_const(1, -1, "filter");
@@ -212,22 +324,43 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
                 break;
             }
             case OpKind::Add: {
-                need_f32(0);
-                need_f32(1);
+                if (is_i8(0) || is_i8(1)) {
+                    need_q8(0);
+                    need_q8(1);
+                    if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
+                        throw Error(what + ": output '" + out_t.name + "' of an int8 add must be i8 with one scale");
+                    out_type = DType::I8;
+                } else {
+                    need_f32(0);
+                    need_f32(1);
+                }
                 if (shape_of(0) != shape_of(1))
                     throw Error(what + ": input shapes " + shape_str(shape_of(0)) + " and " + shape_str(shape_of(1)) + " differ");
                 out = shape_of(0);
                 break;
             }
             case OpKind::GlobalAveragePool: {
-                need_f32(0);
+                if (is_i8(0)) {
+                    need_q8(0);
+                    if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
+                        throw Error(what + ": output '" + out_t.name + "' of an int8 pool must be i8 with one scale");
+                    out_type = DType::I8;
+                } else {
+                    need_f32(0);
+                }
                 const Shape& x = shape_of(0);
                 if (x.size() != 4) throw Error(what + ": input must be rank 4 (NHWC), got " + shape_str(x));
                 out = op.keep_dims ? Shape{x[0], 1, 1, x[3]} : Shape{x[0], x[3]};
                 break;
             }
             case OpKind::FullyConnected: {
-                need_f32(0);
+                if (is_i8(0)) {
+                    need_q8_weights(0);
+                    out_type = DType::I8;
+                } else {
+                    need_f32(0);
+                    need_f32_weights();
+                }
                 const Shape& x = shape_of(0);
                 need_const(1, -1, "filter");
                 const Shape& w = input(1)->shape;

@@ -1,6 +1,7 @@
 // Engine (a loaded graph + metadata) and Session (buffers + a backend's executor).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "executor.h"
 #include "firesight/engine.h"
@@ -75,12 +76,12 @@ public:
         for (std::size_t i = 0; i < g_.tensors.size(); ++i) {
             const auto& t = g_.tensors[i];
             if (t.constant) {
-                data_[i] = const_cast<float*>(t.data());
+                data_[i] = const_cast<void*>(t.bytes());
                 continue;
             }
             std::int64_t n = 1;
             for (auto d : shapes_[i]) n *= d;
-            buffers_[i].resize(static_cast<std::size_t>((n * static_cast<std::int64_t>(ref::dtype_size(t.dtype)) + 3) / 4));
+            buffers_[i].resize(static_cast<std::size_t>((n * static_cast<std::int64_t>(dtype_size(t.dtype)) + 3) / 4));
             data_[i] = buffers_[i].data();
         }
     }
@@ -104,14 +105,17 @@ std::unique_ptr<Executor> make_reference_executor(const Graph& g) { return std::
 
 std::vector<std::vector<float>> run_reference_all(const Graph& g, const std::vector<const float*>& inputs, int batch) {
     const auto shapes = infer_shapes(g, batch);
+    // Every tensor in its own dtype while running; i8 and i32 ones are turned into floats at the end.
     std::vector<std::vector<float>> values(g.tensors.size());
     std::vector<void*> data(g.tensors.size(), nullptr);
     if (inputs.size() != g.inputs.size()) throw Error("run_reference_all: wrong number of inputs");
     for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        const auto& t = g.tensors[i];
         std::int64_t n = 1;
         for (auto d : shapes[i]) n *= d;
-        values[i].resize(static_cast<std::size_t>(n));
-        if (g.tensors[i].constant) std::copy(g.tensors[i].data(), g.tensors[i].data() + n, values[i].begin());
+        const auto bytes = static_cast<std::size_t>(n) * dtype_size(t.dtype);
+        values[i].resize((bytes + sizeof(float) - 1) / sizeof(float));
+        if (t.constant) std::memcpy(values[i].data(), t.bytes(), bytes);
         data[i] = values[i].data();
     }
     for (std::size_t k = 0; k < inputs.size(); ++k) {
@@ -119,6 +123,21 @@ std::vector<std::vector<float>> run_reference_all(const Graph& g, const std::vec
         std::copy(inputs[k], inputs[k] + values[i].size(), values[i].begin());
     }
     for (const auto& op : g.ops) ref::run_op(g, op, shapes, data);
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        const auto& t = g.tensors[i];
+        if (t.dtype == DType::F32) continue;
+        std::int64_t n = 1;
+        for (auto d : shapes[i]) n *= d;
+        std::vector<float> f(static_cast<std::size_t>(n));
+        for (std::int64_t k = 0; k < n; ++k) {
+            const std::int32_t q = t.dtype == DType::I8 ? static_cast<const std::int8_t*>(data[i])[k] : static_cast<const std::int32_t*>(data[i])[k];
+            // Non-constant i8 tensors are activations with one scale; constants keep their integers.
+            f[static_cast<std::size_t>(k)] = !t.constant && t.quant.scale.size() == 1
+                                                  ? t.quant.scale[0] * static_cast<float>(q - t.quant.zero_point[0])
+                                                  : static_cast<float>(q);
+        }
+        values[i] = std::move(f);
+    }
     return values;
 }
 

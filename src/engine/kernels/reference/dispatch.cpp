@@ -4,8 +4,6 @@
 
 namespace firesight::engine::ref {
 
-std::size_t dtype_size(DType t) { return t == DType::I8 ? 1 : 4; }
-
 void run_op(const Graph& g, const Op& op, const std::vector<Shape>& shapes, const std::vector<void*>& data) {
     auto in = [&](std::size_t k) -> const float* {
         if (k >= op.inputs.size() || op.inputs[k] < 0) return nullptr;

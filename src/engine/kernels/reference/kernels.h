@@ -40,6 +40,4 @@ void batch_norm(const Op& op, const float* x, const float* gamma, const float* b
 // shapes inferred for the batch being run.
 void run_op(const Graph& g, const Op& op, const std::vector<Shape>& shapes, const std::vector<void*>& data);
 
-std::size_t dtype_size(DType t);
-
 }  // namespace firesight::engine::ref
