@@ -178,7 +178,7 @@ std::string serialize(const Graph& g) {
         const auto& t = g.tensors[i];
         if (!t.constant) continue;
         weights.resize(align_up(weights.size()), '\0');
-        const auto enc = encode_weights(t.data(), static_cast<std::size_t>(t.element_count()), sizeof(float));
+        const auto enc = encode_weights(t.bytes(), static_cast<std::size_t>(t.element_count()), dtype_size(t.dtype));
         encoding[i] = enc.encoding;
         where[i] = {weights.size(), enc.bytes.size()};
         weights.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
@@ -363,15 +363,15 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
                 if (n > (std::int64_t{1} << 31)) r.fail(what + " is too large");
             }
             if (encoding == WeightEncoding::Dense) {
-                if (static_cast<std::uint64_t>(n) * sizeof(float) != len)
+                if (static_cast<std::uint64_t>(n) * dtype_size(ten.dtype) != len)
                     r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
-                ten.external = reinterpret_cast<const float*>(weights + off);
+                ten.external = weights + off;
                 ten.storage = keep_alive;
             } else {
                 // Encoded constants are expanded once, into storage the tensor owns.
-                ten.owned.resize(static_cast<std::size_t>(n));
-                decode_weights(encoding, weights + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n), sizeof(float),
-                               ten.owned.data(), name + ": " + what);
+                void* out = ten.allocate_owned();
+                decode_weights(encoding, weights + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n),
+                               dtype_size(ten.dtype), out, name + ": " + what);
             }
         }
     }

@@ -360,7 +360,7 @@ std::uint64_t encoded_weight_bytes(const Graph& g) {
     for (const auto& t : g.tensors) {
         if (!t.constant) continue;
         const auto n = static_cast<std::size_t>(t.element_count());
-        const auto s = weight_stats(t.data(), n, sizeof(float));
+        const auto s = weight_stats(t.bytes(), n, dtype_size(t.dtype));
         std::uint64_t best = encoded_size(WeightEncoding::Dense, s);
         for (auto e : {WeightEncoding::Palette, WeightEncoding::Sparse, WeightEncoding::SparsePalette})
             if (const auto size = encoded_size(e, s); size != 0 && size < best) best = size;
