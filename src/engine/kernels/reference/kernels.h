@@ -2,6 +2,7 @@
 // the other backends are tested against and the fallback when no other backend is built.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -35,6 +36,45 @@ void quantize(const float* x, std::int8_t* y, std::int64_t n, float scale, std::
 void dequantize(const std::int8_t* x, float* y, std::int64_t n, float scale, std::int32_t zero_point);
 void batch_norm(const Op& op, const float* x, const float* gamma, const float* beta, const float* mean,
                 const float* var, float* y, std::int64_t rows, std::int64_t channels);
+
+// ---- int8 ------------------------------------------------------------------------------------
+// The int8 kernels compute exactly what XNNPACK (2022-02) computes, so the tests can demand equal
+// bytes: int32 accumulation of (x - x_zero_point) * w + bias, then "fp32" requantization — the
+// accumulator converted to float, multiplied by the float scale input_scale * w_scale[c] /
+// output_scale (evaluated in that order, in float), clamped to the activation bounds, rounded to
+// nearest-even and offset by the output zero point.
+
+// Output bounds of an int8 op's fused activation, derived from the float bounds the way XNNPACK's
+// subgraph does: lrintf(clamp(bound / scale + zero_point, -128, 127)).
+struct Q8Bounds {
+    std::int32_t lo = -128, hi = 127;
+};
+Q8Bounds q8_bounds(Activation a, const Quantization& out);
+
+inline std::int8_t requantize_fp32(std::int32_t acc, float scale, std::int32_t zero_point, Q8Bounds b) {
+    float v = static_cast<float>(acc) * scale;
+    v = std::min(std::max(v, static_cast<float>(b.lo - zero_point)), static_cast<float>(b.hi - zero_point));
+    return static_cast<std::int8_t>(static_cast<std::int32_t>(std::nearbyint(v)) + zero_point);
+}
+
+struct Q8Tensor {  // an int8 activation: values, shape and quantization
+    const std::int8_t* data;
+    const Shape& shape;
+    const Quantization& quant;
+};
+struct Q8Weights {  // an int8 layer's constants
+    const std::int8_t* filter;
+    const Shape& filter_shape;
+    const Quantization& filter_quant;  // one scale, or one per output channel
+    const std::int32_t* bias;          // may be null
+};
+
+void conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Shape& ys, const Quantization& yq);
+void depthwise_conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Shape& ys, const Quantization& yq);
+void fully_connected_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Quantization& yq);
+void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
+            std::int8_t* y, const Quantization& yq, std::int64_t n);
+void global_average_pool_q8(const Op& op, Q8Tensor x, std::int8_t* y, const Quantization& yq);
 
 // Runs one op. `data[i]` points at tensor i's values (constants included), `shapes` are the
 // shapes inferred for the batch being run.

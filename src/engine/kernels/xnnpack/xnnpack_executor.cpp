@@ -1,9 +1,10 @@
-// The XNNPACK fp32 backend: the IR graph becomes one XNNPACK subgraph (XNNPACK fuses and picks
+// The XNNPACK backend (f32 and int8): the IR graph becomes one XNNPACK subgraph (XNNPACK fuses and picks
 // its own micro-kernels), run on a pthreadpool with the requested number of threads.
 #include <xnnpack.h>
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 
 #include "../../executor.h"
@@ -42,7 +43,7 @@ public:
             switch (op.kind) {
                 case OpKind::Conv2D: case OpKind::DepthwiseConv2D: case OpKind::Add: case OpKind::GlobalAveragePool:
                 case OpKind::FullyConnected: case OpKind::Relu: case OpKind::Relu6: case OpKind::Reshape:
-                case OpKind::Identity:
+                case OpKind::Identity: case OpKind::Quantize: case OpKind::Dequantize:
                     break;
                 case OpKind::Softmax:
                     if (op.beta != 1.0f) throw Error("xnnpack backend: softmax with beta != 1 is not supported");
@@ -74,6 +75,7 @@ public:
             runtime_ = nullptr;
         }
         zeros_.clear();
+        scales_.clear();
         const auto shapes = infer_shapes(g_, batch);
         const auto n_ext = static_cast<std::uint32_t>(1 + g_.outputs.size());
         xnn_subgraph_t sg = nullptr;
@@ -133,32 +135,83 @@ private:
             for (auto v : s) d.push_back(static_cast<std::size_t>(v));
             return d;
         };
-        auto define = [&](const std::vector<std::int32_t>& shape, const void* data, std::uint32_t ext, std::uint32_t flags) {
+        // int8 graphs use the same node definitions as f32 ones; only the values differ: i8
+        // activations are qint8 (one scale and zero point), conv/depthwise filters and their
+        // biases are channelwise qcint8/qcint32 (XNNPACK then picks its qc8 operators), fully
+        // connected filters and biases are per-tensor qint8/qint32 (its only qs8 fully connected).
+        struct Channelwise {
+            std::size_t dim = 0;
+            std::int32_t channels = 0;
+        };
+        std::map<std::int32_t, Channelwise> channelwise;
+        for (const auto& op : g_.ops) {
+            if ((op.kind != OpKind::Conv2D && op.kind != OpKind::DepthwiseConv2D) ||
+                g_.tensors[static_cast<std::size_t>(op.inputs[0])].dtype != DType::I8)
+                continue;
+            const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])].shape;
+            const std::size_t dim = op.kind == OpKind::Conv2D ? 0 : 3;
+            channelwise[op.inputs[1]] = {dim, w[dim]};
+            if (op.inputs.size() > 2 && op.inputs[2] >= 0) channelwise[op.inputs[2]] = {0, w[dim]};
+        }
+        auto define_as = [&](const std::vector<std::int32_t>& shape, DType dtype, const Quantization& q, const Channelwise* cw,
+                             const void* data, std::uint32_t ext, std::uint32_t flags) {
             const auto d = dims_of(shape);
             std::uint32_t v = XNN_INVALID_VALUE_ID;
-            check(xnn_define_tensor_value(sg, xnn_datatype_fp32, d.size(), d.data(), data, ext, flags, &v), "xnn_define_tensor_value");
+            if (dtype == DType::F32) {
+                check(xnn_define_tensor_value(sg, xnn_datatype_fp32, d.size(), d.data(), data, ext, flags, &v), "xnn_define_tensor_value");
+            } else if (cw) {
+                // XNNPACK keeps the pointer to the scales until the runtime is created.
+                scales_.emplace_back(static_cast<std::size_t>(cw->channels), q.scale[0]);
+                if (q.scale.size() > 1) scales_.back() = q.scale;
+                check(xnn_define_channelwise_quantized_tensor_value(sg, dtype == DType::I8 ? xnn_datatype_qcint8 : xnn_datatype_qcint32,
+                                                                    scales_.back().data(), d.size(), cw->dim, d.data(), data, ext,
+                                                                    flags, &v),
+                      "xnn_define_channelwise_quantized_tensor_value");
+            } else {
+                if (q.scale.size() != 1) throw Error("xnnpack backend: this XNNPACK has no per-channel int8 fully connected layer");
+                check(xnn_define_quantized_tensor_value(sg, dtype == DType::I8 ? xnn_datatype_qint8 : xnn_datatype_qint32,
+                                                        q.zero_point[0], q.scale[0], d.size(), d.data(), data, ext, flags, &v),
+                      "xnn_define_quantized_tensor_value");
+            }
             return v;
+        };
+        auto define_tensor = [&](std::size_t i, const std::vector<std::int32_t>& shape, std::uint32_t ext, std::uint32_t flags) {
+            const auto& t = g_.tensors[i];
+            const auto it = channelwise.find(static_cast<std::int32_t>(i));
+            return define_as(shape, t.dtype, t.quant, it == channelwise.end() ? nullptr : &it->second,
+                             t.constant ? t.bytes() : nullptr, ext, flags);
+        };
+        static const Quantization kFloat;
+        auto define = [&](const std::vector<std::int32_t>& shape, const void* data, std::uint32_t ext, std::uint32_t flags) {
+            return define_as(shape, DType::F32, kFloat, nullptr, data, ext, flags);
         };
         // A graph output also read by a later op is fine: XNNPACK lets external outputs feed nodes.
         const auto in = static_cast<std::size_t>(g_.inputs[0]);
-        id[in] = define(shapes[in], nullptr, 0, XNN_VALUE_FLAG_EXTERNAL_INPUT);
+        id[in] = define_tensor(in, shapes[in], 0, XNN_VALUE_FLAG_EXTERNAL_INPUT);
         for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
             const auto o = static_cast<std::size_t>(g_.outputs[k]);
             if (id[o] != XNN_INVALID_VALUE_ID) throw Error("xnnpack backend: a tensor is both input and output, or listed twice");
-            id[o] = define(shapes[o], nullptr, static_cast<std::uint32_t>(1 + k), XNN_VALUE_FLAG_EXTERNAL_OUTPUT);
+            id[o] = define_tensor(o, shapes[o], static_cast<std::uint32_t>(1 + k), XNN_VALUE_FLAG_EXTERNAL_OUTPUT);
         }
         auto value = [&](std::int32_t t) {
             const auto i = static_cast<std::size_t>(t);
-            if (id[i] == XNN_INVALID_VALUE_ID) {
-                const auto& ten = g_.tensors[i];
-                id[i] = define(shapes[i], ten.constant ? ten.data() : nullptr, XNN_INVALID_VALUE_ID, 0);
-            }
+            if (id[i] == XNN_INVALID_VALUE_ID) id[i] = define_tensor(i, shapes[i], XNN_INVALID_VALUE_ID, 0);
             return id[i];
         };
         auto bias_for = [&](const Op& op, std::int32_t channels) {
             if (op.inputs.size() > 2 && op.inputs[2] >= 0) return value(op.inputs[2]);
             zeros_.emplace_back(static_cast<std::size_t>(channels), 0.f);
-            return define({channels}, zeros_.back().data(), XNN_INVALID_VALUE_ID, 0);
+            const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])];
+            if (w.dtype != DType::I8) return define({channels}, zeros_.back().data(), XNN_INVALID_VALUE_ID, 0);
+            // An int8 layer without bias gets an int32 zero bias with the scales it would have.
+            const float xs = g_.tensors[static_cast<std::size_t>(op.inputs[0])].quant.scale[0];
+            Quantization q;
+            for (float ws : w.quant.scale) q.scale.push_back(xs * ws);
+            q.zero_point.assign(q.scale.size(), 0);
+            const Channelwise cw{0, channels};
+            const auto it = channelwise.find(op.inputs[1]);
+            return define_as({channels}, DType::I32, q, it == channelwise.end() ? nullptr : &cw, zeros_.back().data(),
+                             XNN_INVALID_VALUE_ID, 0);
         };
         for (const auto& op : g_.ops) {
             const auto [lo, hi] = bounds(op.activation);
@@ -194,7 +247,8 @@ private:
                         check(xnn_define_global_average_pooling_2d(sg, lo, hi, x, y, 0), name);
                     } else {
                         const auto& xs = shapes[static_cast<std::size_t>(op.inputs[0])];
-                        const auto pooled = define({xs[0], 1, 1, xs[3]}, nullptr, XNN_INVALID_VALUE_ID, 0);
+                        const auto& yt = g_.tensors[static_cast<std::size_t>(op.outputs[0])];
+                        const auto pooled = define_as({xs[0], 1, 1, xs[3]}, yt.dtype, yt.quant, nullptr, nullptr, XNN_INVALID_VALUE_ID, 0);
                         check(xnn_define_global_average_pooling_2d(sg, lo, hi, x, pooled, 0), name);
                         const auto d = dims_of(ys);
                         check(xnn_define_static_reshape(sg, d.size(), d.data(), pooled, y, 0), name + " reshape");
@@ -215,6 +269,10 @@ private:
                 case OpKind::Softmax:
                     check(xnn_define_softmax(sg, x, y, 0), name);
                     break;
+                case OpKind::Quantize:
+                case OpKind::Dequantize:
+                    check(xnn_define_convert(sg, x, y, 0), name);
+                    break;
                 case OpKind::Reshape:
                 case OpKind::Identity: {
                     const auto d = dims_of(ys);
@@ -232,7 +290,8 @@ private:
     pthreadpool_t pool_ = nullptr;
     xnn_runtime_t runtime_ = nullptr;
     std::vector<std::vector<float>> out_buf_;
-    std::vector<std::vector<float>> zeros_;
+    std::vector<std::vector<float>> zeros_;  // float zeros also serve as int32 zeros (same size)
+    std::vector<std::vector<float>> scales_;
     const float* last_input_ = nullptr;
 };
 
