@@ -29,6 +29,23 @@ double percentile(std::vector<double> sorted, double q) {
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
 }
 
+// Peak resident memory of this program. VmHWM belongs to this process image alone: getrusage's
+// ru_maxrss survives execve, so a child started by posix_spawn (which borrows the parent's memory
+// until exec) would report the parent's peak instead of its own.
+double peak_rss_mb() {
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        long kb = -1;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        std::fclose(f);
+        if (kb >= 0) return static_cast<double>(kb) / 1024.0;
+    }
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+}
+
 // Times `runs` inferences on one fixed input (a smooth pattern within the usual [-1, 1] range, so
 // no backend meets denormals or an all-zero shortcut) after a warm-up that packs weights and
 // faults in the buffers.
@@ -49,9 +66,7 @@ int bench(const std::string& model, firesight::engine::Session& session, double 
         session.run(x.data(), 1);
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    const double rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+    const double rss_mb = peak_rss_mb();
     std::error_code ec;
     const auto file_size = std::filesystem::file_size(model, ec);
     const double median = percentile(ms, 0.5), p90 = percentile(ms, 0.9), min = *std::min_element(ms.begin(), ms.end());

@@ -177,6 +177,17 @@ TEST(EvaluateVariant, MissingFiresightRunIsAClearError) {
     EXPECT_TRUE(fs::exists(find_firesight_run()));
 }
 
+TEST(EvaluateVariant, ChildPeakMemoryIsItsOwnNotTheParents) {
+    Fixture f;
+    // The parent holds 256 MB of touched memory; the child only loads a few-kilobyte engine.
+    std::vector<char> ballast(256u << 20);
+    for (std::size_t i = 0; i < ballast.size(); i += 4096) ballast[i] = static_cast<char>(i);
+    const auto b = bench_engine(find_firesight_run(), f.engine_path, 3);
+    EXPECT_GT(b.peak_rss_mb, 0.0);
+    EXPECT_LT(b.peak_rss_mb, 128.0) << "the child's peak includes the parent's memory";
+    EXPECT_NE(ballast[4096], 1);  // keep the ballast alive past the child
+}
+
 TEST(EvaluateVariant, BenchReportsConsistentFigures) {
     Fixture f;
     const auto b = bench_engine(find_firesight_run(), f.engine_path, 7);

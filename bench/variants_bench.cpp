@@ -1,0 +1,114 @@
+// variants_bench: measures engine files side by side with the runtime (accuracy on held-out images,
+// size and gzip size, batch-1 latency and peak RSS of a fresh firesight-run) and prints the variant
+// table; or prints the table of an existing results.json (what `firesight optimize` writes).
+//
+// usage: variants_bench --results results.json [--html report.html]
+//        variants_bench --engine NAME=FILE.fse ... (--run RUN_DIR | --data DIR) [--split test]
+//                       [--bench-runs 30] [--chosen NAME] [--out DIR]
+//   --run: the run's splits.json picks the images (its test split by default), as `firesight eval` does.
+//   --out: writes results.json, report.html and pareto.svg there.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "firesight/dataset.h"
+#include "firesight/error.h"
+#include "firesight/fileio.h"
+#include "firesight/progress.h"
+#include "firesight/variants.h"
+
+namespace fs = std::filesystem;
+using namespace firesight;
+
+namespace {
+
+int print_results(const std::string& results, const std::string& html) {
+    const auto j = nlohmann::json::parse(read_file_text(results), nullptr, false);
+    if (j.is_discarded()) throw Error(results + ": not valid JSON");
+    const auto v = eval::variants_from_json(j);
+    const std::string chosen = j.value("chosen", "");
+    std::printf("%s", eval::variants_table(v, chosen).c_str());
+    if (!html.empty()) write_file_atomic(html, eval::variants_report_html(v, chosen, "Engine variants: " + results));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"variants_bench: measure engine variants with the runtime and print the variant table"};
+    std::string results, html, run, data, split = "test", chosen, out;
+    std::vector<std::string> engines;
+    int bench_runs = 30;
+    app.add_option("--results", results, "Print the table of this results.json");
+    app.add_option("--html", html, "With --results: also write this report.html");
+    app.add_option("--engine", engines, "NAME=FILE.fse, one per variant (the first is the reference unless one is named fp32)");
+    app.add_option("--run", run, "Training run folder: its splits.json chooses the images");
+    app.add_option("--data", data, "Image folder (class sub-folders): every image, or with --run where the run's images are");
+    app.add_option("--split", split, "With --run: test, val or train");
+    app.add_option("--bench-runs", bench_runs, "Timed inferences per variant (0: do not time)")->check(CLI::Range(0, 100000));
+    app.add_option("--chosen", chosen, "Variant to mark as chosen");
+    app.add_option("--out", out, "Folder for results.json, report.html, pareto.svg");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (!results.empty()) return print_results(results, html);
+        if (engines.empty()) throw Error("give --results FILE, or --engine NAME=FILE.fse at least once");
+        if (run.empty() && data.empty()) throw Error("give --run RUN_DIR or --data DIR for the images");
+
+        std::vector<data::Sample> samples;
+        std::vector<std::string> classes;
+        fs::path root;
+        if (!run.empty()) {
+            const fs::path splits_file = fs::path(run) / "splits.json";
+            const auto s = data::splits_from_json(read_file_text(splits_file), splits_file.string());
+            samples = s.named(split);
+            classes = s.classes;
+            root = data.empty() ? s.root : fs::path(data);
+        } else {
+            data::ImageFolderDataset ds(data);
+            samples = ds.all();
+            classes = ds.classes();
+            root = data;
+        }
+        std::vector<std::string> paths;
+        std::vector<int> labels;
+        for (const auto& s : samples) {
+            paths.push_back((root / s.path).string());
+            labels.push_back(s.label);
+        }
+        std::vector<std::pair<std::string, fs::path>> named;
+        for (const auto& e : engines) {
+            const auto eq = e.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == e.size()) throw Error("--engine '" + e + "': expected NAME=FILE.fse");
+            named.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+        }
+        // Every variant shares the first engine's preprocessing; a variant with other metadata would
+        // need its own images, which compressing weights never changes.
+        std::vector<std::string> skipped;
+        const auto images = eval::load_eval_images(named.front().second, paths, labels, classes, &skipped);
+        for (const auto& s : skipped) std::fprintf(stderr, "warning: skipped %s\n", s.c_str());
+        std::fprintf(stderr, "%zu images (%zu skipped) from %s\n", images.inputs.size(), skipped.size(), root.c_str());
+
+        std::vector<eval::VariantResult> v;
+        ProgressBar bar("variants", named.size());
+        for (const auto& [name, file] : named) {
+            v.push_back(eval::evaluate_variant(name, {{"file", file.string()}}, file, images, bench_runs));
+            bar.update(v.size(), name);
+        }
+        bar.finish();
+        const bool has_fp32 = std::any_of(v.begin(), v.end(), [](const auto& r) { return r.name == "fp32"; });
+        eval::set_accuracy_drops(v, has_fp32 ? "fp32" : v.front().name);
+        std::printf("%s", eval::variants_table(v, chosen).c_str());
+        if (!out.empty()) {
+            fs::create_directories(out);
+            write_file_atomic(fs::path(out) / "results.json", eval::variants_json(v, chosen).dump(2) + "\n");
+            write_file_atomic(fs::path(out) / "report.html", eval::variants_report_html(v, chosen, "Engine variants"));
+            write_file_atomic(fs::path(out) / "pareto.svg", eval::pareto_svg(v, chosen));
+            std::printf("wrote %s/{results.json,report.html,pareto.svg}\n", out.c_str());
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "variants_bench: error: %s\n", e.what());
+        return 1;
+    }
+}
