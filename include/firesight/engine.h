@@ -44,9 +44,10 @@ struct SessionOptions {
     Backend backend = Backend::Xnnpack;
     int threads = 1;
     // Lets XNNPACK run f32 graphs in its sparse NCHW mode (XNN_FLAG_HINT_SPARSE_INFERENCE).
-    // XNNPACK itself decides: it needs a 3x3 stride-2 first conv on 3 channels with padding 1 on
-    // every side, only 1x1 / depthwise / add / clamp ops up to a global average pool, and more
-    // than 2/3 zeros over all those 1x1 conv weights (see xnnpack_executor.cpp); otherwise it is dense.
+    // XNNPACK itself decides: only on ARM or x86 without AVX, for f32 graphs with a 3x3 stride-2
+    // first conv on 3 channels with padding 1 on every side, only 1x1 / depthwise / add / clamp
+    // ops up to a global average pool, and more than 2/3 zeros over all those 1x1 conv weights
+    // (see xnnpack_executor.cpp); otherwise it runs dense, exactly as with sparse = false.
     bool sparse = true;
 };
 

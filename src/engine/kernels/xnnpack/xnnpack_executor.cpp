@@ -88,6 +88,9 @@ public:
         }
         // The sparse hint only asks: XNNPACK (0.0~git20220216, xnn_subgraph_rewrite_for_nchw in
         // src/subgraph.c) switches a cluster of nodes to NCHW with sparse 1x1 kernels when
+        //  - the CPU has its CHW kernels enabled: any ARM, but on x86 only CPUs WITHOUT AVX (its
+        //    sparse kernels are SSE-only and lose to the dense AVX ones), so here it is a no-op;
+        //  - the graph is f32;
         //  - the cluster starts at a 3x3 stride-2 conv with exactly 3 input channels, groups 1,
         //    dilation 1 and padding 1 on all four sides (NHWC -> NCHW), and ends at a global
         //    average pool (NCHW -> NHWC); the graph input may feed only that first conv;
