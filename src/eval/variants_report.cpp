@@ -46,6 +46,24 @@ const VariantResult* reference_of(const std::vector<VariantResult>& v) {
     return v.empty() ? nullptr : &v.front();
 }
 
+// A tick spacing of 1, 2 or 5 times a power of ten giving about five ticks over `range`.
+double nice_step(double range) {
+    if (!(range > 0) || !std::isfinite(range)) return 1.0;
+    const double raw = range / 5, mag = std::pow(10.0, std::floor(std::log10(raw))), norm = raw / mag;
+    return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
+}
+
+int decimals_for(double step) { return std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9))); }
+
+struct Box {
+    double x0, y0, x1, y1;
+};
+
+double overlap(const Box& a, const Box& b) {
+    const double w = std::min(a.x1, b.x1) - std::max(a.x0, b.x0), h = std::min(a.y1, b.y1) - std::max(a.y0, b.y0);
+    return w > 0 && h > 0 ? w * h : 0.0;
+}
+
 std::string ratio(double num, double den) { return num > 0 && den > 0 ? fmt("%.2fx", num / den) : "-"; }
 
 std::string mb(std::uint64_t bytes) { return fmt("%.2f", static_cast<double>(bytes) / 1e6); }
@@ -142,25 +160,30 @@ std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& c
         size_max = std::max(size_max, v[i].size_bytes);
     }
     // Latency from zero, so distances read as ratios; accuracy zoomed to the range that matters.
-    const double x_hi = lat_max > 0 ? lat_max * 1.15 : 1.0;
-    double y_lo = std::floor(acc_lo - 1), y_hi = std::ceil(acc_hi + 1);
-    if (timed.empty()) y_lo = 0, y_hi = 100;
-    y_lo = std::max(0.0, y_lo);
-    y_hi = std::min(100.0, std::max(y_hi, y_lo + 1));
+    const double x_step = nice_step(lat_max > 0 ? lat_max * 1.1 : 1.0);
+    const double x_hi = x_step * std::max(1.0, std::ceil((lat_max > 0 ? lat_max * 1.1 : 1.0) / x_step - 1e-9));
+    double y_lo = 0, y_hi = 100;
+    if (!timed.empty()) y_lo = std::max(0.0, acc_lo - 0.5), y_hi = std::min(100.0, acc_hi + 0.5);
+    const double y_step = nice_step(y_hi - y_lo);
+    y_lo = std::max(0.0, std::floor(y_lo / y_step + 1e-9) * y_step);
+    y_hi = std::max(y_lo + y_step, std::ceil(y_hi / y_step - 1e-9) * y_step);
     auto xpos = [&](double ms) { return left + plot_w * ms / x_hi; };
     auto ypos = [&](double acc_pct) { return top + plot_h - plot_h * (acc_pct - y_lo) / (y_hi - y_lo); };
 
     s += "<rect x=\"" + fmt("%.1f", left) + "\" y=\"" + fmt("%.1f", top) + "\" width=\"" + fmt("%.1f", plot_w) + "\" height=\"" +
          fmt("%.1f", plot_h) + "\" fill=\"none\" stroke=\"#222\"/>\n";
-    for (int t = 0; t <= 5; ++t) {
-        const double acc = y_lo + (y_hi - y_lo) * t / 5.0, y = ypos(acc);
+    const std::string y_fmt = "%." + std::to_string(decimals_for(y_step)) + "f%%", x_fmt = "%." + std::to_string(decimals_for(x_step)) + "f";
+    for (double acc = y_lo; acc <= y_hi + y_step * 1e-6; acc += y_step) {
+        const double y = ypos(acc);
         s += "<line x1=\"" + fmt("%.1f", left) + "\" x2=\"" + fmt("%.1f", left + plot_w) + "\" y1=\"" + fmt("%.1f", y) + "\" y2=\"" +
              fmt("%.1f", y) + "\" stroke=\"#e4e4e4\"/>\n";
-        s += svg_text(left - 6, y + 4, fmt("%.1f%%", acc), "text-anchor=\"end\"");
-        const double ms = x_hi * t / 5.0, x = xpos(ms);
+        s += svg_text(left - 6, y + 4, fmt(y_fmt.c_str(), acc), "text-anchor=\"end\"");
+    }
+    for (double ms = 0; ms <= x_hi + x_step * 1e-6; ms += x_step) {
+        const double x = xpos(ms);
         s += "<line x1=\"" + fmt("%.1f", x) + "\" x2=\"" + fmt("%.1f", x) + "\" y1=\"" + fmt("%.1f", top) + "\" y2=\"" +
              fmt("%.1f", top + plot_h) + "\" stroke=\"#e4e4e4\"/>\n";
-        s += svg_text(x, top + plot_h + 18, fmt(x_hi < 10 ? "%.2f" : "%.1f", ms), "text-anchor=\"middle\"");
+        s += svg_text(x, top + plot_h + 18, fmt(x_fmt.c_str(), ms), "text-anchor=\"middle\"");
     }
     s += svg_text(left + plot_w / 2, top + plot_h + 40, "latency, ms (batch 1, 1 thread, median)", "text-anchor=\"middle\"");
     s += svg_text(22, top + plot_h / 2, "accuracy",
@@ -193,12 +216,56 @@ std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& c
              fmt("%.2f%%", 100 * r.metrics.accuracy) + ", " + fmt("%.2f ms", r.latency_ms) + ", " + mb(r.size_bytes) +
              " MB</title></circle>\n";
     }
+    // Labels: the chosen variant first, then the front, each at the first spot around its marker
+    // that overlaps no marker and no label placed before it.
+    std::vector<Box> taken;
     for (auto i : timed) {
+        const double x = xpos(v[i].latency_ms), y = ypos(100 * v[i].metrics.accuracy), rad = radius(v[i].size_bytes);
+        taken.push_back({x - rad, y - rad, x + rad, y + rad});
+    }
+    auto label_order = timed;
+    std::stable_sort(label_order.begin(), label_order.end(), [&](auto a, auto b) {
+        auto rank = [&](std::size_t i) {
+            return v[i].name == chosen ? 0 : std::find(front.begin(), front.end(), i) != front.end() ? 1 : 2;
+        };
+        return rank(a) < rank(b);
+    });
+    for (auto i : label_order) {
         const auto& r = v[i];
         const bool is_chosen = r.name == chosen;
         const double x = xpos(r.latency_ms), y = ypos(100 * r.metrics.accuracy), rad = radius(r.size_bytes);
-        s += svg_text(x + rad + 4, y + 4, is_chosen ? r.name + " (chosen)" : r.name,
-                      is_chosen ? "font-weight=\"bold\" fill=\"#e6550d\"" : "fill=\"#222\"");
+        const std::string label = is_chosen ? r.name + " (chosen)" : r.name;
+        const double w = 7.2 * static_cast<double>(label.size()), h = 14;
+        struct Spot {
+            double x, y;
+            const char* anchor;
+        };
+        const Spot spots[] = {{x + rad + 4, y + 4, "start"},      {x - rad - 4, y + 4, "end"},
+                              {x, y - rad - 5, "middle"},         {x, y + rad + 15, "middle"},
+                              {x + rad + 4, y - rad - 2, "start"}, {x + rad + 4, y + rad + 12, "start"},
+                              {x - rad - 4, y - rad - 2, "end"},   {x - rad - 4, y + rad + 12, "end"}};
+        auto box_of = [&](const Spot& sp) {
+            const double x0 = sp.anchor[0] == 's' ? sp.x : sp.anchor[0] == 'e' ? sp.x - w : sp.x - w / 2;
+            return Box{x0, sp.y - h + 3, x0 + w, sp.y + 3};
+        };
+        std::size_t best = 0;
+        double best_cost = -1;
+        for (std::size_t k = 0; k < std::size(spots); ++k) {
+            const Box b = box_of(spots[k]);
+            double cost = 0;
+            for (std::size_t t = 0; t < taken.size(); ++t) {
+                // A marker's own circle is not in the way of its label spots.
+                if (t < timed.size() && timed[t] == i) continue;
+                cost += overlap(b, taken[t]);
+            }
+            if (b.x0 < left || b.x1 > width - 4 || b.y0 < top) cost += 1e6;  // stay on the canvas, below the title
+            if (best_cost < 0 || cost < best_cost) best = k, best_cost = cost;
+            if (cost == 0) break;
+        }
+        taken.push_back(box_of(spots[best]));
+        s += svg_text(spots[best].x, spots[best].y, label,
+                      std::string("text-anchor=\"") + spots[best].anchor + "\" " +
+                          (is_chosen ? "font-weight=\"bold\" fill=\"#e6550d\"" : "fill=\"#222\""));
     }
 
     // Legend on the right.
