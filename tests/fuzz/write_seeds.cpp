@@ -53,6 +53,43 @@ int main(int argc, char** argv) {
     g.metadata.size = g.metadata.resize_shorter = 4;
     std::ofstream(std::filesystem::path(argv[1]) / "seed.fse", std::ios::binary) << engine::serialize(g);
 
+    // A second engine whose 1x1 convs take each compact weight encoding (palette, sparse,
+    // sparse + palette), so the fuzzer starts inside the codec's decoder too.
+    {
+        engine::Graph c;
+        engine::Tensor cx;
+        cx.name = "input";
+        cx.shape = {1, 2, 2, 8};
+        c.inputs = {c.add_tensor(cx)};
+        auto one_by_one = [&](std::int32_t in, int cin, int cout, const std::string& name, auto value_of) {
+            std::vector<float> w(static_cast<std::size_t>(cin * cout));
+            for (std::size_t i = 0; i < w.size(); ++i) w[i] = value_of(i);
+            engine::Op op;
+            op.kind = engine::OpKind::Conv2D;
+            op.inputs = {in, c.add_constant(name, {cout, 1, 1, cin}, w)};
+            engine::Tensor y;
+            y.name = name + ".out";
+            y.shape = {1, 2, 2, cout};
+            op.outputs = {c.add_tensor(y)};
+            c.ops.push_back(op);
+            return op.outputs[0];
+        };
+        auto a1 = one_by_one(c.inputs[0], 8, 16, "palette", [](std::size_t i) { return 0.25f * static_cast<float>(i % 4) - 0.3f; });
+        auto a2 = one_by_one(a1, 16, 16, "sparse", [](std::size_t i) { return i % 10 == 0 ? 0.01f * static_cast<float>(i) : 0.f; });
+        auto a3 = one_by_one(a2, 16, 16, "sparse_palette", [](std::size_t i) { return i % 4 == 0 ? 0.5f * static_cast<float>(i % 3) + 0.5f : 0.f; });
+        engine::Op cp;
+        cp.kind = engine::OpKind::GlobalAveragePool;
+        cp.inputs = {a3};
+        engine::Tensor cpt;
+        cpt.name = "pooled";
+        cpt.shape = {1, 16};
+        cp.outputs = {c.add_tensor(cpt)};
+        c.ops.push_back(cp);
+        c.outputs = {cp.outputs[0]};
+        c.metadata.size = c.metadata.resize_shorter = 2;
+        std::ofstream(std::filesystem::path(argv[1]) / "seed_encoded.fse", std::ios::binary) << engine::serialize(c);
+    }
+
     test::FakeTensor in{"input", {1, 4, 4, 3}, 0, {}, {}, {}, 0};
     std::vector<std::uint8_t> wbytes(2 * 1 * 1 * 3 * 4, 0);
     test::FakeTensor w{"w", {2, 1, 1, 3}, 0, wbytes, {}, {}, 0};
