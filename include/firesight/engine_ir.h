@@ -130,8 +130,10 @@ struct QuantizeOptions {};  // room for options; may stay empty
 //    needed for the graph input and the output of every Conv2D / DepthwiseConv2D / FullyConnected /
 //    Add / GlobalAveragePool. A missing name -> firesight::Error naming the tensor.
 //  - weights: per-output-channel symmetric int8 (scale = max|w_c| / 127). A weight tensor with at
-//    most 256 distinct float values (clustered) gets ONE scale for the whole tensor (stored
-//    replicated per channel), so its int8 values stay at most k distinct.
+//    most 256 distinct float values, some repeated (clustered), gets ONE scale for the whole
+//    tensor (stored replicated per channel), so its int8 values stay at most k distinct.
+//    Fully connected weights always get one scale: XNNPACK (2022-02) has no per-channel qs8
+//    fully connected operator.
 //  - biases: int32, scale = input_scale * weight_scale[c], zero point 0.
 //  - input and outputs stay f32: a Quantize after the input, a Dequantize before the softmax (and
 //    for the logits output). Session::run still takes/returns f32.

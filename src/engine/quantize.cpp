@@ -32,13 +32,15 @@ Quantization activation_quantization(const std::string& name, const std::map<std
 // values as few as its float ones, so the palette codec still stores log2(k) bits per weight.
 constexpr std::size_t kClusteredMaxValues = 256;
 
+// A small continuous tensor (a 3x3 depthwise filter of 12 channels has 108 values) also has at most
+// 256 distinct values; but clustered weights repeat, continuous ones practically never do.
 bool is_clustered(const float* w, std::int64_t n) {
     std::unordered_set<float> distinct;
     for (std::int64_t i = 0; i < n; ++i) {
         distinct.insert(w[i] == 0.f ? 0.f : w[i]);  // -0 and +0 are one value
         if (distinct.size() > kClusteredMaxValues) return false;
     }
-    return true;
+    return static_cast<std::int64_t>(distinct.size()) < n;
 }
 
 struct QuantizedWeights {
