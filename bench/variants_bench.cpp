@@ -2,7 +2,9 @@
 // size and gzip size, batch-1 latency and peak RSS of a fresh firesight-run) and prints the variant
 // table; or prints the table of an existing results.json (what `firesight optimize` writes).
 //
-// usage: variants_bench --results results.json [--html report.html]
+// usage: variants_bench --results results.json [--html report.html] [--targets]
+//   --targets: also checks the goals against fp32: int8 accuracy within 1.0 point, int8
+//   latency <= 0.5x, pruned + clustered + int8 size <= 1/8 (variants recognised by their settings).
 //        variants_bench --engine NAME=FILE.fse ... (--run RUN_DIR | --data DIR) [--split test]
 //                       [--bench-runs 30] [--chosen NAME] [--out DIR]
 //   --run: the run's splits.json picks the images (its test split by default), as `firesight eval` does.
@@ -23,13 +25,69 @@ using namespace firesight;
 
 namespace {
 
-int print_results(const std::string& results, const std::string& html) {
+bool flag(const nlohmann::json& settings, const char* key) {
+    return settings.is_object() && settings.contains(key) && settings[key].is_boolean() && settings[key].get<bool>();
+}
+bool has(const nlohmann::json& settings, const char* key) {
+    return settings.is_object() && settings.contains(key) && !settings[key].is_null() &&
+           !(settings[key].is_number() && settings[key].get<double>() == 0);
+}
+
+// The goals, each with the variants it applies to and PASS/MISS. Returns how many missed.
+int check_targets(const std::vector<eval::VariantResult>& v) {
+    const auto fp32 = std::find_if(v.begin(), v.end(), [](const auto& r) { return r.name == "fp32"; });
+    if (fp32 == v.end()) throw Error("--targets: no fp32 variant in the results");
+    int missed = 0;
+    auto verdict = [&](bool ok) {
+        missed += ok ? 0 : 1;
+        return ok ? "PASS" : "MISS";
+    };
+    std::printf("\ntargets against fp32 (%.2f%%, %.2f ms, %.2f MB):\n", 100 * fp32->metrics.accuracy, fp32->latency_ms,
+                static_cast<double>(fp32->size_bytes) / 1e6);
+    // int8 of the unpruned, unclustered model: accuracy and latency.
+    const eval::VariantResult* best_int8 = nullptr;
+    for (const auto& r : v) {
+        if (!flag(r.settings, "int8") || has(r.settings, "sparsity") || has(r.settings, "clusters") || has(r.settings, "channel_fraction"))
+            continue;
+        const double drop = 100 * (fp32->metrics.accuracy - r.metrics.accuracy);
+        const double speed = fp32->latency_ms > 0 ? r.latency_ms / fp32->latency_ms : 0;
+        std::printf("  %-22s accuracy drop %+5.2f points, latency %.2fx fp32\n", r.name.c_str(), drop, speed);
+        if (!best_int8 || r.metrics.accuracy > best_int8->metrics.accuracy) best_int8 = &r;
+    }
+    if (!best_int8) {
+        std::printf("  no int8 variant of the fp32 model: int8 targets not checked\n");
+        missed += 2;
+    } else {
+        const double drop = 100 * (fp32->metrics.accuracy - best_int8->metrics.accuracy);
+        const double speed = fp32->latency_ms > 0 ? best_int8->latency_ms / fp32->latency_ms : 1e9;
+        std::printf("  [%s] int8 accuracy within 1.0 point of fp32: %s drops %.2f points\n", verdict(drop <= 1.0), best_int8->name.c_str(), drop);
+        std::printf("  [%s] int8 latency <= 0.5x fp32: %s at %.2fx\n", verdict(speed <= 0.5), best_int8->name.c_str(), speed);
+    }
+    const eval::VariantResult* smallest = nullptr;
+    for (const auto& r : v)
+        if (flag(r.settings, "int8") && has(r.settings, "sparsity") && has(r.settings, "clusters") &&
+            (!smallest || r.size_bytes < smallest->size_bytes))
+            smallest = &r;
+    if (!smallest) {
+        std::printf("  no pruned + clustered + int8 variant: size target not checked\n");
+        ++missed;
+    } else {
+        const double ratio = static_cast<double>(smallest->size_bytes) / static_cast<double>(std::max<std::uint64_t>(1, fp32->size_bytes));
+        std::printf("  [%s] pruned + clustered + int8 size <= 1/8 fp32: %s at 1/%.1f (%.2f MB, %.2f MB gzipped)\n", verdict(ratio <= 0.125),
+                    smallest->name.c_str(), 1 / ratio, static_cast<double>(smallest->size_bytes) / 1e6,
+                    static_cast<double>(smallest->gzip_bytes) / 1e6);
+    }
+    return missed;
+}
+
+int print_results(const std::string& results, const std::string& html, bool targets) {
     const auto j = nlohmann::json::parse(read_file_text(results), nullptr, false);
     if (j.is_discarded()) throw Error(results + ": not valid JSON");
     const auto v = eval::variants_from_json(j);
     const std::string chosen = j.value("chosen", "");
     std::printf("%s", eval::variants_table(v, chosen).c_str());
     if (!html.empty()) write_file_atomic(html, eval::variants_report_html(v, chosen, "Engine variants: " + results));
+    if (targets) return check_targets(v) == 0 ? 0 : 3;
     return 0;
 }
 
@@ -40,8 +98,10 @@ int main(int argc, char** argv) {
     std::string results, html, run, data, split = "test", chosen, out;
     std::vector<std::string> engines;
     int bench_runs = 30;
+    bool targets = false;
     app.add_option("--results", results, "Print the table of this results.json");
     app.add_option("--html", html, "With --results: also write this report.html");
+    app.add_flag("--targets", targets, "With --results: check the int8 accuracy/latency and compressed size goals (exit 3 on a miss)");
     app.add_option("--engine", engines, "NAME=FILE.fse, one per variant (the first is the reference unless one is named fp32)");
     app.add_option("--run", run, "Training run folder: its splits.json chooses the images");
     app.add_option("--data", data, "Image folder (class sub-folders): every image, or with --run where the run's images are");
@@ -51,7 +111,7 @@ int main(int argc, char** argv) {
     app.add_option("--out", out, "Folder for results.json, report.html, pareto.svg");
     CLI11_PARSE(app, argc, argv);
     try {
-        if (!results.empty()) return print_results(results, html);
+        if (!results.empty()) return print_results(results, html, targets);
         if (engines.empty()) throw Error("give --results FILE, or --engine NAME=FILE.fse at least once");
         if (run.empty() && data.empty()) throw Error("give --run RUN_DIR or --data DIR for the images");
 
