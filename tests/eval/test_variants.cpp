@@ -207,6 +207,34 @@ TEST(EvaluateVariant, BenchReportsConsistentFigures) {
     }
 }
 
+TEST(EvaluateVariant, FiresightRunBenchPrintsOneJsonObjectAndRefusesMixedModes) {
+    Fixture f;
+    const auto run = test::shell_quote(find_firesight_run().string()), model = test::shell_quote(f.engine_path.string());
+    const auto r = test::run_command(run + " --model " + model + " --bench 4 --json --backend reference");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto brace = r.out.find('{');  // stderr (the "loaded" line) comes along in r.out
+    ASSERT_NE(brace, std::string::npos) << r.out;
+    const auto j = nlohmann::json::parse(r.out.substr(brace));
+    EXPECT_EQ(j["runs"], 4);
+    EXPECT_EQ(j["threads"], 1);
+    EXPECT_EQ(j["backend"], "reference");
+    EXPECT_EQ(j["file_bytes"].get<std::uint64_t>(), fs::file_size(f.engine_path));
+    for (const char* k : {"load_ms", "latency_median_ms", "latency_p90_ms", "latency_min_ms", "peak_rss_mb"})
+        EXPECT_TRUE(j[k].is_number()) << k;
+    const auto text = test::run_command(run + " --model " + model + " --bench 3");
+    EXPECT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_NE(text.out.find("latency median"), std::string::npos) << text.out;
+    const auto mixed = test::run_command(run + " --model " + model + " --bench 3 some.ppm");
+    EXPECT_NE(mixed.exit_code, 0);
+    EXPECT_NE(mixed.out.find("give no input files"), std::string::npos) << mixed.out;
+    const auto nothing = test::run_command(run + " --model " + model);
+    EXPECT_NE(nothing.exit_code, 0);
+    EXPECT_NE(nothing.out.find("no inputs"), std::string::npos) << nothing.out;
+    const auto json_alone = test::run_command(run + " --model " + model + " --json x.ppm");
+    EXPECT_NE(json_alone.exit_code, 0);
+    EXPECT_NE(json_alone.out.find("--json goes with --bench"), std::string::npos) << json_alone.out;
+}
+
 TEST(EvaluateVariant, GzipSizeShrinksRepetitiveBytesOnly) {
     const std::string repetitive(200000, 'a');
     EXPECT_LT(gzip_size(repetitive), 1000u);
