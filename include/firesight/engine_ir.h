@@ -131,7 +131,9 @@ struct QuantizeOptions {};  // room for options; may stay empty
 //    Add / GlobalAveragePool. A missing name -> firesight::Error naming the tensor.
 //  - weights: per-output-channel symmetric int8 (scale = max|w_c| / 127). A weight tensor with at
 //    most 256 distinct float values, some repeated (clustered), gets ONE scale for the whole
-//    tensor (stored replicated per channel), so its int8 values stay at most k distinct.
+//    tensor (stored replicated per channel) when that scale maps its k values to k distinct int8
+//    values, so its int8 values stay exactly k distinct; if one scale would merge values (weights
+//    on a fine grid, e.g. an imported uint8 model's), it keeps per-channel scales.
 //    Fully connected weights always get one scale: XNNPACK (2022-02) has no per-channel qs8
 //    fully connected operator.
 //  - biases: int32, scale = input_scale * weight_scale[c], zero point 0.

@@ -28,19 +28,28 @@ Quantization activation_quantization(const std::string& name, const std::map<std
     return q;
 }
 
-// A weight tensor with this few distinct values was clustered; one shared scale keeps its int8
-// values as few as its float ones, so the palette codec still stores log2(k) bits per weight.
+// A weight tensor with this few distinct values may have been clustered.
 constexpr std::size_t kClusteredMaxValues = 256;
 
-// A small continuous tensor (a 3x3 depthwise filter of 12 channels has 108 values) also has at most
-// 256 distinct values; but clustered weights repeat, continuous ones practically never do.
+// Clustered weights get one scale for the whole tensor when that keeps every distinct value
+// distinct in int8: then the int8 tensor has exactly the k values of the float one, and the
+// palette codec still stores log2(k) bits per weight. Otherwise (a small continuous tensor, or
+// weights on a fine grid such as an imported uint8 model's, where one symmetric scale would merge
+// neighbours and wipe out the small channels) per-channel scales are kept.
 bool is_clustered(const float* w, std::int64_t n) {
     std::unordered_set<float> distinct;
+    float max_abs = 0.f;
     for (std::int64_t i = 0; i < n; ++i) {
         distinct.insert(w[i] == 0.f ? 0.f : w[i]);  // -0 and +0 are one value
         if (distinct.size() > kClusteredMaxValues) return false;
+        max_abs = std::max(max_abs, std::fabs(w[i]));
     }
-    return static_cast<std::int64_t>(distinct.size()) < n;
+    // Continuous weights practically never repeat a value; clustered ones always do.
+    if (static_cast<std::int64_t>(distinct.size()) >= n || max_abs == 0.f) return false;
+    const float scale = max_abs / 127.f;
+    std::unordered_set<int> codes;
+    for (float v : distinct) codes.insert(static_cast<int>(std::nearbyint(v / scale)));
+    return codes.size() == distinct.size();
 }
 
 struct QuantizedWeights {
