@@ -420,6 +420,19 @@ TEST(QuantizeInt8, ClusteredWeightsKeepAtMostKDistinctValues) {
     EXPECT_GT(std::set<float>(c.quant.scale.begin(), c.quant.scale.end()).size(), 1u);
 }
 
+TEST(QuantizeInt8, FewValuesOnAFineGridKeepPerChannelScales) {
+    // 255 values 0.005 apart over [-1, 0.27] (like an imported uint8 model's weights): one
+    // symmetric scale (1/127 > 0.005) would merge neighbours, so they are not treated as clustered.
+    Graph g = small_net(8);
+    auto& w = g.tensors[static_cast<std::size_t>(g.ops[4].inputs[1])];
+    const std::string wname = w.name;
+    for (std::size_t i = 0; i < w.owned.size(); ++i) w.owned[i] = -1.f + 0.005f * static_cast<float>((i * 37) % 255);
+    const auto in = random_input(g, 1, 9);
+    quantize_int8(g, minmax_ranges(g, {in}, 1));
+    const auto& q = named(g, wname + ".int8");
+    EXPECT_GT(std::set<float>(q.quant.scale.begin(), q.quant.scale.end()).size(), 1u);
+}
+
 TEST(QuantizeInt8, ValidatorRejectsBadQuantization) {
     Graph g = small_net(5);
     const auto in = random_input(g, 1, 6);
@@ -495,6 +508,7 @@ TEST(QuantizeInt8, SmallNetInt8EngineAgreesWithFloatEngine) {
     Session fs(Engine::from_graph(g), {backend, 1});
     Session qs(Engine::from_graph(q), {backend, 1});
     Session qref(Engine::from_graph(q), {Backend::Reference, 1});
+    Session qs2(Engine::from_graph(q), {backend, 2});
     float worst = 0.f;
     for (unsigned s = 0; s < 6; ++s) {
         const auto in = random_input(g, 2, 200 + s, -0.9f, 0.9f);
@@ -505,6 +519,7 @@ TEST(QuantizeInt8, SmallNetInt8EngineAgreesWithFloatEngine) {
         // The whole int8 network is the same computation on both backends up to the logits
         // (dequantized int8); only the float softmax after them may round differently.
         EXPECT_EQ(qs.logits(in.data(), 2), qref.logits(in.data(), 2));
+        if (backend == Backend::Xnnpack) EXPECT_EQ(qs2.logits(in.data(), 2), qref.logits(in.data(), 2)) << "2 threads";
     }
     EXPECT_LT(worst, 0.05f);
 }
