@@ -1,7 +1,9 @@
 // int8_bench: int8 vs fp32 latency of the same MobileNetV2-sized engine on XNNPACK (batch 1,
 // one thread by default), with the int8 engine calibrated min-max on sample images, and how often
 // the two agree on the top-1 class. Usage:
-//   int8_bench [MODEL.tflite] [IMAGE_DIR] [RUNS] [THREADS]
+//   int8_bench [MODEL.tflite] [IMAGE_DIR] [RUNS] [THREADS] [SAVE_PREFIX]
+// (with SAVE_PREFIX it also writes SAVE_PREFIX-fp32.fse and SAVE_PREFIX-int8.fse, e.g. for
+// `firesight-run --bench`)
 // defaults: ../shared/assets/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite (its weights
 // dequantized to float), ../shared/assets/imagenet-samples, 50 runs, 1 thread.
 #include <algorithm>
@@ -143,6 +145,10 @@ int main(int argc, char** argv) {
         engine::Graph int8 = fp32;
         engine::quantize_int8(int8, ranges);
         const auto fp32_bytes = engine::serialize(fp32).size(), int8_bytes = engine::serialize(int8).size();
+        if (argc > 5) {
+            engine::save_engine(fp32, std::string(argv[5]) + "-fp32.fse");
+            engine::save_engine(int8, std::string(argv[5]) + "-int8.fse");
+        }
 
         auto e32 = engine::Engine::from_graph(std::move(fp32));
         auto e8 = engine::Engine::from_graph(std::move(int8));
