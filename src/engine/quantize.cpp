@@ -115,12 +115,12 @@ public:
                 case OpKind::Add:
                     op.inputs[0] = as_int8(op.inputs[0]);
                     op.inputs[1] = as_int8(op.inputs[1]);
-                    make_int8_output(op);
+                    make_int8_output(op, std::max(input_scale(op, 0), input_scale(op, 1)) / 255.f);
                     g_.ops.push_back(op);
                     continue;
                 case OpKind::GlobalAveragePool:
                     op.inputs[0] = as_int8(op.inputs[0]);
-                    make_int8_output(op);
+                    make_int8_output(op, input_scale(op, 0) / 255.f);
                     g_.ops.push_back(op);
                     continue;
                 case OpKind::Reshape:
@@ -200,11 +200,17 @@ private:
         return fi;
     }
 
-    void make_int8_output(const Op& op) {
+    // The output's quantization from its range. XNNPACK refuses requantization scales of 256 and
+    // more (input_scale x filter_scale / output_scale; an add's input_scale / output_scale), which
+    // an output that stayed (nearly) constant during calibration would ask for: its scale is then
+    // raised to `min_scale`, keeping the zero point.
+    void make_int8_output(const Op& op, float min_scale = 0.f) {
         auto& y = tensor(op.outputs[0]);
         y.quant = activation_quantization(y.name, ranges_);
+        y.quant.scale[0] = std::max(y.quant.scale[0], min_scale);
         y.dtype = DType::I8;
     }
+    float input_scale(const Op& op, std::size_t k) { return tensor(op.inputs[k]).quant.scale[0]; }
 
     void quantize_layer(Op op) {
         op.inputs[0] = as_int8(op.inputs[0]);
@@ -244,7 +250,7 @@ private:
             const auto bshape = b.shape;
             op.inputs[2] = g_.add_constant_i32(bname, bshape, std::move(values), bq);
         }
-        make_int8_output(op);
+        make_int8_output(op, input_scale * *std::max_element(wq.scale.begin(), wq.scale.end()) / 255.f);
         g_.ops.push_back(op);
     }
 

@@ -420,6 +420,23 @@ TEST(QuantizeInt8, ClusteredWeightsKeepAtMostKDistinctValues) {
     EXPECT_GT(std::set<float>(c.quant.scale.begin(), c.quant.scale.end()).size(), 1u);
 }
 
+TEST(QuantizeInt8, ConstantCalibrationOutputStillRunsOnXnnpack) {
+    // A layer whose output (nearly) never moved during calibration, such as a dead ReLU, would get
+    // a scale so small that XNNPACK refuses the requantization (status 4); the pass raises it.
+    Graph g = small_net(5);
+    const auto in = random_input(g, 1, 6);
+    auto ranges = minmax_ranges(g, {in}, 1);
+    for (const auto& op : g.ops)
+        if (op.kind == OpKind::Conv2D || op.kind == OpKind::Add || op.kind == OpKind::GlobalAveragePool)
+            ranges[g.tensors[static_cast<std::size_t>(op.outputs[0])].name] = {0.f, 1e-9f};
+    quantize_int8(g, ranges);
+    Session ref(Engine::from_graph(g), {Backend::Reference, 1});
+    const auto r = ref.logits(in.data(), 1);
+    if (!backend_available(Backend::Xnnpack)) return;
+    Session xnn(Engine::from_graph(g), {Backend::Xnnpack, 1});
+    EXPECT_EQ(xnn.logits(in.data(), 1), r);
+}
+
 TEST(QuantizeInt8, FewValuesOnAFineGridKeepPerChannelScales) {
     // 255 values 0.005 apart over [-1, 0.27] (like an imported uint8 model's weights): one
     // symmetric scale (1/127 > 0.005) would merge neighbours, so they are not treated as clustered.
