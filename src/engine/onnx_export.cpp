@@ -260,6 +260,9 @@ private:
 std::string export_onnx(const Graph& g) {
     validate(g);
     for (const auto& t : g.tensors)
+        if (t.dtype != DType::F32)
+            throw Error("onnx export: tensor '" + t.name + "' is " + dtype_name(t.dtype) + "; only float graphs are exported (export before quantize_int8)");
+    for (const auto& t : g.tensors)
         if (!t.constant && t.dtype != DType::F32) throw Error("onnx export: tensor '" + t.name + "' is not f32 (fp32 export only)");
     return OnnxWriter(g).run();
 }
