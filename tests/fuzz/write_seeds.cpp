@@ -5,13 +5,14 @@
 #include <fstream>
 
 #include "firesight/engine_ir.h"
+#include "firesight/weight_codec.h"
 #include "import/tflite_builder.h"
 
 using namespace firesight;
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: write_seeds ENGINE_DIR TFLITE_DIR\n");
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: write_seeds ENGINE_DIR TFLITE_DIR [CODEC_DIR]\n");
         return 2;
     }
     std::filesystem::create_directories(argv[1]);
@@ -97,5 +98,19 @@ int main(int argc, char** argv) {
     const auto bytes = test::build_tflite({in, w, out}, {{3, {0, 1, -1}, {2}}});
     std::ofstream(std::filesystem::path(argv[2]) / "seed.tflite", std::ios::binary)
         .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+
+    // Codec inputs (fuzz_weight_codec): encoding, element size, u16 count, then each encoding of
+    // a small pruned and clustered tensor.
+    if (argc == 4) {
+        std::filesystem::create_directories(argv[3]);
+        std::vector<float> w(37, 0.f);
+        for (std::size_t i = 0; i < w.size(); i += 3) w[i] = 0.5f * static_cast<float>(i % 4) - 0.75f;
+        for (int e = 0; e < 4; ++e) {
+            const auto enc = engine::encode_weights_as(static_cast<engine::WeightEncoding>(e), w.data(), w.size(), 4);
+            std::string bytes = {static_cast<char>(e), 1, static_cast<char>(w.size()), 0};
+            bytes.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
+            std::ofstream(std::filesystem::path(argv[3]) / ("codec" + std::to_string(e)), std::ios::binary) << bytes;
+        }
+    }
     return 0;
 }
