@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <random>
 
 #include "firesight/error.h"
@@ -449,6 +450,55 @@ TEST(WeightCodecEngine, FileWithDamagedEncodingIsRefusedNamingTheTensor) {
         EXPECT_NE(msg.find("sparse+palette"), std::string::npos) << msg;
         EXPECT_NE(msg.find("nonzero_count"), std::string::npos) << msg;
     }
+}
+
+TEST(WeightCodecEngine, Int8EngineKeepsI8AndI32ConstantsBitExactAndPaletteSized) {
+    Graph g = compressible_graph();
+    // Calibration ranges from one reference run on random inputs.
+    GraphMaker m(17);
+    const auto input = m.random(8 * 8 * 16 * 4);
+    const auto values = run_reference_all(g, {input.data()}, 4);
+    std::map<std::string, TensorRange> ranges;
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        if (g.tensors[i].constant) continue;
+        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
+        ranges[g.tensors[i].name] = {*lo, *hi};
+    }
+    quantize_int8(g, ranges);
+    std::uint64_t expected = 0;
+    int i8_encoded = 0, i32 = 0;
+    for (const auto& t : g.tensors) {
+        if (!t.constant) continue;
+        const auto n = static_cast<std::size_t>(t.element_count());
+        const auto s = weight_stats(t.bytes(), n, dtype_size(t.dtype));
+        std::uint64_t best = n * dtype_size(t.dtype);
+        auto enc = WeightEncoding::Dense;
+        for (auto e : kAll)
+            if (const auto z = encoded_size(e, s); z != 0 && z < best) best = z, enc = e;
+        expected = (expected + 63) / 64 * 64 + best;
+        i8_encoded += t.dtype == DType::I8 && enc != WeightEncoding::Dense;
+        i32 += t.dtype == DType::I32;
+    }
+    // The clustered / pruned filters stay compact as int8 (one scale per clustered tensor keeps
+    // their levels distinct int8 values), and the biases are i32.
+    EXPECT_GE(i8_encoded, 3);
+    EXPECT_GE(i32, 3);
+    const std::string bytes = serialize(g);
+    EXPECT_EQ(section_size(bytes, 1), expected);
+    auto owner = std::make_shared<std::string>(bytes);
+    const Graph back = parse_engine(reinterpret_cast<const std::uint8_t*>(owner->data()), owner->size(), owner, "q.fse");
+    ASSERT_EQ(back.tensors.size(), g.tensors.size());
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        const auto& a = g.tensors[i];
+        if (!a.constant) continue;
+        EXPECT_EQ(back.tensors[i].dtype, a.dtype) << a.name;
+        EXPECT_EQ(back.tensors[i].quant.scale, a.quant.scale) << a.name;
+        const auto nbytes = static_cast<std::size_t>(a.element_count()) * dtype_size(a.dtype);
+        EXPECT_EQ(std::memcmp(back.tensors[i].bytes(), a.bytes(), nbytes), 0) << a.name;
+    }
+    const auto one = m.random(8 * 8 * 16);
+    EXPECT_EQ(testing::reference_output(g, one, 1), testing::reference_output(back, one, 1));
+    EXPECT_EQ(serialize(back), bytes);
 }
 
 // Rewrites a version 2 file whose constants are all dense into the version 1 layout (no
