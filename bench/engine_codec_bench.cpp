@@ -1,9 +1,10 @@
 // engine_codec_bench: what the compact weight encodings save on a real MobileNetV2 and what
-// XNNPACK's sparse hint does to its latency. From a .tflite (weights dequantized to f32) or an f32
-// engine file (.fse, e.g. a trained fire model from `firesight build`) it makes variants with magnitude-pruned 1x1 convs (50 / 75 / 90% zeros per layer), 16-level k-means
-// palettes on every conv / fc filter, and both; prints each variant's engine file size against
-// the same file with every constant dense (what format version 1 stored), its load time, and the XNNPACK batch-1 latency with sparse=false and sparse=true
-// (median of interleaved runs), then the peak RSS.
+// XNNPACK's sparse hint does to its latency. From a .tflite (weights dequantized to f32) or an
+// f32 engine file (.fse, e.g. a trained fire model from `firesight build`) it makes variants with
+// magnitude-pruned 1x1 convs (50 / 75 / 90% zeros per layer), 16-level k-means palettes on every
+// conv / fc filter, and both; prints each variant's engine file size against the same file with
+// every constant dense (what format version 1 stored), its load time, and the XNNPACK batch-1
+// latency with sparse=false and sparse=true (median of interleaved runs), then the peak RSS.
 // Usage: engine_codec_bench [MODEL.tflite|MODEL.fse] [RUNS] [THREADS]
 #include <sys/resource.h>
 #include <unistd.h>
