@@ -91,8 +91,10 @@ torch::Tensor simulate_int8_forward(model::MobileNetV2& net, const torch::Tensor
 
 // The same int8 computation with autograd, for quantization-aware fine-tuning: weights and
 // activations fake-quantized with straight-through gradients (the float weights are what the
-// optimizer trains). Respects train/eval mode (dropout).
-torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges);
+// optimizer trains). Respects train/eval mode (dropout). With from_block > 0, x is the float input of
+// features[from_block] (cached activations of a frozen prefix) and the walk starts there.
+torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges,
+                                 int from_block = 0);
 
 // Fake quantization for quantization-aware fine-tuning: the forward pass sees the int8-rounded
 // values, the backward pass the identity (straight-through estimator, x + (q(x) - x).detach()).

@@ -101,10 +101,14 @@ torch::Tensor run_conv(model::ConvActImpl& c, const torch::Tensor& x) { return c
 
 torch::Tensor walk_quantized_tensors(model::MobileNetV2& net, torch::Tensor x,
                                      const std::function<torch::Tensor(const std::string&, torch::Tensor)>& at,
-                                     const ConvRunner& conv_run = run_conv) {
-    if (x.dim() != 4 || x.size(1) != 3) throw Error("MobileNetV2 walk: expected an N x 3 x H x W batch");
-    torch::Tensor h = at("input", x);
-    for (int i = 0; i < model::MobileNetV2Impl::kFeatureBlocks; ++i) {
+                                     const ConvRunner& conv_run = run_conv, int from_block = 0) {
+    if (from_block < 0 || from_block >= model::MobileNetV2Impl::kFeatureBlocks)
+        throw Error("MobileNetV2 walk: block " + std::to_string(from_block) + " does not exist");
+    if (x.dim() != 4 || (from_block == 0 && x.size(1) != 3)) throw Error("MobileNetV2 walk: expected an N x 3 x H x W batch");
+    // From a later block, x is that block's input as the float network computes it (cached
+    // activations), so it is not quantized again here.
+    torch::Tensor h = from_block == 0 ? at("input", x) : x;
+    for (int i = from_block; i < model::MobileNetV2Impl::kFeatureBlocks; ++i) {
         const std::string name = "features." + std::to_string(i);
         auto m = net->features->ptr(static_cast<std::size_t>(i));
         if (auto* conv = m->as<model::ConvActImpl>()) {
@@ -215,7 +219,8 @@ ActivationObserver collect_activations(model::MobileNetV2& net, const Calibratio
     return obs;
 }
 
-torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges) {
+torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x, const std::map<std::string, ActivationRange>& ranges,
+                                 int from_block) {
     // Each conv recomputed with fake-quantized weights, so gradients reach the float weights
     // through the straight-through estimator; padding as ConvAct does it (TF SAME).
     auto conv_fq = [](model::ConvActImpl& c, const torch::Tensor& in) {
@@ -246,7 +251,7 @@ torch::Tensor fake_quant_forward(model::MobileNetV2& net, const torch::Tensor& x
             if (it == ranges.end()) throw Error("fake-quant forward: no calibrated range for tensor " + name);
             return fake_quantize(t, asymmetric_int8(it->second));
         },
-        conv_fq);
+        conv_fq, from_block);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x, QuantParams q) {

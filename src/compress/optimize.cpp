@@ -1,0 +1,642 @@
+// The libtorch half of `firesight optimize`. Fine-tuning is kept fast the way the trainer keeps
+// its head stage fast: the early blocks (features[0, from)) are compressed once without
+// fine-tuning and their output for every training image is cached; only the later blocks (most of
+// MobileNetV2's weights) and the classifier train, on that cache, distilled from the fp32 model.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "firesight/compress_torch.h"
+#include "firesight/dataset.h"
+#include "firesight/engine_convert.h"
+#include "firesight/engine_ir.h"
+#include "firesight/error.h"
+#include "firesight/fileio.h"
+#include "firesight/optimize.h"
+#include "firesight/progress.h"
+#include "firesight/prune.h"
+#include "firesight/train.h"
+#include "firesight/trained_model.h"
+
+namespace fs = std::filesystem;
+
+namespace firesight::compress {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string percent_name(double fraction) { return std::to_string(static_cast<int>(std::lround(fraction * 100))); }
+
+void check_options(const OptimizeOptions& o) {
+    if (!(o.max_accuracy_drop >= 0)) throw Error("--max-accuracy-drop must be 0 or more (points of accuracy), got " + std::to_string(o.max_accuracy_drop));
+    for (double s : o.sparsities)
+        if (!(s > 0 && s < 1)) throw Error("--sparsity: " + std::to_string(s) + " is not between 0 and 1 (exclusive)");
+    for (int k : o.clusters)
+        if (k < 2 || k > 256) throw Error("--clusters: " + std::to_string(k) + " is not between 2 and 256");
+    for (const auto& m : o.methods)
+        if (m != "auto") parse_calibration_method(m);  // throws naming the accepted values
+    if (!(o.channel_fraction >= 0 && o.channel_fraction < 1)) throw Error("--channel-fraction must be in [0, 1)");
+    if (o.calibration < 1) throw Error("--calibration must be at least 1 image");
+    if (o.finetune_steps < 1) throw Error("--finetune-steps must be at least 1");
+    if (o.finetune_batch < 1) throw Error("--finetune-batch must be at least 1");
+    if (o.finetune_from < 1 || o.finetune_from > 18) throw Error("--finetune-from must be a block between 1 and 18");
+    if (o.bench_runs < 0) throw Error("--bench-runs must be 0 or more");
+}
+
+// MobileNetV2Impl is not Cloneable; removing no channels is an exact deep copy.
+model::MobileNetV2 clone_net(model::MobileNetV2& net) {
+    ChannelPruneOptions none;
+    none.fraction = 0.0;
+    none.min_channels = 1;
+    auto c = prune_hidden_channels(net, none);
+    c->eval();
+    return c;
+}
+
+bool in_prefix(const std::string& param, int from) {
+    if (param.rfind("features.", 0) != 0) return false;
+    return std::stoi(param.substr(9)) < from;
+}
+
+std::vector<std::string> split_names(const std::vector<std::string>& names, int from, bool prefix) {
+    std::vector<std::string> out;
+    for (const auto& n : names)
+        if (in_prefix(n, from) == prefix) out.push_back(n);
+    return out;
+}
+
+std::vector<torch::Tensor> tail_parameters(model::MobileNetV2& net, int from, const std::set<std::string>& excluded = {}) {
+    std::vector<torch::Tensor> out;
+    for (auto& p : net->named_parameters())
+        if (!in_prefix(p.key(), from) && !excluded.count(p.key())) out.push_back(p.value());
+    return out;
+}
+
+// Torch activation names (ActivationObserver) -> engine tensor names (engine_convert): a block's
+// output is "features.N.add" in the engine for residual blocks and "features.N.project" otherwise.
+std::map<std::string, engine::TensorRange> engine_ranges(model::MobileNetV2& net, const std::map<std::string, ActivationRange>& r) {
+    std::map<std::string, engine::TensorRange> out;
+    for (const auto& [name, range] : r) {
+        std::string engine_name = name;
+        if (name.rfind("features.", 0) == 0 && name.find('.', 9) == std::string::npos) {
+            const int i = std::stoi(name.substr(9));
+            if (auto* b = net->features->ptr(static_cast<std::size_t>(i))->as<model::InvertedResidualImpl>())
+                engine_name = name + (b->use_residual ? ".add" : ".project");
+        }
+        out[engine_name] = {range.min, range.max};
+    }
+    return out;
+}
+
+struct Stage {
+    std::string name;
+    std::function<void()> run;
+};
+
+class Optimizer {
+public:
+    explicit Optimizer(const OptimizeOptions& o) : opt_(o) {}
+    OptimizeResult run();
+
+private:
+    void load_run();
+    void decode_training_images();
+    torch::Tensor prefix_cache(model::MobileNetV2& net);
+    torch::Tensor tail_logits(model::MobileNetV2& net, const torch::Tensor& x);
+    void finetune(model::MobileNetV2& net, const torch::Tensor& cache, const std::string& label, std::vector<torch::Tensor> params,
+                  const std::function<void()>& after_backward, const std::function<void(std::int64_t)>& after_step,
+                  const std::function<torch::Tensor(const torch::Tensor&)>& forward = {});
+    std::map<std::string, ActivationRange> calibrate(model::MobileNetV2& net, const std::string& method);
+    fs::path write_engine(model::MobileNetV2& net, const std::string& name, const nlohmann::json& settings,
+                          const std::map<std::string, ActivationRange>* int8_ranges);
+    void measure(const std::string& name, const nlohmann::json& settings, const fs::path& engine);
+    bool finished(const std::string& name);
+    // Fine-tuned torch models other variants build on: kept in memory and in OUT/work so a resumed
+    // run does not fine-tune them again.
+    model::MobileNetV2 base(const std::string& name);
+    model::MobileNetV2 make_base(const std::string& name);
+    model::MobileNetV2 make_pruned(double sparsity);
+    model::MobileNetV2 make_clustered(model::MobileNetV2 from, int k, const std::string& label);
+    model::MobileNetV2 make_channel_pruned(double fraction);
+    model::MobileNetV2 make_qat(std::map<std::string, ActivationRange>* ranges);
+    void stage_done(const std::string& name);
+
+    OptimizeOptions opt_;
+    fs::path model_pt_;
+    std::string fingerprint_;
+    model::TrainedModel tm_;
+    data::DatasetSplits splits_;
+    torch::Tensor train_x_, train_y_, teacher_, fp32_cache_;
+    eval::EvalImages val_, test_;
+    std::map<std::string, model::MobileNetV2> bases_;
+    std::map<std::string, nlohmann::json> base_settings_;
+    std::map<std::string, std::map<std::string, ActivationRange>> qat_ranges_;
+    OptimizeResult result_;
+    std::unique_ptr<ProgressBar> bar_;
+    std::size_t stages_done_ = 0;
+    std::string stage_;
+};
+
+void Optimizer::load_run() {
+    std::error_code ec;
+    if (!fs::exists(opt_.model, ec)) throw Error(opt_.model.string() + ": no such run folder or model.pt");
+    model_pt_ = fs::is_directory(opt_.model, ec) ? opt_.model / "model.pt" : opt_.model;
+    if (!fs::exists(model_pt_, ec)) throw Error(opt_.model.string() + ": no model.pt in this run folder");
+    const fs::path splits_file = model_pt_.parent_path() / "splits.json";
+    if (!fs::exists(splits_file, ec)) throw Error(splits_file.string() + ": missing (optimize needs the run's train/val/test lists)");
+    tm_ = model::load_trained_model(model_pt_);
+    tm_.net->eval();
+    splits_ = data::splits_from_json(read_file_text(splits_file), splits_file.string());
+    if (splits_.classes != tm_.class_names) throw Error(splits_file.string() + ": its classes differ from those of " + model_pt_.string());
+    if (!fs::is_directory(opt_.data, ec)) throw Error(opt_.data.string() + ": no such data folder");
+    if (splits_.train.empty()) throw Error(splits_file.string() + ": the training split is empty");
+    // Every class must have training images under --data: the folder of another dataset would
+    // otherwise be fine-tuned on nothing and measured on nothing.
+    for (std::size_t c = 0; c < splits_.classes.size(); ++c) {
+        bool any = false;
+        for (const auto& s : splits_.train)
+            if (s.label == static_cast<int>(c) && fs::exists(opt_.data / s.path, ec)) {
+                any = true;
+                break;
+            }
+        if (!any)
+            throw Error(opt_.data.string() + ": none of the run's training images of class '" + splits_.classes[c] +
+                        "' is there (is this the data the run was trained on?)");
+    }
+    fingerprint_ = optimize_fingerprint(model_pt_, opt_);
+}
+
+void Optimizer::decode_training_images() {
+    std::vector<fs::path> files;
+    std::map<fs::path, int> label_of;
+    for (const auto& s : splits_.train) {
+        files.push_back(opt_.data / s.path);
+        label_of[opt_.data / s.path] = s.label;
+    }
+    CalibrationSetOptions co;
+    co.count = files.size();
+    co.seed = opt_.seed;
+    co.preprocess = tm_.preprocess;
+    co.progress = opt_.progress;
+    co.on_warning = [this](const CalibrationWarning& w) {
+        result_.warnings.push_back("training image " + w.file + ": " + w.reason + " (skipped)");
+        std::fprintf(stderr, "warning: %s: %s (skipped)\n", w.file.c_str(), w.reason.c_str());
+    };
+    // All training images, in the set's seeded random order; the first --calibration of them are
+    // the calibration set.
+    CalibrationSet set(files, co);
+    const auto n = static_cast<std::int64_t>(set.size());
+    const auto s = static_cast<std::int64_t>(set.image_size());
+    train_x_ = torch::empty({n, 3, s, s});
+    std::vector<std::int64_t> labels;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto img = set.image(static_cast<std::size_t>(i));
+        std::copy(img.begin(), img.end(), train_x_.data_ptr<float>() + i * 3 * s * s);
+        labels.push_back(label_of.at(set.files()[static_cast<std::size_t>(i)]));
+    }
+    train_y_ = torch::tensor(labels, torch::kInt64);
+}
+
+torch::Tensor Optimizer::prefix_cache(model::MobileNetV2& net) {
+    torch::NoGradGuard g;
+    net->eval();
+    std::vector<torch::Tensor> out;
+    for (std::int64_t b = 0; b < train_x_.size(0); b += 32)
+        out.push_back(net->forward_features(train_x_.slice(0, b, std::min(train_x_.size(0), b + 32)), 0, opt_.finetune_from));
+    return torch::cat(out);
+}
+
+torch::Tensor Optimizer::tail_logits(model::MobileNetV2& net, const torch::Tensor& x) {
+    return net->classifier->forward(net->dropout->forward(net->forward_features(x, opt_.finetune_from, 19).mean({2, 3})));
+}
+
+void Optimizer::finetune(model::MobileNetV2& net, const torch::Tensor& cache, const std::string& label, std::vector<torch::Tensor> params,
+                         const std::function<void()>& after_backward, const std::function<void(std::int64_t)>& after_step,
+                         const std::function<torch::Tensor(const torch::Tensor&)>& forward) {
+    torch::manual_seed(opt_.seed);
+    for (auto& p : net->parameters()) p.set_requires_grad(false);
+    // Tail weights need gradients even when the optimizer trains something else (cluster centroids
+    // gather the gradients of their weights).
+    for (auto& p : net->named_parameters())
+        if (!in_prefix(p.key(), opt_.finetune_from)) p.value().set_requires_grad(true);
+    torch::optim::Adam adam(params, torch::optim::AdamOptions(opt_.finetune_lr));
+    net->train();
+    const std::int64_t n = cache.size(0);
+    const std::int64_t batch = std::min<std::int64_t>(opt_.finetune_batch, n);
+    auto order = torch::randperm(n, torch::kInt64);
+    std::int64_t pos = 0;
+    constexpr double kT = 2.0;  // distillation temperature: softer targets carry the fp32 model's margins
+    for (std::int64_t step = 1; step <= opt_.finetune_steps; ++step) {
+        if (pos + batch > n) {
+            order = torch::randperm(n, torch::kInt64);
+            pos = 0;
+        }
+        const auto idx = order.slice(0, pos, pos + batch);
+        pos += batch;
+        const auto x = cache.index_select(0, idx);
+        const auto teacher = teacher_.index_select(0, idx);
+        adam.zero_grad();
+        const auto logits = forward ? forward(x) : tail_logits(net, x);
+        // Distillation from the fp32 model: the variant's job is to decide as fp32 does.
+        const auto loss = -(torch::softmax(teacher / kT, 1) * torch::log_softmax(logits / kT, 1)).sum(1).mean() * (kT * kT);
+        loss.backward();
+        if (after_backward) after_backward();
+        adam.step();
+        if (after_step) after_step(step);
+        if (bar_ && (step % 5 == 0 || step == opt_.finetune_steps))
+            bar_->update(stages_done_, label + ": fine-tune " + std::to_string(step) + "/" + std::to_string(opt_.finetune_steps));
+    }
+    net->eval();
+    for (auto& p : net->parameters()) p.set_requires_grad(false);
+}
+
+std::map<std::string, ActivationRange> Optimizer::calibrate(model::MobileNetV2& net, const std::string& method) {
+    ActivationObserver obs;
+    const std::int64_t n = std::min<std::int64_t>(static_cast<std::int64_t>(opt_.calibration), train_x_.size(0));
+    for (std::int64_t b = 0; b < n; b += 16) obs.observe(net, train_x_.slice(0, b, std::min(n, b + 16)));
+    if (method == "auto") {
+        std::map<std::string, ActivationRange> out;
+        for (const auto& [name, c] : obs.chosen_ranges()) out[name] = c.range;
+        return out;
+    }
+    return obs.ranges({parse_calibration_method(method)});
+}
+
+fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& name, const nlohmann::json& settings,
+                                 const std::map<std::string, ActivationRange>* int8_ranges) {
+    model::TrainedModel t;
+    t.net = net;
+    t.class_names = tm_.class_names;
+    t.preprocess = tm_.preprocess;
+    t.info_json = tm_.info_json;
+    auto g = model::trained_model_to_graph(t);
+    if (int8_ranges) engine::quantize_int8(g, engine_ranges(net, *int8_ranges));
+    auto build = nlohmann::json::parse(g.metadata.build_json, nullptr, false);
+    if (build.is_discarded()) build = nlohmann::json::object();
+    build["precision"] = int8_ranges ? "int8" : "fp32";
+    build["optimize"] = {{"variant", name}, {"settings", settings}};
+    g.metadata.build_json = build.dump();
+    const fs::path path = opt_.out / "variants" / (name + ".fse");
+    engine::save_engine(g, path);
+    return path;
+}
+
+void Optimizer::measure(const std::string& name, const nlohmann::json& settings, const fs::path& engine) {
+    VariantRecord r;
+    r.result = eval::evaluate_variant(name, settings, engine, test_, opt_.bench_runs);
+    if (!val_.inputs.empty()) {
+        const auto v = eval::evaluate_variant(name, settings, engine, val_, 0);
+        r.val_accuracy = v.metrics.accuracy;
+        r.val_images = v.metrics.total;
+    }
+    save_finished_variant(opt_.out, r, fingerprint_);
+    result_.variants.push_back(std::move(r));
+}
+
+bool Optimizer::finished(const std::string& name) {
+    VariantRecord r;
+    if (!load_finished_variant(opt_.out, name, fingerprint_, r)) return false;
+    result_.variants.push_back(std::move(r));
+    result_.reused.push_back(name);
+    return true;
+}
+
+model::MobileNetV2 Optimizer::base(const std::string& name) {
+    if (auto it = bases_.find(name); it != bases_.end()) return it->second;
+    const fs::path pt = opt_.out / "work" / (name + ".pt");
+    const fs::path stamp = opt_.out / "work" / (name + ".json");
+    std::error_code ec;
+    if (fs::exists(pt, ec) && fs::exists(stamp, ec)) {
+        try {
+            const auto j = nlohmann::json::parse(read_file_text(stamp));
+            if (j.value("fingerprint", std::string()) == fingerprint_) {
+                auto m = model::load_trained_model(pt);
+                m.net->eval();
+                base_settings_[name] = j.value("settings", nlohmann::json::object());
+                if (j.contains("qat_ranges"))
+                    for (const auto& [t, r] : j["qat_ranges"].items()) qat_ranges_[name][t] = {r.at(0).get<float>(), r.at(1).get<float>()};
+                return bases_[name] = m.net;
+            }
+        } catch (const std::exception&) {
+            // An unreadable leftover is rebuilt below.
+        }
+    }
+    auto net = make_base(name);
+    model::TrainedModel t{net, tm_.class_names, tm_.preprocess, tm_.info_json};
+    fs::create_directories(opt_.out / "work");
+    model::save_trained_model(t, pt);
+    nlohmann::json j = {{"fingerprint", fingerprint_}, {"settings", base_settings_[name]}};
+    if (qat_ranges_.count(name)) {
+        nlohmann::json r = nlohmann::json::object();
+        for (const auto& [t2, range] : qat_ranges_[name]) r[t2] = {range.min, range.max};
+        j["qat_ranges"] = r;
+    }
+    write_file_atomic(stamp, j.dump());
+    return bases_[name] = net;
+}
+
+model::MobileNetV2 Optimizer::make_base(const std::string& name) {
+    // Names: prune<S>, k<K>, prune<S>-k<K>, channel<F>, qat.
+    if (name == "qat") return make_qat(&qat_ranges_[name]);
+    if (name.rfind("channel", 0) == 0) return make_channel_pruned(opt_.channel_fraction);
+    const auto dash = name.find("-k");
+    if (dash != std::string::npos) return make_clustered(base(name.substr(0, dash)), std::stoi(name.substr(dash + 2)), name);
+    if (name.rfind("prune", 0) == 0) {
+        for (double s : opt_.sparsities)
+            if (name == "prune" + percent_name(s)) return make_pruned(s);
+    }
+    if (name[0] == 'k') return make_clustered(tm_.net, std::stoi(name.substr(1)), name);
+    throw Error("optimize: unknown base model " + name);
+}
+
+model::MobileNetV2 Optimizer::make_pruned(double sparsity) {
+    const auto t0 = Clock::now();
+    const std::string label = "prune" + percent_name(sparsity);
+    auto net = clone_net(tm_.net);
+    const auto names = prunable_weights(*net);
+    // The prefix is not fine-tuned; when it is pruned, that happens at once and the tail learns
+    // to live with it.
+    PruningState prefix(*net, split_names(names, opt_.finetune_from, true), SparsityGranularity::PerLayer);
+    if (opt_.prune_prefix) prefix.prune_to(sparsity);
+    const auto cache = prefix_cache(net);
+    PruningState tail(*net, split_names(names, opt_.finetune_from, false), SparsityGranularity::PerLayer);
+    // Gradual pruning over the first two thirds of the steps, then recovery at the final sparsity.
+    PolynomialSchedule sched;
+    sched.final_sparsity = sparsity;
+    sched.num_updates = std::max<std::int64_t>(1, std::min<std::int64_t>(8, opt_.finetune_steps / 4));
+    sched.update_every = std::max<std::int64_t>(1, opt_.finetune_steps * 2 / 3 / sched.num_updates);
+    tail.on_step(0, sched);
+    finetune(net, cache, label, tail_parameters(net, opt_.finetune_from), [&] { tail.mask_gradients(); },
+             [&](std::int64_t step) { tail.on_step(step, sched); });
+    tail.prune_to(sparsity);  // also when the schedule ended after the last step
+    tail.apply();
+    base_settings_[label] = {{"sparsity", sparsity},
+                             {"granularity", "per layer"},
+                             {"scope", opt_.prune_prefix ? "1x1 convs + classifier" : "1x1 convs of features." + std::to_string(opt_.finetune_from) + "+ and classifier"},
+                             {"schedule", {{"kind", "polynomial"}, {"updates", sched.num_updates}, {"every", sched.update_every}}},
+                             {"prefix_blocks_not_finetuned", opt_.finetune_from},
+                             {"finetune_steps", opt_.finetune_steps},
+                             {"measured_sparsity_tail", tail.measured_sparsity()},
+                             {"measured_sparsity_prefix", prefix.measured_sparsity()},
+                             {"seconds", seconds_since(t0)}};
+    return net;
+}
+
+model::MobileNetV2 Optimizer::make_clustered(model::MobileNetV2 from, int k, const std::string& label) {
+    const auto t0 = Clock::now();
+    auto net = clone_net(from);
+    KMeansOptions ko;
+    ko.k = k;
+    ko.init = CentroidInit::Linear;
+    ko.preserve_zeros = label.rfind("prune", 0) == 0;
+    const auto names = prunable_weights(*net);
+    ClusteringState clusters(*net, names, ko);  // every layer clustered now; the prefix stays as is
+    const auto cache = prefix_cache(net);
+    std::vector<torch::Tensor> params;
+    std::set<std::string> clustered(names.begin(), names.end());
+    for (auto& [name, layer] : clusters.layers())
+        if (!in_prefix(name, opt_.finetune_from)) params.push_back(layer.centroids());
+    // Biases (and the unclustered depthwise filters) of the tail train alongside the centroids.
+    for (auto& p : tail_parameters(net, opt_.finetune_from, clustered)) params.push_back(p);
+    finetune(net, cache, label, params, [&] { clusters.accumulate_gradients(); }, [&](std::int64_t) { clusters.apply(); });
+    clusters.apply();
+    nlohmann::json s = base_settings_.count(label.substr(0, label.find("-k"))) ? base_settings_[label.substr(0, label.find("-k"))]
+                                                                               : nlohmann::json::object();
+    s["clusters"] = k;
+    s["cluster_init"] = "linear";
+    s["cluster_scope"] = "1x1 convs + classifier";
+    s["preserve_zeros"] = ko.preserve_zeros;
+    s["cluster_finetune_steps"] = opt_.finetune_steps;
+    s["cluster_seconds"] = seconds_since(t0);
+    base_settings_[label] = s;
+    return net;
+}
+
+model::MobileNetV2 Optimizer::make_channel_pruned(double fraction) {
+    const auto t0 = Clock::now();
+    const std::string label = "channel" + percent_name(fraction);
+    ChannelPruneOptions co;
+    co.fraction = fraction;
+    co.round_to = 8;
+    auto net = prune_hidden_channels(tm_.net, co);
+    net->eval();
+    const auto cache = prefix_cache(net);
+    finetune(net, cache, label, tail_parameters(net, opt_.finetune_from), {}, {});
+    base_settings_[label] = {{"channel_fraction", fraction},
+                             {"round_to", 8},
+                             {"parameters", count_parameters(*net)},
+                             {"parameters_fp32", count_parameters(*tm_.net)},
+                             {"finetune_steps", opt_.finetune_steps},
+                             {"seconds", seconds_since(t0)}};
+    return net;
+}
+
+model::MobileNetV2 Optimizer::make_qat(std::map<std::string, ActivationRange>* ranges) {
+    const auto t0 = Clock::now();
+    auto net = clone_net(tm_.net);
+    *ranges = calibrate(net, "auto");
+    const auto& cache = fp32_cache_;  // the prefix is not changed by quantization-aware fine-tuning
+    // The tail trains through fake quantization with the fp32 model's ranges fixed; the engine is
+    // built with the same ranges, so it computes what fine-tuning saw.
+    finetune(net, cache, "int8-qat", tail_parameters(net, opt_.finetune_from), {}, {},
+             [&](const torch::Tensor& x) { return fake_quant_forward(net, x, *ranges, opt_.finetune_from); });
+    base_settings_["qat"] = {{"int8", true},
+                             {"calibration", "auto"},
+                             {"qat_steps", opt_.finetune_steps},
+                             {"qat_from_block", opt_.finetune_from},
+                             {"seconds", seconds_since(t0)}};
+    return net;
+}
+
+void Optimizer::stage_done(const std::string& name) {
+    ++stages_done_;
+    if (bar_) bar_->update(stages_done_, name + " done");
+}
+
+OptimizeResult Optimizer::run() {
+    const auto t0 = Clock::now();
+    check_options(opt_);
+    load_run();
+    if (opt_.threads > 0) torch::set_num_threads(opt_.threads);
+    fs::create_directories(opt_.out / "variants");
+    decode_training_images();
+    {
+        // The fp32 model's logits on the training images: the targets every fine-tuning distils from.
+        fp32_cache_ = prefix_cache(tm_.net);
+        torch::NoGradGuard g;
+        std::vector<torch::Tensor> out;
+        for (std::int64_t b = 0; b < fp32_cache_.size(0); b += 64)
+            out.push_back(tail_logits(tm_.net, fp32_cache_.slice(0, b, std::min(fp32_cache_.size(0), b + 64))));
+        teacher_ = torch::cat(out);
+    }
+
+    // Stage list: every variant, in an order where each base is made once and reused.
+    std::vector<Stage> stages;
+    auto float_variant = [this](const std::string& name, const std::string& base_name) {
+        if (finished(name)) return;
+        auto net = base_name == "fp32" ? tm_.net : base(base_name);
+        nlohmann::json s = base_name == "fp32" ? nlohmann::json{{"int8", false}} : base_settings_[base_name];
+        s["int8"] = false;
+        measure(name, s, write_engine(net, name, s, nullptr));
+    };
+    auto int8_variant = [this](const std::string& name, const std::string& base_name, const std::string& method) {
+        if (finished(name)) return;
+        auto net = base_name == "fp32" ? tm_.net : base(base_name);
+        nlohmann::json s = base_name == "fp32" ? nlohmann::json::object() : base_settings_[base_name];
+        s["int8"] = true;
+        const auto t = Clock::now();
+        std::map<std::string, ActivationRange> ranges;
+        if (base_name == "qat") {
+            ranges = qat_ranges_.at("qat");
+        } else {
+            ranges = calibrate(net, method);
+            s["calibration"] = method;
+        }
+        s["calibration_images"] = std::min<std::int64_t>(static_cast<std::int64_t>(opt_.calibration), train_x_.size(0));
+        s["calibration_seconds"] = seconds_since(t);
+        measure(name, s, write_engine(net, name, s, &ranges));
+    };
+
+    stages.push_back({"fp32", {}});  // built and measured below, before the others
+    for (const auto& m : opt_.methods) {
+        const std::string name = m == "auto" ? "int8" : "int8-" + m;
+        stages.push_back({name, [&, name, m] { int8_variant(name, "fp32", m); }});
+    }
+    for (double s : opt_.sparsities) {
+        const auto p = "prune" + percent_name(s);
+        stages.push_back({p, [&, p] { float_variant(p, p); }});
+        stages.push_back({p + "-int8", [&, p] { int8_variant(p + "-int8", p, "auto"); }});
+    }
+    for (int k : opt_.clusters) {
+        const auto c = "k" + std::to_string(k);
+        stages.push_back({c, [&, c] { float_variant(c, c); }});
+    }
+    for (double s : opt_.sparsities)
+        for (int k : opt_.clusters) {
+            const auto b = "prune" + percent_name(s) + "-k" + std::to_string(k);
+            stages.push_back({b, [&, b] { float_variant(b, b); }});
+            stages.push_back({b + "-int8", [&, b] { int8_variant(b + "-int8", b, "auto"); }});
+        }
+    if (opt_.channel_fraction > 0) {
+        const auto c = "channel" + percent_name(opt_.channel_fraction);
+        stages.push_back({c, [&, c] { float_variant(c, c); }});
+        stages.push_back({c + "-int8", [&, c] { int8_variant(c + "-int8", c, "auto"); }});
+    }
+    // Quantization-aware fine-tuning only when no post-training int8 variant of the fp32 model
+    // stays within the budget (decided on the selection split once those are measured).
+    if (opt_.qat)
+        stages.push_back({"int8-qat", [&] {
+                              if (finished("int8-qat")) return;
+                              double best = 1e9;
+                              bool any = false;
+                              std::vector<VariantRecord> v = result_.variants;
+                              set_drops(v);
+                              for (const auto& r : v)
+                                  if (r.result.name == "int8" || r.result.name.rfind("int8-", 0) == 0) {
+                                      any = true;
+                                      best = std::min(best, r.val_images > 0 ? r.val_accuracy_drop : r.result.accuracy_drop);
+                                  }
+                              if (any && best <= opt_.max_accuracy_drop) return;
+                              int8_variant("int8-qat", "qat", "auto");
+                          }});
+
+    if (stages.size() == 1) throw Error("optimize: nothing to search (no methods, sparsities, clusters or channel pruning)");
+    bar_ = std::make_unique<ProgressBar>("optimize", stages.size(), opt_.progress);
+    // fp32 first: its engine gives the evaluation images their preprocessing (from its metadata).
+    const auto fp32_engine = opt_.out / "variants" / "fp32.fse";
+    const bool fp32_reused = finished("fp32");
+    if (!fp32_reused) write_engine(tm_.net, "fp32", {{"int8", false}}, nullptr);
+    auto load = [&](const std::vector<data::Sample>& samples) {
+        std::vector<std::string> paths;
+        std::vector<int> labels;
+        for (const auto& s : samples) {
+            paths.push_back((opt_.data / s.path).string());
+            labels.push_back(s.label);
+        }
+        std::vector<std::string> skipped;
+        auto images = eval::load_eval_images(fp32_engine, paths, labels, splits_.classes, &skipped);
+        for (const auto& s : skipped) result_.warnings.push_back("evaluation image " + s + " (skipped)");
+        return images;
+    };
+    test_ = load(splits_.test);
+    if (test_.inputs.empty()) throw Error("optimize: none of the run's test images could be read from " + opt_.data.string());
+    val_ = load(splits_.val);
+    if (!fp32_reused) measure("fp32", {{"int8", false}}, fp32_engine);
+    stage_done("fp32");
+    for (std::size_t i = 1; i < stages.size(); ++i) {
+        const auto& st = stages[i];
+        bar_->update(stages_done_, st.name);
+        try {
+            st.run();
+        } catch (const std::exception& e) {
+            // One variant failing (a libtorch or engine error) loses that variant, not the search.
+            std::string what = e.what();
+            const std::string w = "variant " + st.name + " failed: " + what.substr(0, what.find('\n'));
+            result_.warnings.push_back(w);
+            std::fprintf(stderr, "\nwarning: %s\n", w.c_str());
+        }
+        stage_done(st.name);
+    }
+    bar_->finish(std::to_string(result_.variants.size()) + " variants");
+    bar_.reset();
+
+    set_drops(result_.variants);
+    for (auto& r : result_.variants) save_finished_variant(opt_.out, r, fingerprint_);
+    result_.chosen = choose_variant(result_.variants, opt_.max_accuracy_drop, opt_.target);
+    const bool on_val = std::all_of(result_.variants.begin(), result_.variants.end(), [](const VariantRecord& r) { return r.val_images > 0; });
+
+    // OUT/model.fse: the chosen engine with what was measured and how it was chosen.
+    const VariantRecord* chosen = nullptr;
+    for (const auto& r : result_.variants)
+        if (r.result.name == result_.chosen) chosen = &r;
+    auto g = engine::load_graph(chosen->result.engine);
+    auto build = nlohmann::json::parse(g.metadata.build_json, nullptr, false);
+    if (build.is_discarded()) build = nlohmann::json::object();
+    build["optimize"] = {{"variant", result_.chosen},
+                         {"settings", chosen->result.settings},
+                         {"measured", eval::variant_to_json(chosen->result)},
+                         {"val_accuracy", chosen->val_accuracy},
+                         {"val_accuracy_drop", chosen->val_accuracy_drop},
+                         {"selection_split", on_val ? "val" : "test"},
+                         {"max_accuracy_drop", opt_.max_accuracy_drop},
+                         {"target", optimize_target_name(opt_.target)}};
+    g.metadata.build_json = build.dump();
+    result_.model_fse = opt_.out / "model.fse";
+    engine::save_engine(g, result_.model_fse);
+
+    std::vector<eval::VariantResult> plain;
+    for (const auto& r : result_.variants) plain.push_back(r.result);
+    result_.seconds = seconds_since(t0);
+    result_.peak_rss_mb = static_cast<double>(train::peak_rss_bytes()) / (1024.0 * 1024.0);
+    auto j = eval::variants_json(plain, result_.chosen);
+    nlohmann::json val = nlohmann::json::object();
+    for (const auto& r : result_.variants) val[r.result.name] = {{"accuracy", r.val_accuracy}, {"accuracy_drop", r.val_accuracy_drop}, {"images", r.val_images}};
+    j["optimize"] = {{"model", fs::absolute(model_pt_).string()},
+                     {"data", fs::absolute(opt_.data).string()},
+                     {"fingerprint", fingerprint_},
+                     {"max_accuracy_drop", opt_.max_accuracy_drop},
+                     {"target", optimize_target_name(opt_.target)},
+                     {"selection_split", on_val ? "val" : "test"},
+                     {"validation", val},
+                     {"reused", result_.reused},
+                     {"warnings", result_.warnings},
+                     {"seconds", result_.seconds},
+                     {"peak_rss_mb", result_.peak_rss_mb}};
+    write_file_atomic(opt_.out / "results.json", j.dump(2));
+    write_file_atomic(opt_.out / "report.html", eval::variants_report_html(plain, result_.chosen, "firesight optimize: " + model_pt_.parent_path().filename().string()));
+    return result_;
+}
+
+}  // namespace
+
+OptimizeResult run_optimize(const OptimizeOptions& opt) { return Optimizer(opt).run(); }
+
+}  // namespace firesight::compress
