@@ -89,7 +89,8 @@ public:
         // The sparse hint only asks: XNNPACK (0.0~git20220216, xnn_subgraph_rewrite_for_nchw in
         // src/subgraph.c) switches a cluster of nodes to NCHW with sparse 1x1 kernels when
         //  - the CPU has its CHW kernels enabled: any ARM, but on x86 only CPUs WITHOUT AVX (its
-        //    sparse kernels are SSE-only and lose to the dense AVX ones), so here it is a no-op;
+        //    sparse kernels are SSE-only and lose to the dense AVX ones): on an AVX PC the hint
+        //    changes nothing, on a Jetson / Raspberry Pi it can;
         //  - the graph is f32;
         //  - the cluster starts at a 3x3 stride-2 conv with exactly 3 input channels, groups 1,
         //    dilation 1 and padding 1 on all four sides (NHWC -> NCHW), and ends at a global
@@ -98,10 +99,12 @@ public:
         //    depthwise 3x3 (padding 1) or 5x5 (padding 2) with stride 1 or 2, multiplier 1,
         //    symmetric padding; add/multiply of 4-D tensors; clamp and other 4-D elementwise ops;
         //    and no value in the cluster is read by a node outside it or is a graph output;
-        //  - over all 1x1 convs of the cluster, zeros * 3 > weights * 2 (more than 2/3 exact zeros).
+        //  - over all 1x1 convs of the cluster, zeros * 3 > weights * 2 (more than 2/3 exact zeros;
+        //    a fully connected layer does not count and ends nothing: it comes after the pool).
         // TF SAME padding of a stride-2 conv on an even size is asymmetric (0 top/left, 1
-        // bottom/right), so MobileNetV2 at 224x224 as imported from TFLite never qualifies; with
-        // PyTorch-style symmetric padding it does once the 1x1 convs are pruned enough.
+        // bottom/right), so MobileNetV2 at 224x224 (imported from TFLite, or converted from the
+        // libtorch model, which keeps SAME padding) never qualifies. At an input size of 32k + 1
+        // (e.g. 225) every stride-2 SAME pad is 1 on each side and, pruned enough, it does.
         const std::uint32_t flags = sparse_ ? XNN_FLAG_HINT_SPARSE_INFERENCE : 0;
         const auto st = xnn_create_runtime_v2(sg, pool_, flags, &runtime_);
         xnn_delete_subgraph(sg);
