@@ -95,7 +95,7 @@ Table make_table(const std::vector<VariantResult>& v) {
     Table t;
     t.header = {"variant", "accuracy", "drop (pts)"};
     for (const auto& c : classes) t.header.push_back("recall " + c);
-    for (const char* h : {"size MB", "gzip MB", "smaller", "latency ms", "p90 ms", "faster", "RSS MB"}) t.header.push_back(h);
+    for (const char* h : {"size MB", "gzip MB", "x smaller", "latency ms", "p90 ms", "x faster", "RSS MB"}) t.header.push_back(h);
     for (const auto& r : v) {
         std::vector<std::string> row = {r.name, fmt("%.2f%%", 100 * r.metrics.accuracy), fmt("%+.2f", r.accuracy_drop)};
         for (const auto& c : classes) row.push_back(recall_of(r, c));
@@ -133,7 +133,7 @@ std::string variants_table(const std::vector<VariantResult>& v, const std::strin
     std::string out = line(t.header, "  ");
     for (std::size_t i = 0; i < v.size(); ++i) out += line(t.rows[i], v[i].name == chosen ? "* " : "  ");
     const auto* ref = reference_of(v);
-    out += "drop: accuracy points below " + ref->name + "; smaller/faster: " + ref->name +
+    out += "drop: accuracy points below " + ref->name + "; x smaller / x faster: " + ref->name +
            " size/latency over the variant's (batch 1, 1 thread, median of a fresh process)\n";
     if (!chosen.empty()) out += "* chosen: " + chosen + "\n";
     return out;
