@@ -321,6 +321,11 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     // The smallest tensor record is 16 bytes and the smallest op 72, which bounds the counts.
     const auto ntensors = r.count("tensor_count", 16, 1u << 20);
     g.tensors.resize(ntensors);
+    // Apart from a palette of one value (0 bits an element), no encoding expands more than 32x,
+    // so a few bytes claiming gigabytes of constants are refused before anything is allocated;
+    // the slack covers legitimate all-equal tensors (zero biases, fully pruned layers).
+    const std::uint64_t expansion_budget = 32 * weights_size + (std::uint64_t{16} << 20);
+    std::uint64_t expanded = 0;
     for (std::uint32_t i = 0; i < ntensors; ++i) {
         auto& ten = g.tensors[i];
         ten.name = r.get_str("tensor.name");
@@ -369,6 +374,10 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
                 ten.storage = keep_alive;
             } else {
                 // Encoded constants are expanded once, into storage the tensor owns.
+                expanded += static_cast<std::uint64_t>(n) * dtype_size(ten.dtype);
+                if (expanded > expansion_budget)
+                    r.fail(what + " would expand the encoded constants to " + std::to_string(expanded) + " bytes, more than " +
+                           std::to_string(expansion_budget) + " (32x the weights section + 16 MiB): corrupt or hostile file");
                 void* out = ten.allocate_owned();
                 decode_weights(encoding, weights + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n),
                                dtype_size(ten.dtype), out, name + ": " + what);

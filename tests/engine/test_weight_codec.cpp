@@ -501,6 +501,44 @@ TEST(WeightCodecEngine, Int8EngineKeepsI8AndI32ConstantsBitExactAndPaletteSized)
     EXPECT_EQ(serialize(back), bytes);
 }
 
+// A palette of one value takes 8 bytes whatever the element count: a file must not be able to
+// make the loader allocate gigabytes with it.
+TEST(WeightCodecEngine, RefusesEncodedConstantsThatWouldExpandBeyondTheBudget) {
+    GraphMaker m(2);
+    auto x = m.input({1, 2, 2, 3});
+    auto c = m.conv(x, 64, 1, 1, {0, 0, 0, 0});
+    m.g.outputs = {m.pool(c)};
+    auto& bias = m.g.tensors[static_cast<std::size_t>(m.g.ops[0].inputs[2])];
+    std::fill(bias.owned.begin(), bias.owned.end(), 0.f);  // 64 zeros: a palette of one value
+    std::string bytes = serialize(m.g);
+    EXPECT_NO_THROW(parse_engine(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), nullptr, "ok.fse"));
+    // Find the bias record (name, dtype, flags, rank 1, reserved, dims[0] = 64) and claim 2^24 elements.
+    const std::string needle = bias.name + std::string("\0\1\1\0", 4);
+    const auto at = bytes.find(needle);
+    ASSERT_NE(at, std::string::npos);
+    std::int32_t dim;
+    std::memcpy(&dim, bytes.data() + at + needle.size(), 4);
+    ASSERT_EQ(dim, 64);
+    dim = 1 << 24;  // 64 MiB of f32
+    std::memcpy(bytes.data() + at + needle.size(), &dim, 4);
+    std::uint64_t goff, gsize;
+    std::memcpy(&goff, bytes.data() + 64 + 8, 8);
+    std::memcpy(&gsize, bytes.data() + 64 + 16, 8);
+    const std::uint32_t crc = crc32(bytes.data() + goff, gsize);
+    std::memcpy(bytes.data() + 64 + 24, &crc, 4);
+    const std::string covered = bytes.substr(0, 24) + bytes.substr(64, 96);
+    const std::uint32_t hcrc = crc32(covered.data(), covered.size());
+    std::memcpy(bytes.data() + 24, &hcrc, 4);
+    try {
+        parse_engine(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), nullptr, "bomb.fse");
+        FAIL() << "accepted";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("bomb.fse"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("'" + bias.name + "' would expand"), std::string::npos) << msg;
+    }
+}
+
 // Rewrites a version 2 file whose constants are all dense into the version 1 layout (no
 // encoding bytes in the tensor records), as firesight 0.1 wrote it.
 std::string as_version1(const std::string& v2) {
