@@ -1,5 +1,5 @@
 // int8_bench: int8 vs fp32 latency of the same MobileNetV2-sized engine on XNNPACK (batch 1,
-// one thread by default), with the int8 engine calibrated min-max on sample images, and how often
+// one thread by default), and of the int8 engine on the native-int8 backend (AVX512-VNNI), with the int8 engine calibrated min-max on sample images, and how often
 // the two agree on the top-1 class. Usage:
 //   int8_bench [MODEL.tflite] [IMAGE_DIR] [RUNS] [THREADS] [SAVE_PREFIX]
 // (with SAVE_PREFIX it also writes SAVE_PREFIX-fp32.fse and SAVE_PREFIX-int8.fse, e.g. for
@@ -104,11 +104,23 @@ LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, in
 
 }  // namespace
 
+// Whether the native-int8 backend has its AVX512-VNNI kernels on this CPU.
+static bool cpu_has_vnni() {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
 int main(int argc, char** argv) {
     const std::filesystem::path model = argc > 1 ? argv[1] : asset("mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
     const std::filesystem::path images = argc > 2 ? argv[2] : asset("imagenet-samples");
     const int runs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 50;
     const int threads = argc > 4 ? std::max(1, std::atoi(argv[4])) : 1;
+    const bool native_vnni = cpu_has_vnni();
     try {
         if (!engine::backend_available(engine::Backend::Xnnpack)) throw Error("int8_bench: this build has no xnnpack backend");
         engine::Graph fp32 = engine::graph_from_tflite_file(model);
@@ -154,13 +166,18 @@ int main(int argc, char** argv) {
         auto e8 = engine::Engine::from_graph(std::move(int8));
         engine::Session s32(e32, {engine::Backend::Xnnpack, threads});
         engine::Session s8(e8, {engine::Backend::Xnnpack, threads});
+        engine::Session sn(e8, {engine::Backend::NativeInt8, 1});
         s32.prepare(1);
         s8.prepare(1);
+        sn.prepare(1);
 
-        int agree = 0;
+        int agree = 0, native_same = 0;
         for (std::size_t i = 0; i < inputs.size(); ++i) {
             const auto a = argmax(s32.run(inputs[i].data(), 1)[0], s32.output_size(0));
+            const float* xo = s8.run(inputs[i].data(), 1)[1];
+            const std::vector<float> xnn_logits(xo, xo + s8.output_size(1));
             const auto b = argmax(s8.run(inputs[i].data(), 1)[0], s8.output_size(0));
+            native_same += std::memcmp(sn.run(inputs[i].data(), 1)[1], xnn_logits.data(), xnn_logits.size() * sizeof(float)) == 0;
             const auto& names = e32->metadata().class_names;
             std::printf("%-20s fp32 %-24s int8 %-24s\n", files[i].filename().string().c_str(),
                         a < names.size() ? names[a].c_str() : std::to_string(a).c_str(),
@@ -174,8 +191,9 @@ int main(int argc, char** argv) {
         for (int w = 0; w < 5; ++w) {
             s32.run(x.data(), 1);
             s8.run(x.data(), 1);
+            sn.run(x.data(), 1);
         }
-        std::vector<double> t32, t8;
+        std::vector<double> t32, t8, tn;
         ProgressBar bar("timing", static_cast<std::size_t>(runs));
         for (int r = 0; r < runs; ++r) {
             auto t0 = Clock::now();
@@ -183,17 +201,25 @@ int main(int argc, char** argv) {
             auto t1 = Clock::now();
             s8.run(x.data(), 1);
             auto t2 = Clock::now();
+            sn.run(x.data(), 1);
+            auto t3 = Clock::now();
             t32.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
             t8.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+            tn.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
             bar.update(static_cast<std::size_t>(r + 1));
         }
         bar.finish();
         std::printf("\nmodel %s, batch 1, %d thread(s), %d runs, MACs %lld\n", model.filename().string().c_str(), threads, runs,
                     static_cast<long long>(e32->macs()));
-        std::printf("%-6s %12s %12s %14s\n", "engine", "median ms", "min ms", "file bytes");
-        std::printf("%-6s %12.2f %12.2f %14zu\n", "fp32", median(t32), *std::min_element(t32.begin(), t32.end()), fp32_bytes);
-        std::printf("%-6s %12.2f %12.2f %14zu\n", "int8", median(t8), *std::min_element(t8.begin(), t8.end()), int8_bytes);
-        std::printf("int8/fp32 latency %.3f, top-1 agreement %d/%zu\n", median(t8) / median(t32), agree, inputs.size());
+        auto min_of = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+        std::printf("%-20s %12s %12s %14s\n", "engine", "median ms", "min ms", "file bytes");
+        std::printf("%-20s %12.2f %12.2f %14zu\n", "fp32 xnnpack", median(t32), min_of(t32), fp32_bytes);
+        std::printf("%-20s %12.2f %12.2f %14zu\n", "int8 xnnpack", median(t8), min_of(t8), int8_bytes);
+        std::printf("%-20s %12.2f %12.2f %14zu\n", "int8 native-int8", median(tn), min_of(tn), int8_bytes);
+        std::printf("int8/fp32 latency (xnnpack) %.3f, top-1 agreement %d/%zu\n", median(t8) / median(t32), agree, inputs.size());
+        std::printf("int8 native-int8/fp32 xnnpack latency: median %.3f, min %.3f (AVX512-VNNI kernels %s)\n",
+                    median(tn) / median(t32), min_of(tn) / min_of(t32), native_vnni ? "in use" : "NOT available: reference kernels");
+        std::printf("native-int8 logits byte-identical to xnnpack int8: %d/%zu images\n", native_same, inputs.size());
 
         std::printf("\nsingle layers (relu6, median of %d runs, the int8 time includes the f32<->int8 converts):\n", runs * 4);
         std::printf("%-34s %10s %10s %8s\n", "layer", "fp32 ms", "int8 ms", "ratio");

@@ -35,8 +35,10 @@ struct TensorDesc {
     DType dtype = DType::F32;
 };
 
-enum class Backend { Reference, Xnnpack };
-Backend parse_backend(const std::string& name);  // "reference" | "xnnpack"
+// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs (byte-identical to the
+// reference; on CPUs without VNNI, and for f32 ops, it runs the reference kernels).
+enum class Backend { Reference, Xnnpack, NativeInt8 };
+Backend parse_backend(const std::string& name);  // "reference" | "xnnpack" | "native-int8"
 const char* backend_name(Backend b);
 bool backend_available(Backend b);
 

@@ -17,6 +17,8 @@ public:
 };
 
 std::unique_ptr<Executor> make_reference_executor(const Graph& g);
+// AVX512-VNNI kernels for int8 ops where the CPU has them, the reference kernels elsewhere.
+std::unique_ptr<Executor> make_native_int8_executor(const Graph& g);
 #ifdef FIRESIGHT_HAVE_XNNPACK
 std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse = true);
 #endif

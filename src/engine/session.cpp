@@ -14,12 +14,16 @@ namespace firesight::engine {
 Backend parse_backend(const std::string& name) {
     if (name == "reference") return Backend::Reference;
     if (name == "xnnpack") return Backend::Xnnpack;
-    throw Error("unknown backend '" + name + "' (expected reference or xnnpack)");
+    if (name == "native-int8") return Backend::NativeInt8;
+    throw Error("unknown backend '" + name + "' (expected reference, xnnpack or native-int8)");
 }
 
-const char* backend_name(Backend b) { return b == Backend::Reference ? "reference" : "xnnpack"; }
+const char* backend_name(Backend b) {
+    return b == Backend::Reference ? "reference" : b == Backend::NativeInt8 ? "native-int8" : "xnnpack";
+}
 
 bool backend_available(Backend b) {
+    if (b == Backend::NativeInt8) return true;
 #ifdef FIRESIGHT_HAVE_XNNPACK
     return true;
 #else
@@ -149,6 +153,8 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
     if (options_.threads < 1) throw Error("session: threads must be at least 1");
     if (options_.backend == Backend::Reference) {
         executor_ = make_reference_executor(engine_->graph());
+    } else if (options_.backend == Backend::NativeInt8) {
+        executor_ = make_native_int8_executor(engine_->graph());
     } else {
 #ifdef FIRESIGHT_HAVE_XNNPACK
         executor_ = make_xnnpack_executor(engine_->graph(), options_.threads, options_.sparse);

@@ -1,0 +1,353 @@
+// AVX512-VNNI int8 kernels. Only the functions marked VNNI_TARGET use AVX512 instructions, so the
+// library still runs on any x86-64; callers check cpu_has_vnni() first.
+#include "vnni_kernels.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "firesight/error.h"
+
+// GCC 12 flags the self-initialised __Y inside its own AVX512 headers as maybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define VNNI_INLINE VNNI_TARGET inline __attribute__((always_inline))
+
+namespace firesight::engine::native {
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+Requant make_requant(Activation a, const Quantization& out) {
+    const ref::Q8Bounds b = ref::q8_bounds(a, out);
+    const std::int32_t zp = out.zero_point[0];
+    // The same float bounds ref::requantize_fp32 clamps to.
+    return {zp, static_cast<float>(b.lo - zp), static_cast<float>(b.hi - zp)};
+}
+
+namespace {
+
+float layer_scale(const Quantization& xq, const std::vector<float>& w_scale, int o, const Quantization& yq) {
+    // Evaluated in the reference kernels' order, in float, so the products match to the bit.
+    return xq.scale[0] * w_scale[w_scale.size() == 1 ? 0 : static_cast<std::size_t>(o)] / yq.scale[0];
+}
+
+std::uint32_t load_u32(const std::uint8_t* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// float(acc) * scale, clamped, rounded half to even (MXCSR's default mode, as std::nearbyint),
+// plus the zero point: ref::requantize_fp32 on 16 lanes.
+VNNI_INLINE void store_requant(std::int8_t* y, __m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp, __mmask16 mask) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+    _mm512_mask_cvtsepi32_storeu_epi8(y, mask, q);
+}
+
+__mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
+__mmask64 byte_mask(int n) {
+    if (n <= 0) return 0;
+    return n >= 64 ? ~0ULL : (1ULL << n) - 1ULL;
+}
+
+// MR rows x NV blocks of 16 output channels; rows past `mr` recompute the last row and are not
+// stored, so one instantiation serves every row remainder.
+template <int MR, int NV>
+VNNI_TARGET void gemm_tile(const PackedGemm& p, const std::uint8_t* a, std::int64_t a_stride, int mr, int block, int o_left,
+                           std::int8_t* y, std::int64_t y_stride) {
+    const std::uint8_t* ar[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) ar[r] = a + static_cast<std::int64_t>(r < mr ? r : mr - 1) * a_stride;
+    const int kb = p.Kp / 4;
+    const std::int64_t panel = static_cast<std::int64_t>(kb) * 64;
+    const std::int8_t* wb = p.weights.data() + static_cast<std::int64_t>(block) * panel;
+    __m512i acc[MR][NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        const __m512i b0 = _mm512_loadu_si512(p.bias.data() + (block + v) * 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) acc[r][v] = b0;
+    }
+    for (int k = 0; k < kb; ++k) {
+        __m512i b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_si512(wb + v * panel + k * 64);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+            const __m512i av = _mm512_set1_epi32(static_cast<int>(load_u32(ar[r] + 4 * k)));
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, b[v]);
+        }
+    }
+    const __m512 lo = _mm512_set1_ps(p.rq.lo), hi = _mm512_set1_ps(p.rq.hi);
+    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        const __m512 scale = _mm512_loadu_ps(p.scale.data() + (block + v) * 16);
+        const __mmask16 mask = lane_mask(o_left - 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r)
+            if (r < mr) store_requant(y + r * y_stride + 16 * v, acc[r][v], scale, lo, hi, zp, mask);
+    }
+}
+
+template <int MR, int NV>
+void gemm_columns(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, int block, std::int8_t* y,
+                  std::int64_t y_stride) {
+    const int o_left = p.O - block * 16;
+    for (std::int64_t m = 0; m < M; m += MR)
+        gemm_tile<MR, NV>(p, a + m * a_stride, a_stride, static_cast<int>(std::min<std::int64_t>(MR, M - m)), block, o_left,
+                          y + m * y_stride + block * 16, y_stride);
+}
+
+}  // namespace
+
+PackedGemm pack_gemm(const std::int8_t* w, int O, int K, const std::vector<float>& w_scale, const std::int32_t* bias,
+                     const Quantization& xq, const Quantization& yq, Activation act) {
+    PackedGemm p;
+    p.K = K;
+    p.Kp = (K + 3) / 4 * 4;
+    p.O = O;
+    const int blocks = (O + 15) / 16;
+    const int kb = p.Kp / 4;
+    p.weights.assign(static_cast<std::size_t>(blocks) * static_cast<std::size_t>(kb) * 64, 0);
+    p.bias.assign(static_cast<std::size_t>(blocks) * 16, 0);
+    p.scale.assign(static_cast<std::size_t>(blocks) * 16, 0.f);
+    const std::int32_t u8_zero = xq.zero_point[0] + 128;
+    for (int o = 0; o < O; ++o) {
+        std::int32_t sum = 0;
+        for (int k = 0; k < K; ++k) {
+            const std::int8_t v = w[static_cast<std::int64_t>(o) * K + k];
+            sum += v;
+            const std::size_t at = ((static_cast<std::size_t>(o / 16) * kb + static_cast<std::size_t>(k / 4)) * 16 +
+                                    static_cast<std::size_t>(o % 16)) * 4 + static_cast<std::size_t>(k % 4);
+            p.weights[at] = v;
+        }
+        p.bias[static_cast<std::size_t>(o)] = (bias ? bias[o] : 0) - u8_zero * sum;
+        p.scale[static_cast<std::size_t>(o)] = layer_scale(xq, w_scale, o, yq);
+    }
+    p.rq = make_requant(act, yq);
+    return p;
+}
+
+void gemm_u8s8(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, std::int8_t* y,
+               std::int64_t y_stride) {
+    const int blocks = (p.O + 15) / 16;
+    for (int b = 0; b < blocks; b += 4) {
+        switch (std::min(4, blocks - b)) {
+            case 4: gemm_columns<6, 4>(p, a, M, a_stride, b, y, y_stride); break;
+            case 3: gemm_columns<8, 3>(p, a, M, a_stride, b, y, y_stride); break;
+            case 2: gemm_columns<12, 2>(p, a, M, a_stride, b, y, y_stride); break;
+            default: gemm_columns<12, 1>(p, a, M, a_stride, b, y, y_stride); break;
+        }
+    }
+}
+
+VNNI_TARGET void to_u8_rows(const std::int8_t* x, std::int64_t M, int K, std::int64_t x_stride, std::uint8_t* a, int Kp) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (std::int64_t m = 0; m < M; ++m) {
+        const std::int8_t* src = x + m * x_stride;
+        std::uint8_t* dst = a + m * Kp;
+        for (int j = 0; j < Kp; j += 64) {
+            const __mmask64 valid = byte_mask(K - j);
+            const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(valid, src + j), flip);
+            _mm512_mask_storeu_epi8(dst + j, byte_mask(Kp - j), _mm512_maskz_mov_epi8(valid, v));
+        }
+    }
+}
+
+void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
+               const ref::Shape& ys, std::uint8_t* a, int Kp) {
+    const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
+    const int OH = ys[1], OW = ys[2];
+    const auto outside = static_cast<std::uint8_t>(x_zero + 128);
+    const int K = KH * KW * C;
+    std::uint8_t* row = a;
+    for (int n = 0; n < N; ++n)
+        for (int oy = 0; oy < OH; ++oy)
+            for (int ox = 0; ox < OW; ++ox, row += Kp) {
+                std::uint8_t* d = row;
+                for (int ky = 0; ky < KH; ++ky) {
+                    const int iy = oy * op.stride_h - op.pad_top + ky * op.dilation_h;
+                    for (int kx = 0; kx < KW; ++kx, d += C) {
+                        const int ix = ox * op.stride_w - op.pad_left + kx * op.dilation_w;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+                            std::memset(d, outside, static_cast<std::size_t>(C));
+                            continue;
+                        }
+                        const std::int8_t* s = x + ((static_cast<std::int64_t>(n) * H + iy) * W + ix) * C;
+                        for (int c = 0; c < C; ++c) d[c] = static_cast<std::uint8_t>(s[c] ^ 0x80);
+                    }
+                }
+                std::memset(row + K, 0, static_cast<std::size_t>(Kp - K));
+            }
+}
+
+PackedDepthwise pack_depthwise(const std::int8_t* w, int KH, int KW, int C, const std::vector<float>& w_scale,
+                               const std::int32_t* bias, const Quantization& xq, const Quantization& yq, Activation act) {
+    PackedDepthwise p;
+    p.KH = KH;
+    p.KW = KW;
+    p.C = C;
+    p.Cp = (C + 15) / 16 * 16;
+    p.x_zero = xq.zero_point[0];
+    p.weights.assign(static_cast<std::size_t>(KH * KW) * static_cast<std::size_t>(p.Cp), 0);
+    p.bias.assign(static_cast<std::size_t>(p.Cp), 0);
+    p.scale.assign(static_cast<std::size_t>(p.Cp), 0.f);
+    for (int c = 0; c < C; ++c) {
+        std::int32_t sum = 0;
+        for (int t = 0; t < KH * KW; ++t) {
+            const std::int8_t v = w[static_cast<std::int64_t>(t) * C + c];
+            sum += v;
+            // Low 16 bits the weight, high 16 bits zero: vpdpwssd then adds x * w exactly, whatever
+            // the sign-extension bits of x's lane hold.
+            p.weights[static_cast<std::size_t>(t) * static_cast<std::size_t>(p.Cp) + static_cast<std::size_t>(c)] =
+                static_cast<std::int32_t>(static_cast<std::uint16_t>(static_cast<std::int16_t>(v)));
+        }
+        p.bias[static_cast<std::size_t>(c)] = (bias ? bias[c] : 0) - p.x_zero * sum;
+        p.scale[static_cast<std::size_t>(c)] = layer_scale(xq, w_scale, c, yq);
+    }
+    p.rq = make_requant(act, yq);
+    return p;
+}
+
+namespace {
+
+// One output row of a depthwise convolution with a KH x KW filter known at compile time (the 16
+// channels' weights stay in registers across the row); KH = KW = 0 reads the filter size from `p`.
+template <int KH, int KW>
+VNNI_TARGET void depthwise_row(const Op& op, const PackedDepthwise& p, const std::int8_t* in, std::int64_t in_row, int C, int OW,
+                               std::int8_t* out) {
+    const int kh = KH ? KH : p.KH, kw = KW ? KW : p.KW;
+    constexpr int kFixed = KH * KW > 0 ? KH * KW : 1;
+    const __m512 lo = _mm512_set1_ps(p.rq.lo), hi = _mm512_set1_ps(p.rq.hi);
+    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point);
+    const std::int64_t step = static_cast<std::int64_t>(op.stride_w) * C;
+    for (int c = 0; c < C; c += 16) {
+        const __mmask16 mask = lane_mask(C - c);
+        const __m512i bias = _mm512_loadu_si512(p.bias.data() + c);
+        const __m512 scale = _mm512_loadu_ps(p.scale.data() + c);
+        __m512i w[kFixed];
+        if constexpr (KH * KW > 0) {
+#pragma GCC unroll 25
+            for (int t = 0; t < KH * KW; ++t) w[t] = _mm512_loadu_si512(p.weights.data() + static_cast<std::int64_t>(t) * p.Cp + c);
+        }
+        const std::int8_t* base = in + c;
+        for (int ox = 0; ox < OW; ++ox, base += step) {
+            // Two accumulators halve the dependency chain; int32 sums are exact in any order.
+            __m512i acc0 = bias, acc1 = _mm512_setzero_si512();
+#pragma GCC unroll 5
+            for (int ky = 0; ky < kh; ++ky) {
+                const std::int8_t* r = base + static_cast<std::int64_t>(ky) * op.dilation_h * in_row;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < kw; ++kx) {
+                    const __m512i xv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, r + static_cast<std::int64_t>(kx) * op.dilation_w * C));
+                    const int t = ky * kw + kx;
+                    const __m512i wv = KH * KW > 0 ? w[KH * KW > 0 ? t : 0]
+                                                   : _mm512_loadu_si512(p.weights.data() + static_cast<std::int64_t>(t) * p.Cp + c);
+                    if (t % 2 == 0)
+                        acc0 = _mm512_dpwssd_epi32(acc0, xv, wv);
+                    else
+                        acc1 = _mm512_dpwssd_epi32(acc1, xv, wv);
+                }
+            }
+            store_requant(out + static_cast<std::int64_t>(ox) * C + c, _mm512_add_epi32(acc0, acc1), scale, lo, hi, zp, mask);
+        }
+    }
+}
+
+}  // namespace
+
+void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
+                  const ref::Shape& ys, std::int8_t* padded) {
+    const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
+    const int OH = ys[1], OW = ys[2];
+    const int PH = H + op.pad_top + op.pad_bottom, PW = W + op.pad_left + op.pad_right;
+    const std::int64_t in_row = static_cast<std::int64_t>(PW) * C;
+    // Taps in the padding read the zero point, which the folded bias cancels, as the reference
+    // skips them. Only the border is filled; the interior is copied.
+    const auto zero = static_cast<int>(static_cast<std::int8_t>(p.x_zero));
+    for (int n = 0; n < N; ++n) {
+        std::int8_t* img = padded + static_cast<std::int64_t>(n) * PH * in_row;
+        std::memset(img, zero, static_cast<std::size_t>(op.pad_top * in_row));
+        std::memset(img + (op.pad_top + H) * in_row, zero, static_cast<std::size_t>(op.pad_bottom * in_row));
+        for (int iy = 0; iy < H; ++iy) {
+            std::int8_t* row = img + (iy + op.pad_top) * in_row;
+            std::memset(row, zero, static_cast<std::size_t>(op.pad_left) * C);
+            std::memcpy(row + static_cast<std::int64_t>(op.pad_left) * C, x + (static_cast<std::int64_t>(n) * H + iy) * W * C,
+                        static_cast<std::size_t>(W) * C);
+            std::memset(row + static_cast<std::int64_t>(op.pad_left + W) * C, zero, static_cast<std::size_t>(op.pad_right) * C);
+        }
+    }
+    for (int n = 0; n < N; ++n)
+        for (int oy = 0; oy < OH; ++oy) {
+            const std::int8_t* in = padded + (static_cast<std::int64_t>(n) * PH + static_cast<std::int64_t>(oy) * op.stride_h) * in_row;
+            std::int8_t* out = y + (static_cast<std::int64_t>(n) * OH + oy) * OW * C;
+            if (p.KH == 3 && p.KW == 3)
+                depthwise_row<3, 3>(op, p, in, in_row, C, OW, out);
+            else
+                depthwise_row<0, 0>(op, p, in, in_row, C, OW, out);
+        }
+}
+
+VNNI_TARGET void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
+                        std::int8_t* y, const Quantization& yq, std::int64_t n) {
+    // The fixed-point parameters exactly as ref::add_q8 derives them.
+    const float a_scale = aq.scale[0] / yq.scale[0];
+    const float b_scale = bq.scale[0] / yq.scale[0];
+    for (float s : {a_scale, b_scale})
+        if (!(s >= 0x1.0p-10f && s < 0x1.0p+8f))
+            throw Error("int8 add: input/output scale ratio " + std::to_string(s) + " is outside [2^-10, 2^8)");
+    const float max_scale = std::max(a_scale, b_scale);
+    const std::int32_t exponent = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(max_scale) >> 23) - 127;
+    const std::int32_t shift = 20 - exponent;
+    const auto a_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(a_scale, shift)));
+    const auto b_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(b_scale, shift)));
+    const std::int32_t bias = -(a_mult * aq.zero_point[0] + b_mult * bq.zero_point[0]);
+    const std::int32_t rounding = std::int32_t{1} << (shift - 1);
+    const ref::Q8Bounds bounds = ref::q8_bounds(op.activation, yq);
+    const __m512i va = _mm512_set1_epi32(a_mult), vb = _mm512_set1_epi32(b_mult);
+    const __m512i vbias = _mm512_set1_epi32(bias + rounding), vzp = _mm512_set1_epi32(yq.zero_point[0]);
+    const __m512i vshift = _mm512_set1_epi32(shift);
+    const __m512i vlo = _mm512_set1_epi32(bounds.lo), vhi = _mm512_set1_epi32(bounds.hi);
+    for (std::int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = lane_mask(static_cast<int>(std::min<std::int64_t>(16, n - i)));
+        const __m512i x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, a + i));
+        const __m512i z = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, b + i));
+        // bias + rounding + a*am + b*bm: int32 addition is associative (mod 2^32), so the sum is
+        // the reference's (acc + rounding) whatever the order.
+        __m512i acc = _mm512_add_epi32(vbias, _mm512_add_epi32(_mm512_mullo_epi32(x, va), _mm512_mullo_epi32(z, vb)));
+        acc = _mm512_add_epi32(_mm512_srav_epi32(acc, vshift), vzp);
+        acc = _mm512_min_epi32(_mm512_max_epi32(acc, vlo), vhi);
+        _mm512_mask_cvtsepi32_storeu_epi8(y + i, mask, acc);
+    }
+}
+
+VNNI_TARGET void quantize(const float* x, std::int8_t* y, std::int64_t n, float scale, std::int32_t zero_point) {
+    const __m512 inv = _mm512_set1_ps(1.0f / scale);
+    const __m512 lo = _mm512_set1_ps(static_cast<float>(-128 - zero_point)), hi = _mm512_set1_ps(static_cast<float>(127 - zero_point));
+    const __m512i zp = _mm512_set1_epi32(zero_point);
+    for (std::int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = lane_mask(static_cast<int>(std::min<std::int64_t>(16, n - i)));
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inv);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm512_mask_cvtsepi32_storeu_epi8(y + i, mask, _mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
+    }
+}
+
+}  // namespace firesight::engine::native

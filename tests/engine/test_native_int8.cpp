@@ -1,0 +1,263 @@
+// The native-int8 backend (AVX512-VNNI kernels) against the int8 reference kernels: every int8
+// activation of every test graph must be the same byte, on odd shapes, saturating ranges, edge
+// zero points, extreme weights, batch 2, and the whole imported MobileNetV2.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "firesight/engine.h"
+#include "firesight/engine_ir.h"
+#include "graph_helpers.h"
+#include "test_util.h"
+
+namespace firesight::engine {
+namespace {
+
+using testing::GraphMaker;
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+#define REQUIRE_VNNI()                                                                                                   \
+    do {                                                                                                                 \
+        if (!cpu_has_vnni())                                                                                             \
+            GTEST_SKIP() << "this CPU has no AVX512-VNNI: the native-int8 backend runs the reference kernels here, so " \
+                            "there is nothing to compare";                                                               \
+    } while (0)
+
+std::size_t elements(const std::vector<std::int32_t>& s, int batch) {
+    std::size_t n = static_cast<std::size_t>(batch);
+    for (std::size_t k = 1; k < s.size(); ++k) n *= static_cast<std::size_t>(s[k]);
+    return n;
+}
+
+// Min-max ranges of every f32 activation, optionally overridden per tensor name.
+std::map<std::string, TensorRange> ranges_of(const Graph& g, const std::vector<float>& input, int batch,
+                                             const std::map<std::string, TensorRange>& overrides = {}) {
+    std::map<std::string, TensorRange> r;
+    const auto values = run_reference_all(g, {input.data()}, batch);
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        if (g.tensors[i].constant) continue;
+        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
+        r[g.tensors[i].name] = {*lo, *hi};
+    }
+    for (const auto& [name, range] : overrides) r[name] = range;
+    return r;
+}
+
+// Adds a Dequantize output for every int8 activation, so the comparison below sees each layer's
+// bytes (the dequantization is the same f32 arithmetic on both sides, one-to-one on int8).
+void expose_int8_activations(Graph& g) {
+    const std::size_t n = g.tensors.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (g.tensors[i].constant || g.tensors[i].dtype != DType::I8) continue;
+        Tensor t;
+        t.name = g.tensors[i].name + ".exposed";
+        t.shape = g.tensors[i].shape;
+        Op op;
+        op.kind = OpKind::Dequantize;
+        op.inputs = {static_cast<std::int32_t>(i)};
+        op.outputs = {g.add_tensor(std::move(t))};
+        g.ops.push_back(op);
+        g.outputs.push_back(op.outputs[0]);
+    }
+}
+
+// Runs the int8 graph on the reference and native-int8 backends; every output byte must match.
+void expect_same_bytes(Graph g, const std::vector<float>& input, int batch, const std::string& what) {
+    expose_int8_activations(g);
+    auto engine = Engine::from_graph(std::move(g));
+    Session ref(engine, {Backend::Reference, 1});
+    Session fast(engine, {Backend::NativeInt8, 1});
+    const auto a = ref.run(input.data(), batch);
+    const auto b = fast.run(input.data(), batch);
+    const auto& gr = engine->graph();
+    for (std::size_t k = 0; k < gr.outputs.size(); ++k) {
+        const auto& t = gr.tensors[static_cast<std::size_t>(gr.outputs[k])];
+        const std::size_t n = elements(t.shape, batch);
+        std::size_t differ = 0, first = n;
+        for (std::size_t i = 0; i < n; ++i)
+            if (std::memcmp(&a[k][i], &b[k][i], sizeof(float)) != 0) {
+                if (first == n) first = i;
+                ++differ;
+            }
+        EXPECT_EQ(differ, 0u) << what << ": tensor " << t.name << ": " << differ << " of " << n << " values differ, first at " << first
+                              << " (reference " << (first < n ? a[k][first] : 0.f) << ", native " << (first < n ? b[k][first] : 0.f)
+                              << ")";
+    }
+}
+
+// Quantizes a float graph with ranges from `input` (plus overrides) and compares the backends.
+void check(Graph g, int batch, unsigned seed, const std::string& what, const std::map<std::string, TensorRange>& overrides = {},
+           float in_lo = -1.f, float in_hi = 1.f) {
+    GraphMaker m(seed);
+    const auto input = m.random(elements(g.tensors[static_cast<std::size_t>(g.inputs[0])].shape, batch), in_lo, in_hi);
+    quantize_int8(g, ranges_of(g, input, batch, overrides));
+    expect_same_bytes(std::move(g), input, batch, what);
+}
+
+struct ConvCase {
+    int batch, h, w, c, out, k, stride, dilation, groups;
+    std::array<int, 4> pad;
+    Activation act;
+};
+
+TEST(NativeInt8, ConvolutionsMatchReferenceBytes) {
+    REQUIRE_VNNI();
+    const ConvCase cases[] = {
+        {1, 8, 8, 16, 24, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::None},      // pointwise, multiples of 8
+        {2, 5, 7, 13, 5, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::Relu6},      // K and O not multiples of 4 / 16
+        {1, 7, 7, 24, 144, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::Relu6},    // expand: 9 blocks of 16
+        {2, 3, 5, 96, 70, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::None},      // 4+1 blocks, tail of 6
+        {1, 9, 3, 40, 33, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::Relu},      // 3 blocks
+        {1, 1, 1, 320, 17, 1, 1, 1, 1, {0, 0, 0, 0}, Activation::Relu6},    // a single row
+        {2, 9, 9, 3, 32, 3, 2, 1, 1, {1, 1, 1, 1}, Activation::Relu6},      // first layer (im2col, K=27)
+        {2, 6, 5, 13, 11, 3, 1, 1, 1, {0, 1, 1, 0}, Activation::Relu},      // asymmetric padding
+        {1, 11, 11, 8, 7, 3, 2, 1, 1, {0, 0, 1, 1}, Activation::Relu6},     // TF SAME stride 2
+        {1, 9, 8, 6, 10, 3, 1, 2, 1, {2, 2, 2, 2}, Activation::None},       // dilated
+        {1, 6, 6, 8, 12, 1, 2, 1, 1, {0, 0, 0, 0}, Activation::None},       // strided 1x1 (im2col)
+        {1, 6, 6, 8, 12, 3, 1, 1, 2, {1, 1, 1, 1}, Activation::Relu6},      // grouped: reference path
+    };
+    unsigned seed = 100;
+    for (const auto& c : cases) {
+        GraphMaker m(seed++);
+        const auto x = m.input({1, c.h, c.w, c.c});
+        m.g.outputs = {m.conv(x, c.out, c.k, c.stride, c.pad, c.act, c.groups, true, c.dilation)};
+        check(m.g, c.batch, seed, "conv " + std::to_string(c.h) + "x" + std::to_string(c.w) + "x" + std::to_string(c.c) + " -> " +
+                                     std::to_string(c.out) + " k" + std::to_string(c.k) + " s" + std::to_string(c.stride));
+    }
+}
+
+TEST(NativeInt8, DepthwiseMatchesReferenceBytes) {
+    REQUIRE_VNNI();
+    const ConvCase cases[] = {
+        {1, 9, 9, 32, 0, 3, 1, 1, 1, {1, 1, 1, 1}, Activation::Relu6},
+        {2, 8, 7, 13, 0, 3, 2, 1, 1, {0, 0, 1, 1}, Activation::Relu6},
+        {1, 6, 6, 5, 0, 3, 2, 1, 1, {1, 1, 1, 1}, Activation::None},
+        {2, 5, 8, 40, 0, 3, 1, 1, 1, {1, 1, 1, 1}, Activation::Relu},
+        {1, 7, 5, 144, 0, 5, 1, 1, 1, {2, 2, 2, 2}, Activation::Relu6},
+        {1, 5, 5, 6, 0, 3, 1, 1, 2, {1, 1, 1, 1}, Activation::Relu6},  // multiplier 2: reference path
+    };
+    unsigned seed = 200;
+    for (const auto& c : cases) {
+        GraphMaker m(seed++);
+        const auto x = m.input({1, c.h, c.w, c.c});
+        m.g.outputs = {m.depthwise(x, c.k, c.stride, c.pad, c.act, c.groups)};
+        check(m.g, c.batch, seed, "depthwise " + std::to_string(c.h) + "x" + std::to_string(c.w) + "x" + std::to_string(c.c) + " k" +
+                                     std::to_string(c.k) + " s" + std::to_string(c.stride));
+    }
+}
+
+TEST(NativeInt8, FullyConnectedAndAddMatchReferenceBytes) {
+    REQUIRE_VNNI();
+    struct Case {
+        int batch, in, out;
+        Activation act;
+    };
+    unsigned seed = 300;
+    for (const Case& c : {Case{1, 37, 3, Activation::None}, Case{2, 1280, 19, Activation::Relu}, Case{2, 19, 70, Activation::Relu6}}) {
+        GraphMaker m(seed++);
+        m.g.outputs = {m.fc(m.input({1, c.in}), c.out, c.act)};
+        check(m.g, c.batch, seed, "fc " + std::to_string(c.in) + " -> " + std::to_string(c.out));
+    }
+    for (Activation act : {Activation::None, Activation::Relu6}) {
+        GraphMaker m(seed++);
+        const auto x = m.input({1, 5, 7, 19});
+        const auto a = m.conv(x, 19, 1, 1, {0, 0, 0, 0}, Activation::None);
+        m.g.outputs = {m.add(x, a, act)};
+        check(m.g, 2, seed, "add");
+    }
+}
+
+TEST(NativeInt8, SaturationAndEdgeZeroPointsMatchReferenceBytes) {
+    REQUIRE_VNNI();
+    // Input range [0, 1] puts the zero point at -128 and [-1, 0] at 127; inputs beyond the range
+    // saturate to -128 / 127, and output ranges far narrower than the values saturate the
+    // requantization at both ends.
+    for (const TensorRange in : {TensorRange{0.f, 1.f}, TensorRange{-1.f, 0.f}, TensorRange{-0.01f, 0.01f}}) {
+        for (int k : {1, 3}) {
+            GraphMaker m(400 + k);
+            const auto x = m.input({1, 7, 9, 21});
+            const auto c = m.conv(x, 18, k, 1, k == 1 ? std::array<int, 4>{0, 0, 0, 0} : std::array<int, 4>{1, 1, 1, 1});
+            const auto d = m.depthwise(c, 3, 2, {1, 1, 1, 1});
+            m.g.outputs = {d};
+            const std::map<std::string, TensorRange> overrides = {{"input", in},
+                                                                  {m.g.tensors[static_cast<std::size_t>(c)].name, {0.f, 0.05f}},
+                                                                  {m.g.tensors[static_cast<std::size_t>(d)].name, {-0.02f, 0.f}}};
+            check(m.g, 2, 410 + k, "saturating k" + std::to_string(k), overrides, -2.f, 2.f);
+        }
+    }
+}
+
+TEST(NativeInt8, ExtremeWeightsMatchReferenceBytes) {
+    REQUIRE_VNNI();
+    // Weights at -128 and 127 (the quantizer itself stops at -127), with inputs at both ends:
+    // the u8 shift and the folded bias must stay exact at the largest products.
+    GraphMaker m(500);
+    const auto x = m.input({1, 6, 5, 67});
+    const auto c = m.conv(x, 35, 1, 1, {0, 0, 0, 0});
+    const auto d = m.depthwise(c, 3, 1, {1, 1, 1, 1});
+    m.g.outputs = {m.fc(m.pool(d), 9)};
+    const auto input = m.random(elements(m.g.tensors[static_cast<std::size_t>(x)].shape, 2), -3.f, 3.f);
+    Graph g = m.g;
+    quantize_int8(g, ranges_of(m.g, input, 2, {{"input", {-1.f, 1.f}}}));
+    int changed = 0;
+    for (auto& t : g.tensors) {
+        if (!t.constant || t.dtype != DType::I8) continue;
+        ASSERT_EQ(t.external, nullptr);
+        for (std::size_t i = 0; i < t.owned_i8.size(); ++i) {
+            if (i % 3 == 0) t.owned_i8[i] = -128;
+            if (i % 3 == 1) t.owned_i8[i] = 127;
+        }
+        ++changed;
+    }
+    ASSERT_EQ(changed, 3);
+    expect_same_bytes(std::move(g), input, 2, "extreme weights");
+}
+
+TEST(NativeInt8, MobileNetShapedGraphMatchesReferenceBytes) {
+    REQUIRE_VNNI();
+    GraphMaker m(600);
+    const auto x = m.input({1, 33, 31, 3});
+    auto t = m.conv(x, 32, 3, 2, {1, 1, 1, 1}, Activation::Relu6);
+    auto d = m.depthwise(t, 3, 1, {1, 1, 1, 1}, Activation::Relu6);
+    auto p = m.conv(d, 16, 1, 1, {0, 0, 0, 0});
+    auto e = m.conv(p, 96, 1, 1, {0, 0, 0, 0}, Activation::Relu6);
+    d = m.depthwise(e, 3, 2, {0, 0, 1, 1}, Activation::Relu6);
+    auto p1 = m.conv(d, 24, 1, 1, {0, 0, 0, 0});
+    e = m.conv(p1, 144, 1, 1, {0, 0, 0, 0}, Activation::Relu6);
+    d = m.depthwise(e, 3, 1, {1, 1, 1, 1}, Activation::Relu6);
+    auto p2 = m.conv(d, 24, 1, 1, {0, 0, 0, 0});
+    auto a = m.add(p1, p2);
+    auto f = m.conv(a, 160, 1, 1, {0, 0, 0, 0}, Activation::Relu6);
+    auto logits = m.fc(m.pool(f), 10);
+    auto probs = m.softmax(logits);
+    m.g.outputs = {probs, logits};
+    check(m.g, 2, 601, "mobilenet-shaped net");
+}
+
+TEST(NativeInt8, ImportedMobileNetV2MatchesReferenceBytes) {
+    REQUIRE_VNNI();
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    Graph g = graph_from_tflite_file(test::mobilenet_quant());
+    optimize(g);
+    check(std::move(g), 1, 700, "MobileNetV2");
+}
+
+TEST(NativeInt8, BackendNameRoundTrips) {
+    EXPECT_EQ(parse_backend("native-int8"), Backend::NativeInt8);
+    EXPECT_STREQ(backend_name(Backend::NativeInt8), "native-int8");
+    EXPECT_TRUE(backend_available(Backend::NativeInt8));
+}
+
+}  // namespace
+}  // namespace firesight::engine
