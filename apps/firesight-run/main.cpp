@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     int threads = 1, top = 3, bench_runs = 0;
     bool raw = false, json = false;
     app.add_option("--model,-m", model, "Engine file (.fse)")->required();
-    app.add_option("--backend", backend, "reference or xnnpack");
+    app.add_option("--backend", backend, "reference, xnnpack or native-int8 (AVX512-VNNI kernels for int8 engines)");
     app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
     app.add_option("--top,-k", top, "Classes to print per input")->check(CLI::PositiveNumber);
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");

@@ -171,30 +171,44 @@ VNNI_TARGET void to_u8_rows(const std::int8_t* x, std::int64_t M, int K, std::in
     }
 }
 
-void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
-               const ref::Shape& ys, std::uint8_t* a, int Kp) {
+VNNI_TARGET void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
+                           const ref::Shape& ys, std::uint8_t* a, int Kp) {
     const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
     const int OH = ys[1], OW = ys[2];
     const auto outside = static_cast<std::uint8_t>(x_zero + 128);
     const int K = KH * KW * C;
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    // With no dilation along x, a filter row's taps are KW*C contiguous input bytes: one masked
+    // load-xor-store when they fit in 64 bytes.
+    const bool row_copy = op.dilation_w == 1 && KW * C <= 64;
+    const __mmask64 row_mask = byte_mask(KW * C);
     std::uint8_t* row = a;
     for (int n = 0; n < N; ++n)
         for (int oy = 0; oy < OH; ++oy)
             for (int ox = 0; ox < OW; ++ox, row += Kp) {
                 std::uint8_t* d = row;
+                const int ix0 = ox * op.stride_w - op.pad_left;
+                const bool x_inside = ix0 >= 0 && ix0 + (KW - 1) * op.dilation_w < W;
                 for (int ky = 0; ky < KH; ++ky) {
                     const int iy = oy * op.stride_h - op.pad_top + ky * op.dilation_h;
+                    const std::int8_t* src_row = x + (static_cast<std::int64_t>(n) * H + iy) * W * C;
+                    if (row_copy && x_inside && iy >= 0 && iy < H) {
+                        const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(row_mask, src_row + static_cast<std::int64_t>(ix0) * C), flip);
+                        _mm512_mask_storeu_epi8(d, row_mask, v);
+                        d += KW * C;
+                        continue;
+                    }
                     for (int kx = 0; kx < KW; ++kx, d += C) {
-                        const int ix = ox * op.stride_w - op.pad_left + kx * op.dilation_w;
+                        const int ix = ix0 + kx * op.dilation_w;
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
                             std::memset(d, outside, static_cast<std::size_t>(C));
                             continue;
                         }
-                        const std::int8_t* s = x + ((static_cast<std::int64_t>(n) * H + iy) * W + ix) * C;
+                        const std::int8_t* s = src_row + static_cast<std::int64_t>(ix) * C;
                         for (int c = 0; c < C; ++c) d[c] = static_cast<std::uint8_t>(s[c] ^ 0x80);
                     }
                 }
-                std::memset(row + K, 0, static_cast<std::size_t>(Kp - K));
+                for (int k = K; k < Kp; ++k) row[k] = 0;
             }
 }
 
