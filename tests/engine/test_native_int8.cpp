@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 
 #include "firesight/engine.h"
@@ -251,6 +253,37 @@ TEST(NativeInt8, ImportedMobileNetV2MatchesReferenceBytes) {
     Graph g = graph_from_tflite_file(test::mobilenet_quant());
     optimize(g);
     check(std::move(g), 1, 700, "MobileNetV2");
+}
+
+TEST(NativeInt8, FiresightRunSelectsTheBackendForAnInt8Engine) {
+    // Runs everywhere: without VNNI the backend falls back to the reference kernels, which must
+    // give the same answer too.
+    test::TempDir dir;
+    GraphMaker m(800);
+    const auto x = m.input({1, 9, 9, 3});
+    const auto c = m.conv(x, 20, 3, 2, {0, 0, 1, 1}, Activation::Relu6);
+    const auto l = m.fc(m.pool(m.conv(c, 36, 1, 1, {0, 0, 0, 0}, Activation::Relu6)), 3);
+    m.g.outputs = {m.softmax(l), l};
+    m.g.metadata.class_names = {"fire", "neutral", "smoke"};
+    m.g.metadata.size = m.g.metadata.resize_shorter = 9;
+    const auto input = m.random(9 * 9 * 3, -1.f, 1.f);
+    Graph g = m.g;
+    quantize_int8(g, ranges_of(m.g, input, 1));
+    save_engine(g, dir / "m.fse");
+    {
+        std::ofstream out(dir / "x.raw", std::ios::binary);
+        out.write(reinterpret_cast<const char*>(input.data()), static_cast<std::streamsize>(input.size() * sizeof(float)));
+    }
+    Session s(Engine::from_graph(g), {Backend::Reference, 1});
+    const auto p = s.probabilities(input.data())[0];
+    const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
+    const auto cli = test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string());
+    const auto r = test::run_command(cli + " --raw --top 1 --backend native-int8 --model " + test::shell_quote((dir / "m.fse").string()) +
+                                     " " + test::shell_quote((dir / "x.raw").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.1f%%", 100.0 * p[top]);
+    EXPECT_NE(r.out.find("x.raw  " + g.metadata.class_names[top] + " " + pct), std::string::npos) << r.out;
 }
 
 TEST(NativeInt8, BackendNameRoundTrips) {
