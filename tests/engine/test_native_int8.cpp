@@ -147,6 +147,8 @@ TEST(NativeInt8, DepthwiseMatchesReferenceBytes) {
         {1, 6, 6, 5, 0, 3, 2, 1, 1, {1, 1, 1, 1}, Activation::None},
         {2, 5, 8, 40, 0, 3, 1, 1, 1, {1, 1, 1, 1}, Activation::Relu},
         {1, 7, 5, 144, 0, 5, 1, 1, 1, {2, 2, 2, 2}, Activation::Relu6},
+        {2, 11, 13, 24, 0, 3, 2, 1, 1, {0, 0, 1, 1}, Activation::Relu6},  // stride 2: 4-pixel groups and a tail
+        {1, 4, 17, 48, 0, 3, 1, 1, 1, {1, 1, 1, 1}, Activation::None},    // stride 1: 4 groups and a tail
         {1, 5, 5, 6, 0, 3, 1, 1, 2, {1, 1, 1, 1}, Activation::Relu6},  // multiplier 2: reference path
     };
     unsigned seed = 200;

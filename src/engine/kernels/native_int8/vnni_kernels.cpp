@@ -285,6 +285,56 @@ VNNI_TARGET void depthwise_row(const Op& op, const PackedDepthwise& p, const std
     }
 }
 
+// A 3x3 row with stride S and no horizontal dilation, 4 output pixels at a time: the 4 pixels
+// share input columns, so each column is widened to int32 once per filter row instead of once
+// per tap (the widening, not the multiply-add, is what bounds this kernel).
+template <int S>
+VNNI_TARGET void depthwise_row3x3(const Op& op, const PackedDepthwise& p, const std::int8_t* in, std::int64_t in_row, int C, int OW,
+                                  std::int8_t* out) {
+    constexpr int G = 4, COLS = (G - 1) * S + 3;
+    const __m512 lo = _mm512_set1_ps(p.rq.lo), hi = _mm512_set1_ps(p.rq.hi);
+    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point);
+    for (int c = 0; c < C; c += 16) {
+        const __mmask16 mask = lane_mask(C - c);
+        const __m512i bias = _mm512_loadu_si512(p.bias.data() + c);
+        const __m512 scale = _mm512_loadu_ps(p.scale.data() + c);
+        __m512i w[9];
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) w[t] = _mm512_loadu_si512(p.weights.data() + static_cast<std::int64_t>(t) * p.Cp + c);
+        int ox = 0;
+        for (; ox + G <= OW; ox += G) {
+            __m512i acc[G];
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g) acc[g] = bias;
+#pragma GCC unroll 3
+            for (int ky = 0; ky < 3; ++ky) {
+                const std::int8_t* r = in + static_cast<std::int64_t>(ky) * op.dilation_h * in_row + static_cast<std::int64_t>(ox) * S * C + c;
+                __m512i col[COLS];
+#pragma GCC unroll 12
+                for (int j = 0; j < COLS; ++j) col[j] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, r + static_cast<std::int64_t>(j) * C));
+#pragma GCC unroll 4
+                for (int g = 0; g < G; ++g)
+#pragma GCC unroll 3
+                    for (int kx = 0; kx < 3; ++kx) acc[g] = _mm512_dpwssd_epi32(acc[g], col[g * S + kx], w[ky * 3 + kx]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g) store_requant(out + static_cast<std::int64_t>(ox + g) * C + c, acc[g], scale, lo, hi, zp, mask);
+        }
+        for (; ox < OW; ++ox) {
+            __m512i acc = bias;
+#pragma GCC unroll 3
+            for (int ky = 0; ky < 3; ++ky) {
+                const std::int8_t* r = in + static_cast<std::int64_t>(ky) * op.dilation_h * in_row + static_cast<std::int64_t>(ox) * S * C + c;
+#pragma GCC unroll 3
+                for (int kx = 0; kx < 3; ++kx)
+                    acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, r + static_cast<std::int64_t>(kx) * C)),
+                                              w[ky * 3 + kx]);
+            }
+            store_requant(out + static_cast<std::int64_t>(ox) * C + c, acc, scale, lo, hi, zp, mask);
+        }
+    }
+}
+
 }  // namespace
 
 void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
@@ -312,7 +362,11 @@ void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, 
         for (int oy = 0; oy < OH; ++oy) {
             const std::int8_t* in = padded + (static_cast<std::int64_t>(n) * PH + static_cast<std::int64_t>(oy) * op.stride_h) * in_row;
             std::int8_t* out = y + (static_cast<std::int64_t>(n) * OH + oy) * OW * C;
-            if (p.KH == 3 && p.KW == 3)
+            if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 1)
+                depthwise_row3x3<1>(op, p, in, in_row, C, OW, out);
+            else if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 2)
+                depthwise_row3x3<2>(op, p, in, in_row, C, OW, out);
+            else if (p.KH == 3 && p.KW == 3)
                 depthwise_row<3, 3>(op, p, in, in_row, C, OW, out);
             else
                 depthwise_row<0, 0>(op, p, in, in_row, C, OW, out);
