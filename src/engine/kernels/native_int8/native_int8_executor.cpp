@@ -32,8 +32,10 @@ public:
     explicit NativeInt8Executor(const Graph& g) : g_(g) {
         if (g.inputs.size() != 1) throw Error("native-int8 backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
         plans_.resize(g.ops.size());
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
         if (!native::cpu_has_vnni()) return;  // every op on the reference kernels
         for (std::size_t i = 0; i < g.ops.size(); ++i) plans_[i] = plan_op(g.ops[i]);
+#endif
     }
 
     void plan(int batch) override {
@@ -55,7 +57,7 @@ public:
             const auto& p = plans_[i];
             const auto& xs = shapes_[static_cast<std::size_t>(op.inputs[0])];
             const auto& ys = shapes_[static_cast<std::size_t>(op.outputs[0])];
-            if (p.kind == FastKind::GemmIm2col || (p.kind == FastKind::Gemm1x1) || p.kind == FastKind::FullyConnected) {
+            if (p.kind == FastKind::GemmIm2col || p.kind == FastKind::Gemm1x1 || p.kind == FastKind::FullyConnected) {
                 const std::int64_t M = p.kind == FastKind::FullyConnected ? xs[0] : count(ys) / ys.back();
                 rows = std::max(rows, static_cast<std::size_t>(M * p.gemm.Kp));
             } else if (p.kind == FastKind::Depthwise) {
@@ -77,6 +79,7 @@ public:
 private:
     const Tensor& tensor(std::int32_t i) const { return g_.tensors[static_cast<std::size_t>(i)]; }
 
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
     OpPlan plan_op(const Op& op) const {
         OpPlan p;
         if (op.inputs.empty() || op.outputs.empty()) return p;
@@ -118,11 +121,14 @@ private:
         return p;
     }
 
+#endif
+
     void run_op(const Op& op, const OpPlan& p) {
         if (p.kind == FastKind::Reference) {
             ref::run_op(g_, op, shapes_, data_);
             return;
         }
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
         const auto xi = static_cast<std::size_t>(op.inputs[0]), yi = static_cast<std::size_t>(op.outputs[0]);
         const auto& xs = shapes_[xi];
         const auto& ys = shapes_[yi];
@@ -162,6 +168,7 @@ private:
             case FastKind::Depthwise: native::depthwise_q8(op, p.dw, x, xs, y, ys, padded_.data()); break;
             case FastKind::Reference: break;
         }
+#endif
     }
 
     const Graph& g_;
