@@ -75,8 +75,10 @@ void expose_int8_activations(Graph& g) {
 }
 
 // Runs the int8 graph on the reference and native-int8 backends; every output byte must match.
-void expect_same_bytes(Graph g, const std::vector<float>& input, int batch, const std::string& what) {
-    expose_int8_activations(g);
+// Exposing the activations gives each of them a second reader, which turns off the backend's u8
+// handoff from a depthwise to a 1x1 convolution, so graphs with such pairs are also run unexposed.
+void expect_same_bytes(Graph g, const std::vector<float>& input, int batch, const std::string& what, bool expose = true) {
+    if (expose) expose_int8_activations(g);
     auto engine = Engine::from_graph(std::move(g));
     Session ref(engine, {Backend::Reference, 1});
     Session fast(engine, {Backend::NativeInt8, 1});
@@ -104,6 +106,7 @@ void check(Graph g, int batch, unsigned seed, const std::string& what, const std
     GraphMaker m(seed);
     const auto input = m.random(elements(g.tensors[static_cast<std::size_t>(g.inputs[0])].shape, batch), in_lo, in_hi);
     quantize_int8(g, ranges_of(g, input, batch, overrides));
+    expect_same_bytes(g, input, batch, what + " (outputs only)", false);
     expect_same_bytes(std::move(g), input, batch, what);
 }
 

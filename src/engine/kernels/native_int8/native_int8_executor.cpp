@@ -19,6 +19,9 @@ struct OpPlan {
     FastKind kind = FastKind::Reference;
     native::PackedGemm gemm;
     native::PackedDepthwise dw;
+    // A depthwise convolution whose only reader is a 1x1 convolution with K % 4 == 0 writes its
+    // output as u8 (x + 128), and that convolution reads it as its GEMM rows without a copy.
+    bool u8_out = false, u8_in = false;
 };
 
 std::int64_t count(const std::vector<std::int32_t>& s) {
@@ -35,6 +38,7 @@ public:
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
         if (!native::cpu_has_vnni()) return;  // every op on the reference kernels
         for (std::size_t i = 0; i < g.ops.size(); ++i) plans_[i] = plan_op(g.ops[i]);
+        fuse_u8_handoffs();
 #endif
     }
 
@@ -80,6 +84,27 @@ private:
     const Tensor& tensor(std::int32_t i) const { return g_.tensors[static_cast<std::size_t>(i)]; }
 
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
+    void fuse_u8_handoffs() {
+        std::vector<int> readers(g_.tensors.size(), 0), reader_op(g_.tensors.size(), -1);
+        for (std::size_t i = 0; i < g_.ops.size(); ++i)
+            for (auto t : g_.ops[i].inputs)
+                if (t >= 0) {
+                    ++readers[static_cast<std::size_t>(t)];
+                    reader_op[static_cast<std::size_t>(t)] = static_cast<int>(i);
+                }
+        for (auto t : g_.outputs) readers[static_cast<std::size_t>(t)] += 2;  // never hand a graph output over
+        for (std::size_t i = 0; i < g_.ops.size(); ++i) {
+            if (plans_[i].kind != FastKind::Depthwise) continue;
+            const auto t = static_cast<std::size_t>(g_.ops[i].outputs[0]);
+            if (readers[t] != 1) continue;
+            auto& next = plans_[static_cast<std::size_t>(reader_op[t])];
+            if (next.kind != FastKind::Gemm1x1 || next.gemm.K % 4 != 0 || g_.ops[static_cast<std::size_t>(reader_op[t])].inputs[0] != static_cast<std::int32_t>(t))
+                continue;
+            plans_[i].u8_out = true;
+            next.u8_in = true;
+        }
+    }
+
     OpPlan plan_op(const Op& op) const {
         OpPlan p;
         if (op.inputs.empty() || op.outputs.empty()) return p;
@@ -148,6 +173,10 @@ private:
             }
             case FastKind::Gemm1x1: {
                 const std::int64_t M = count(ys) / ys.back();
+                if (p.u8_in) {
+                    native::gemm_u8s8(p.gemm, reinterpret_cast<const std::uint8_t*>(x), M, p.gemm.K, y, ys.back());
+                    break;
+                }
                 native::to_u8_rows(x, M, p.gemm.K, p.gemm.K, rows_.data(), p.gemm.Kp);
                 native::gemm_u8s8(p.gemm, rows_.data(), M, p.gemm.Kp, y, ys.back());
                 break;
@@ -165,7 +194,7 @@ private:
                 native::gemm_u8s8(p.gemm, rows_.data(), M, p.gemm.Kp, y, p.gemm.O);
                 break;
             }
-            case FastKind::Depthwise: native::depthwise_q8(op, p.dw, x, xs, y, ys, padded_.data()); break;
+            case FastKind::Depthwise: native::depthwise_q8(op, p.dw, x, xs, y, ys, padded_.data(), p.u8_out); break;
             case FastKind::Reference: break;
         }
 #endif

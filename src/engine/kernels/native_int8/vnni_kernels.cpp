@@ -51,12 +51,14 @@ std::uint32_t load_u32(const std::uint8_t* p) {
 }
 
 // float(acc) * scale, clamped, rounded half to even (MXCSR's default mode, as std::nearbyint),
-// plus the zero point: ref::requantize_fp32 on 16 lanes.
+// plus the zero point: ref::requantize_fp32 on 16 lanes. The clamp keeps every lane inside the
+// int8 range (or [0, 255] when `zp` carries the extra 128 of the u8 form), so truncating to a
+// byte is exact.
 VNNI_INLINE void store_requant(std::int8_t* y, __m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp, __mmask16 mask) {
     __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
     const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
-    _mm512_mask_cvtsepi32_storeu_epi8(y, mask, q);
+    _mm512_mask_cvtepi32_storeu_epi8(y, mask, q);
 }
 
 __mmask16 lane_mask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
@@ -246,11 +248,11 @@ namespace {
 // channels' weights stay in registers across the row); KH = KW = 0 reads the filter size from `p`.
 template <int KH, int KW>
 VNNI_TARGET void depthwise_row(const Op& op, const PackedDepthwise& p, const std::int8_t* in, std::int64_t in_row, int C, int OW,
-                               std::int8_t* out) {
+                               std::int8_t* out, std::int32_t out_offset) {
     const int kh = KH ? KH : p.KH, kw = KW ? KW : p.KW;
     constexpr int kFixed = KH * KW > 0 ? KH * KW : 1;
     const __m512 lo = _mm512_set1_ps(p.rq.lo), hi = _mm512_set1_ps(p.rq.hi);
-    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point);
+    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point + out_offset);
     const std::int64_t step = static_cast<std::int64_t>(op.stride_w) * C;
     for (int c = 0; c < C; c += 16) {
         const __mmask16 mask = lane_mask(C - c);
@@ -290,10 +292,10 @@ VNNI_TARGET void depthwise_row(const Op& op, const PackedDepthwise& p, const std
 // per tap (the widening, not the multiply-add, is what bounds this kernel).
 template <int S>
 VNNI_TARGET void depthwise_row3x3(const Op& op, const PackedDepthwise& p, const std::int8_t* in, std::int64_t in_row, int C, int OW,
-                                  std::int8_t* out) {
+                                  std::int8_t* out, std::int32_t out_offset) {
     constexpr int G = 4, COLS = (G - 1) * S + 3;
     const __m512 lo = _mm512_set1_ps(p.rq.lo), hi = _mm512_set1_ps(p.rq.hi);
-    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point);
+    const __m512i zp = _mm512_set1_epi32(p.rq.zero_point + out_offset);
     for (int c = 0; c < C; c += 16) {
         const __mmask16 mask = lane_mask(C - c);
         const __m512i bias = _mm512_loadu_si512(p.bias.data() + c);
@@ -338,7 +340,8 @@ VNNI_TARGET void depthwise_row3x3(const Op& op, const PackedDepthwise& p, const 
 }  // namespace
 
 void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
-                  const ref::Shape& ys, std::int8_t* padded) {
+                  const ref::Shape& ys, std::int8_t* padded, bool u8_out) {
+    const std::int32_t out_offset = u8_out ? 128 : 0;
     const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
     const int OH = ys[1], OW = ys[2];
     const int PH = H + op.pad_top + op.pad_bottom, PW = W + op.pad_left + op.pad_right;
@@ -363,13 +366,13 @@ void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, 
             const std::int8_t* in = padded + (static_cast<std::int64_t>(n) * PH + static_cast<std::int64_t>(oy) * op.stride_h) * in_row;
             std::int8_t* out = y + (static_cast<std::int64_t>(n) * OH + oy) * OW * C;
             if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 1)
-                depthwise_row3x3<1>(op, p, in, in_row, C, OW, out);
+                depthwise_row3x3<1>(op, p, in, in_row, C, OW, out, out_offset);
             else if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 2)
-                depthwise_row3x3<2>(op, p, in, in_row, C, OW, out);
+                depthwise_row3x3<2>(op, p, in, in_row, C, OW, out, out_offset);
             else if (p.KH == 3 && p.KW == 3)
-                depthwise_row<3, 3>(op, p, in, in_row, C, OW, out);
+                depthwise_row<3, 3>(op, p, in, in_row, C, OW, out, out_offset);
             else
-                depthwise_row<0, 0>(op, p, in, in_row, C, OW, out);
+                depthwise_row<0, 0>(op, p, in, in_row, C, OW, out, out_offset);
         }
 }
 

@@ -57,9 +57,10 @@ struct PackedDepthwise {
 };
 PackedDepthwise pack_depthwise(const std::int8_t* w, int KH, int KW, int C, const std::vector<float>& w_scale,
                                const std::int32_t* bias, const Quantization& xq, const Quantization& yq, Activation act);
-// `padded` must hold N*(H+pad_top+pad_bottom)*(W+pad_left+pad_right)*C bytes.
+// `padded` must hold N*(H+pad_top+pad_bottom)*(W+pad_left+pad_right)*C bytes. With `u8_out` the
+// output is written in the GEMM's u8 form (value + 128), for a 1x1 convolution to read directly.
 void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
-                  const ref::Shape& ys, std::int8_t* padded);
+                  const ref::Shape& ys, std::int8_t* padded, bool u8_out = false);
 
 // Exactly ref::add_q8 and ref::quantize, vectorized.
 void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
