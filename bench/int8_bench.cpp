@@ -43,7 +43,7 @@ double median(std::vector<double> v) {
 // One layer alone (input -> layer -> output), f32 and int8, so the whole-network ratio can be
 // traced to the kinds of layers XNNPACK speeds up or not.
 struct LayerTiming {
-    double fp32_ms, int8_ms;
+    double fp32_ms, int8_ms, native_ms;
 };
 
 LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, int threads) {
@@ -87,19 +87,24 @@ LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, in
     engine::Graph q = g;
     engine::quantize_int8(q, ranges);
     engine::Session s32(engine::Engine::from_graph(std::move(g)), {engine::Backend::Xnnpack, threads});
-    engine::Session s8(engine::Engine::from_graph(std::move(q)), {engine::Backend::Xnnpack, threads});
-    std::vector<double> a, b;
+    auto e8 = engine::Engine::from_graph(std::move(q));
+    engine::Session s8(e8, {engine::Backend::Xnnpack, threads});
+    engine::Session sn(e8, {engine::Backend::NativeInt8, 1});
+    std::vector<double> a, b, n8;
     for (int r = 0; r < runs + 5; ++r) {
         const auto t0 = Clock::now();
         s32.run(input.data(), 1);
         const auto t1 = Clock::now();
         s8.run(input.data(), 1);
         const auto t2 = Clock::now();
+        sn.run(input.data(), 1);
+        const auto t3 = Clock::now();
         if (r < 5) continue;
         a.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         b.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+        n8.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
     }
-    return {median(a), median(b)};
+    return {median(a), median(b), median(n8)};
 }
 
 }  // namespace
@@ -221,8 +226,8 @@ int main(int argc, char** argv) {
                     median(tn) / median(t32), min_of(tn) / min_of(t32), native_vnni ? "in use" : "NOT available: reference kernels");
         std::printf("native-int8 logits byte-identical to xnnpack int8: %d/%zu images\n", native_same, inputs.size());
 
-        std::printf("\nsingle layers (relu6, median of %d runs, the int8 time includes the f32<->int8 converts):\n", runs * 4);
-        std::printf("%-34s %10s %10s %8s\n", "layer", "fp32 ms", "int8 ms", "ratio");
+        std::printf("\nsingle layers (relu6, median of %d runs, the int8 times include the f32<->int8 converts; ratios to fp32):\n", runs * 4);
+        std::printf("%-34s %10s %10s %10s %8s %8s\n", "layer", "fp32 ms", "int8 ms", "native ms", "ratio", "native");
         struct Layer {
             const char* name;
             engine::OpKind kind;
@@ -235,7 +240,8 @@ int main(int argc, char** argv) {
                                 {"depthwise 3x3 14x14x576", engine::OpKind::DepthwiseConv2D, 14, 576, 0}};
         for (const auto& l : layers) {
             const auto t = time_layer(l.kind, l.hw, l.c, l.out, runs * 4, threads);
-            std::printf("%-34s %10.3f %10.3f %8.3f\n", l.name, t.fp32_ms, t.int8_ms, t.int8_ms / t.fp32_ms);
+            std::printf("%-34s %10.3f %10.3f %10.3f %8.3f %8.3f\n", l.name, t.fp32_ms, t.int8_ms, t.native_ms, t.int8_ms / t.fp32_ms,
+                        t.native_ms / t.fp32_ms);
         }
     } catch (const Error& e) {
         std::fprintf(stderr, "int8_bench: error: %s\n", e.what());
