@@ -35,8 +35,9 @@ struct TensorDesc {
     DType dtype = DType::F32;
 };
 
-// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs (byte-identical to the
-// reference; on CPUs without VNNI, and for f32 ops, it runs the reference kernels).
+// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, one thread, byte-identical to
+// the reference (and so to XNNPACK's int8). On CPUs without AVX512-VNNI, and for f32 ops, it runs
+// the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
 enum class Backend { Reference, Xnnpack, NativeInt8 };
 Backend parse_backend(const std::string& name);  // "reference" | "xnnpack" | "native-int8"
 const char* backend_name(Backend b);
