@@ -29,6 +29,7 @@ struct VariantResult {
     double latency_ms = 0, latency_p90_ms = 0;  // batch 1, 1 thread, median of N runs (fresh process)
     double peak_rss_mb = 0;                     // of that fresh process
     double accuracy_drop = 0;                   // points below the fp32 variant
+    std::string backend;                        // runtime backend timed: the faster of xnnpack and native-int8 for int8 engines
 };
 
 // Reads each image with the project's preprocessing (src/data) at the engine's input size, mean and
@@ -38,9 +39,11 @@ EvalImages load_eval_images(const std::filesystem::path& engine, const std::vect
                             const std::vector<int>& labels, const std::vector<std::string>& classes,
                             std::vector<std::string>* skipped = nullptr);
 
-// Accuracy etc. with the runtime (Session, xnnpack backend, 1 thread) on the images; size and gzip
-// size of the file; latency and peak RSS by running `firesight-run --model F --bench N --json` in a
-// child process (bench_runs <= 0 skips the child and leaves latency and RSS at 0).
+// Accuracy etc. with the runtime (Session, 1 thread) on the images; size and gzip size of the file;
+// latency and peak RSS by running `firesight-run --model F --bench N --json` in a child process
+// (bench_runs <= 0 skips the child and leaves latency and RSS at 0). Float engines run on xnnpack;
+// int8 engines are timed on both xnnpack and native-int8 and keep the faster (named in `backend`),
+// and their accuracy comes from native-int8, whose bytes equal the int8 reference.
 VariantResult evaluate_variant(const std::string& name, const nlohmann::json& settings,
                                const std::filesystem::path& engine, const EvalImages& images, int bench_runs = 30);
 
@@ -53,9 +56,11 @@ std::filesystem::path find_firesight_run();
 struct BenchFigures {
     double load_ms = 0, latency_ms = 0, latency_p90_ms = 0, latency_min_ms = 0, peak_rss_mb = 0;
     int runs = 0;
+    std::string backend;
 };
+// backend: "reference" | "xnnpack" | "native-int8"; empty: xnnpack where built, else reference.
 BenchFigures bench_engine(const std::filesystem::path& firesight_run, const std::filesystem::path& engine,
-                          int runs, int threads = 1);
+                          int runs, int threads = 1, const std::string& backend = {});
 
 // Size of the bytes after gzip (deflate, level 9), to show how much a download would shrink.
 std::uint64_t gzip_size(const std::string& bytes);

@@ -95,7 +95,7 @@ Table make_table(const std::vector<VariantResult>& v) {
     Table t;
     t.header = {"variant", "accuracy", "drop (pts)"};
     for (const auto& c : classes) t.header.push_back("recall " + c);
-    for (const char* h : {"size MB", "gzip MB", "x smaller", "latency ms", "p90 ms", "x faster", "RSS MB"}) t.header.push_back(h);
+    for (const char* h : {"size MB", "gzip MB", "x smaller", "latency ms", "p90 ms", "x faster", "RSS MB", "backend"}) t.header.push_back(h);
     for (const auto& r : v) {
         std::vector<std::string> row = {r.name, fmt("%.2f%%", 100 * r.metrics.accuracy), fmt("%+.2f", r.accuracy_drop)};
         for (const auto& c : classes) row.push_back(recall_of(r, c));
@@ -106,6 +106,7 @@ Table make_table(const std::vector<VariantResult>& v) {
         row.push_back(r.latency_p90_ms > 0 ? fmt("%.2f", r.latency_p90_ms) : "-");
         row.push_back(ratio(ref->latency_ms, r.latency_ms));
         row.push_back(r.peak_rss_mb > 0 ? fmt("%.1f", r.peak_rss_mb) : "-");
+        row.push_back(r.backend.empty() ? "-" : r.backend);
         t.rows.push_back(std::move(row));
     }
     return t;
@@ -302,9 +303,10 @@ std::string variants_report_html(const std::vector<VariantResult>& v, const std:
     h += "<h1>" + xml_escape(title) + "</h1>\n";
     if (v.empty()) return h + "<p>No variants were measured.</p>\n</body></html>\n";
     const auto* ref = reference_of(v);
-    h += "<p>" + std::to_string(v.size()) + " variants measured with the firesight runtime (XNNPACK backend). Accuracy on " +
+    h += "<p>" + std::to_string(v.size()) + " variants measured with the firesight runtime (backend per variant in the table). Accuracy on " +
          std::to_string(ref->metrics.total) + " held-out images; latency is the median of batch-1, single-thread runs in a fresh "
-         "process; sizes are the engine files on disk and gzipped. Ratios are against <b>" + xml_escape(ref->name) + "</b>.";
+         "process (int8 engines on the faster of xnnpack and native-int8); sizes are the engine files on disk and gzipped. "
+         "Ratios are against <b>" + xml_escape(ref->name) + "</b>.";
     if (!chosen.empty()) h += " Chosen: <b>" + xml_escape(chosen) + "</b>.";
     h += "</p>\n<h2>Variants</h2>\n<table>\n<tr>";
     const auto t = make_table(v);
@@ -323,7 +325,8 @@ std::string variants_report_html(const std::vector<VariantResult>& v, const std:
              " MB gzipped), accuracy " + fmt("%.2f%%", 100 * r.metrics.accuracy) + ", balanced accuracy " +
              fmt("%.2f%%", 100 * r.metrics.balanced_accuracy) + ", latency " +
              (r.latency_ms > 0 ? fmt("%.2f ms", r.latency_ms) + " (p90 " + fmt("%.2f ms", r.latency_p90_ms) + ")" : std::string("not timed")) +
-             ", peak RSS " + (r.peak_rss_mb > 0 ? fmt("%.1f MB", r.peak_rss_mb) : std::string("-")) + "</p>\n";
+             ", peak RSS " + (r.peak_rss_mb > 0 ? fmt("%.1f MB", r.peak_rss_mb) : std::string("-")) +
+             (r.backend.empty() ? std::string() : ", backend " + xml_escape(r.backend)) + "</p>\n";
         h += "<p>settings:</p>\n<pre>" + xml_escape(r.settings.is_null() ? std::string("{}") : r.settings.dump(2)) + "</pre>\n";
         if (!r.metrics.classes.empty()) h += confusion_svg(r.metrics, r.name + ": confusion matrix");
     }

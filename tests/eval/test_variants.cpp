@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cstdlib>
+#include <map>
 #include <fstream>
 #include <random>
 
@@ -127,6 +128,25 @@ TEST(EvaluateVariant, ExactMetricsSizesAndTimingFromAChildProcess) {
     EXPECT_GE(r.latency_p90_ms, r.latency_ms);
     EXPECT_GT(r.peak_rss_mb, 0.0);
     EXPECT_LT(r.peak_rss_mb, 4096.0);  // megabytes, not kilobytes
+    EXPECT_EQ(r.backend, engine::backend_available(engine::Backend::Xnnpack) ? "xnnpack" : "reference");
+}
+
+TEST(EvaluateVariant, Int8EngineKeepsTheAnswersAndNamesTheBackendItWasTimedOn) {
+    Fixture f;
+    auto g = channel_argmax_engine();
+    // Ranges wide enough for every activation of the known inputs (values in [0, 1.1]).
+    std::map<std::string, engine::TensorRange> ranges = {
+        {"input", {0.f, 1.2f}}, {"hidden", {0.f, 1.2f}}, {"pooled", {0.f, 1.2f}}, {"logits", {0.f, 20.f}}};
+    engine::quantize_int8(g, ranges);
+    const auto q = f.dir / "tiny-int8.fse";
+    engine::save_engine(g, q);
+    const auto r = evaluate_variant("int8", {{"int8", true}}, q, known_images(), 3);
+    const std::vector<std::vector<int>> want = {{2, 0, 0}, {1, 1, 0}, {0, 1, 2}};
+    EXPECT_EQ(r.metrics.confusion, want);
+    EXPECT_TRUE(r.backend == "xnnpack" || r.backend == "native-int8" || r.backend == "reference") << r.backend;
+    EXPECT_GT(r.latency_ms, 0.0);
+    const auto b = bench_engine(find_firesight_run(), q, 3, 1, "native-int8");
+    EXPECT_EQ(b.backend, "native-int8");
 }
 
 TEST(EvaluateVariant, MatchesClassesByNameAndRefusesUnknownOnes) {
@@ -303,6 +323,7 @@ VariantResult made_up(const std::string& name, double accuracy, double latency_m
     r.gzip_bytes = size * 9 / 10;
     r.peak_rss_mb = 30 + static_cast<double>(size) / 1e6;
     r.settings = {{"note", name}};
+    r.backend = name.find("int8") != std::string::npos ? "native-int8" : "xnnpack";
     return r;
 }
 
@@ -345,6 +366,7 @@ TEST(Variants, JsonRoundTripKeepsEveryField) {
         EXPECT_EQ(a.latency_p90_ms, b.latency_p90_ms);
         EXPECT_EQ(a.peak_rss_mb, b.peak_rss_mb);
         EXPECT_EQ(a.accuracy_drop, b.accuracy_drop);
+        EXPECT_EQ(a.backend, b.backend);
         EXPECT_EQ(a.metrics.classes, b.metrics.classes);
         EXPECT_EQ(a.metrics.confusion, b.metrics.confusion);
         EXPECT_EQ(a.metrics.accuracy, b.metrics.accuracy);
