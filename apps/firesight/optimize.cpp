@@ -14,7 +14,7 @@ struct OptimizeArgs {
     compress::OptimizeOptions o;
     std::string target = "latency";
     std::string model, data, out;
-    bool no_qat = false, quiet = false;
+    bool quiet = false;
 };
 
 void run_optimize_command(OptimizeArgs& a) {
@@ -22,7 +22,6 @@ void run_optimize_command(OptimizeArgs& a) {
     a.o.data = a.data;
     a.o.out = a.out;
     a.o.target = compress::parse_optimize_target(a.target);
-    a.o.qat = !a.no_qat;
     a.o.progress = !a.quiet;
     const auto r = compress::run_optimize(a.o);
     std::vector<eval::VariantResult> plain;
@@ -66,7 +65,8 @@ void add_optimize(CLI::App& app) {
     sub->add_flag("--prune-prefix", a->o.prune_prefix, "Also prune the early (not fine-tuned) blocks' 1x1 convs");
     sub->add_option("--bench-runs", a->o.bench_runs, "Latency runs per variant")->capture_default_str();
     sub->add_option("--threads", a->o.threads, "libtorch threads (0: all cores)")->capture_default_str();
-    sub->add_flag("--no-qat", a->no_qat, "Never run quantization-aware fine-tuning");
+    sub->add_option("--qat", a->o.qat, "Quantization-aware fine-tuning: auto (when post-training int8 misses the budget), always, never")
+        ->capture_default_str();
     sub->add_flag("--quiet,-q", a->quiet, "No progress bar");
     sub->callback([a]() { run_optimize_command(*a); });
 }

@@ -32,7 +32,9 @@ struct OptimizeOptions {
     // "percentile", "entropy". Pruned/clustered/channel-pruned bases get "auto" only.
     std::vector<std::string> methods{"auto", "minmax", "percentile", "entropy"};
     double channel_fraction = 0.25;  // structured pruning of the hidden channels; 0: no such variant
-    bool qat = true;  // quantization-aware fine-tuning when post-training int8 loses more than the budget
+    // Quantization-aware fine-tuning (variant int8-qat): "auto" when no post-training int8 variant of
+    // the fp32 model is within the budget, "always", or "never".
+    std::string qat = "auto";
 
     std::size_t calibration = 64;  // images drawn from the training split
     // Fine-tuning: blocks features[finetune_from..18] + classifier train on cached activations of

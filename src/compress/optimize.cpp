@@ -49,6 +49,7 @@ void check_options(const OptimizeOptions& o) {
     if (o.finetune_batch < 1) throw Error("--finetune-batch must be at least 1");
     if (o.finetune_from < 1 || o.finetune_from > 18) throw Error("--finetune-from must be a block between 1 and 18");
     if (o.bench_runs < 0) throw Error("--bench-runs must be 0 or more");
+    if (o.qat != "auto" && o.qat != "always" && o.qat != "never") throw Error("--qat: '" + o.qat + "' is not one of auto, always, never");
 }
 
 // MobileNetV2Impl is not Cloneable; removing no channels is an exact deep copy.
@@ -567,7 +568,7 @@ OptimizeResult Optimizer::run() {
     }
     // Quantization-aware fine-tuning only when no post-training int8 variant of the fp32 model
     // stays within the budget (decided on the selection split once those are measured).
-    if (opt_.qat)
+    if (opt_.qat != "never")
         stages.push_back({"int8-qat", [&] {
                               if (finished("int8-qat")) return;
                               double best = 1e9;
@@ -579,7 +580,7 @@ OptimizeResult Optimizer::run() {
                                       any = true;
                                       best = std::min(best, r.val_images > 0 ? r.val_accuracy_drop : r.result.accuracy_drop);
                                   }
-                              if (any && best <= opt_.max_accuracy_drop) return;
+                              if (opt_.qat == "auto" && any && best <= opt_.max_accuracy_drop) return;
                               int8_variant("int8-qat", "qat", "auto");
                           }});
 

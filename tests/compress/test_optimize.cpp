@@ -152,6 +152,7 @@ protected:
         o.finetune_batch = 4;
         o.bench_runs = 2;
         o.progress = false;
+        o.qat = "always";
     }
     test::TempDir dir;
     OptimizeOptions o;
@@ -162,7 +163,7 @@ TEST_F(OptimizeTinyRun, SearchWritesEveryVariantKeepsSparsityAndClustersAndChoos
     std::set<std::string> names;
     for (const auto& v : r.variants) names.insert(v.result.name);
     for (const std::string n : {"fp32", "int8", "int8-minmax", "prune50", "prune50-int8", "k8", "prune50-k8", "prune50-k8-int8", "channel25",
-                                "channel25-int8"}) {
+                                "channel25-int8", "int8-qat"}) {
         EXPECT_TRUE(names.count(n)) << n;
         EXPECT_TRUE(std::filesystem::exists(o.out / "variants" / (n + ".fse"))) << n;
     }
@@ -214,18 +215,20 @@ TEST_F(OptimizeTinyRun, SearchWritesEveryVariantKeepsSparsityAndClustersAndChoos
     const auto results = nlohmann::json::parse(read_file_text(o.out / "results.json"));
     EXPECT_EQ(results["optimize"]["validation"].size(), r.variants.size());
     EXPECT_TRUE(std::filesystem::file_size(o.out / "report.html") > 1000);
-    // An int8 engine is really int8.
-    auto q = engine::load_graph(o.out / "variants" / "prune50-k8-int8.fse");
-    int i8 = 0;
-    for (const auto& t : q.tensors) i8 += t.constant && t.dtype == engine::DType::I8;
-    EXPECT_GT(i8, 10);
+    // The int8 engines are really int8.
+    for (const std::string n : {"prune50-k8-int8", "int8-qat"}) {
+        auto q = engine::load_graph(o.out / "variants" / (n + ".fse"));
+        int i8 = 0;
+        for (const auto& t : q.tensors) i8 += t.constant && t.dtype == engine::DType::I8;
+        EXPECT_GT(i8, 10) << n;
+    }
 }
 
 TEST_F(OptimizeTinyRun, RerunSkipsFinishedVariantsAndAChangedModelRedoesThem) {
     o.methods = {"auto"};
     o.clusters = {};
     o.channel_fraction = 0;
-    o.qat = false;
+    o.qat = "never";
     const auto first = run_optimize(o);
     ASSERT_EQ(first.variants.size(), 4u);  // fp32, int8, prune50, prune50-int8
     const auto stamp = std::filesystem::last_write_time(o.out / "variants" / "prune50.fse");
@@ -269,6 +272,9 @@ TEST_F(OptimizeTinyRun, BadInputIsAClearError) {
     b = o;
     b.methods = {"auto", "kl"};
     expect_error(b, "kl");
+    b = o;
+    b.qat = "sometimes";
+    expect_error(b, "--qat");
     // Data without the run's classes.
     test::TempDir other;
     std::filesystem::create_directories(other / "cats");
