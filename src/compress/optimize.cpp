@@ -419,11 +419,16 @@ model::MobileNetV2 Optimizer::make_clustered(model::MobileNetV2 from, int k, con
     KMeansOptions ko;
     ko.k = k;
     ko.init = CentroidInit::Linear;
-    // Pruned zeros stay zeros. (Forcing a zero centroid on unpruned weights collapsed k16 on fire-cair.)
-    ko.preserve_zeros = label.rfind("prune", 0) == 0;
     const auto names = prunable_weights(*net);
-    ClusteringState clusters(*net, names, ko);  // every layer clustered now; the prefix stays as is
-    const auto cache = opt_.prune_prefix && label.rfind("prune", 0) == 0 ? prefix_cache(net) : shared_cache("k" + std::to_string(k) + (ko.preserve_zeros ? "z" : ""), net);
+    // The prefix (never pruned unless --prune-prefix) is clustered exactly as under the k<K> base,
+    // so all variants with that k share its cache. Pruned layers keep a zero centroid so their
+    // zeros stay zeros; unpruned ones do not get one (forcing it collapsed k16 on fire-cair).
+    const bool pruned = label.rfind("prune", 0) == 0;
+    ko.preserve_zeros = pruned && opt_.prune_prefix;
+    ClusteringState prefix_clusters(*net, split_names(names, opt_.finetune_from, true), ko);
+    ko.preserve_zeros = pruned;
+    ClusteringState clusters(*net, split_names(names, opt_.finetune_from, false), ko);
+    const auto cache = opt_.prune_prefix && pruned ? prefix_cache(net) : shared_cache("k" + std::to_string(k), net);
     std::vector<torch::Tensor> params, centroids;
     std::set<std::string> clustered(names.begin(), names.end());
     for (auto& [name, layer] : clusters.layers())
