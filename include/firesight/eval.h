@@ -46,6 +46,9 @@ struct EpochRecord {
 nlohmann::json to_json(const EpochRecord& r);
 EpochRecord epoch_record_from_json(const nlohmann::json& j);
 
+// Text escaped for XML/HTML content and attribute values (& < > " ').
+std::string xml_escape(const std::string& s);
+
 // Hand-written SVG: the confusion matrix with counts and row percentages, and the loss/accuracy
 // curves of a run with both stages along one epoch axis.
 std::string confusion_svg(const Metrics& m, const std::string& title);

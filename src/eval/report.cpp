@@ -9,8 +9,6 @@
 
 namespace firesight::eval {
 
-namespace {
-
 std::string xml_escape(const std::string& s) {
     std::string o;
     for (char c : s) {
@@ -25,6 +23,8 @@ std::string xml_escape(const std::string& s) {
     }
     return o;
 }
+
+namespace {
 
 std::string fmt(const char* f, double v) {
     char buf[64];

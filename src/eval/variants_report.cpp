@@ -13,21 +13,6 @@ namespace firesight::eval {
 
 namespace {
 
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '"': o += "&quot;"; break;
-            case '\'': o += "&#39;"; break;
-            default: o += c;
-        }
-    }
-    return o;
-}
-
 std::string fmt(const char* f, double v) {
     if (!std::isfinite(v)) return "-";
     char buf[64];
