@@ -23,15 +23,30 @@ static_assert(std::endian::native == std::endian::little, "the engine file is li
 namespace {
 
 constexpr char kMagic[8] = {'F', 'S', 'E', 'N', 'G', 'I', 'N', 'E'};
-// Version 2 adds an encoding per constant (dense, palette, sparse, sparse + palette); version 1
-// files (all dense f32) are still read.
-constexpr std::uint32_t kVersion = 2;
+// Version 2 adds an encoding per constant (dense, palette, sparse, sparse + palette); version 3
+// stores a per-channel scale or zero-point array whose entries are all equal as one value (int8
+// engines repeat the same zero point, and clustered layers the same scale, thousands of times).
+// Versions 1 (all dense f32) and 2 are still read.
+constexpr std::uint32_t kVersion = 3;
 constexpr std::uint32_t kOldestVersion = 1;
 constexpr std::size_t kHeaderSize = 64;
 constexpr std::size_t kSectionEntrySize = 32;
 constexpr std::size_t kAlign = 64;
 enum SectionKind : std::uint32_t { kGraph = 1, kWeights = 2, kMetadata = 3 };
 constexpr std::uint32_t kSectionCount = 3;
+// tensor.flags bits
+constexpr std::uint8_t kFlagConstant = 1;
+constexpr std::uint8_t kFlagUniformScale = 2;      // version 3: one scale stands for all quant_count
+constexpr std::uint8_t kFlagUniformZeroPoint = 4;  // version 3: one zero point likewise
+
+// More than one entry, every one bitwise equal to the first.
+template <typename T>
+bool uniform(const std::vector<T>& v) {
+    if (v.size() < 2) return false;
+    for (const auto& x : v)
+        if (std::memcmp(&x, &v[0], sizeof(T)) != 0) return false;
+    return true;
+}
 
 std::size_t align_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
@@ -189,13 +204,24 @@ std::string serialize(const Graph& g) {
         const auto& t = g.tensors[i];
         w.put_str(t.name);
         w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dtype));
-        w.put<std::uint8_t>(t.constant ? 1 : 0);
+        const bool one_scale = uniform(t.quant.scale), one_zero = uniform(t.quant.zero_point);
+        w.put<std::uint8_t>(static_cast<std::uint8_t>((t.constant ? kFlagConstant : 0) | (one_scale ? kFlagUniformScale : 0) |
+                                                      (one_zero ? kFlagUniformZeroPoint : 0)));
         w.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape.size()));
         w.put<std::uint8_t>(0);
         for (auto d : t.shape) w.put<std::int32_t>(d);
+        if (t.quant.zero_point.size() != t.quant.scale.size())
+            throw Error("tensor '" + t.name + "' has " + std::to_string(t.quant.scale.size()) + " scales and " +
+                        std::to_string(t.quant.zero_point.size()) + " zero points");
         w.put<std::uint32_t>(static_cast<std::uint32_t>(t.quant.scale.size()));
-        for (auto s : t.quant.scale) w.put<float>(s);
-        for (auto z : t.quant.zero_point) w.put<std::int32_t>(z);
+        if (one_scale)
+            w.put<float>(t.quant.scale[0]);
+        else
+            for (auto s : t.quant.scale) w.put<float>(s);
+        if (one_zero)
+            w.put<std::int32_t>(t.quant.zero_point[0]);
+        else
+            for (auto z : t.quant.zero_point) w.put<std::int32_t>(z);
         w.put<std::int32_t>(t.quant.axis);
         if (t.constant) {
             w.put<std::uint64_t>(where[i].first);
@@ -333,18 +359,31 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         if (dtype > 2) r.fail("tensor " + std::to_string(i) + ".dtype " + std::to_string(dtype) + " is unknown");
         ten.dtype = static_cast<DType>(dtype);
         const auto flags = r.get<std::uint8_t>("tensor.flags");
-        if (flags > 1) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
-        ten.constant = flags == 1;
+        const std::uint8_t known = version >= 3 ? (kFlagConstant | kFlagUniformScale | kFlagUniformZeroPoint) : kFlagConstant;
+        if ((flags & ~known) != 0) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
+        ten.constant = (flags & kFlagConstant) != 0;
+        const bool one_scale = (flags & kFlagUniformScale) != 0, one_zero = (flags & kFlagUniformZeroPoint) != 0;
         const auto rank = r.get<std::uint8_t>("tensor.rank");
         if (rank > 6) r.fail("tensor " + std::to_string(i) + ".rank " + std::to_string(rank) + " is over 6");
         r.get<std::uint8_t>("tensor.reserved");
         ten.shape.resize(rank);
         for (auto& d : ten.shape) d = r.get<std::int32_t>("tensor.dims");
-        const auto nq = r.count("tensor.quant_count", 8, 1u << 20);
-        ten.quant.scale.resize(nq);
-        ten.quant.zero_point.resize(nq);
-        for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
-        for (auto& z : ten.quant.zero_point) z = r.get<std::int32_t>("tensor.quant.zero_point");
+        // A uniform array is one stored value however long it is; the limit keeps a corrupt count
+        // from allocating much (a channel axis is at most 2^24 by the dims check, real ones far less).
+        const auto nq = r.count("tensor.quant_count", one_scale && one_zero ? 0 : one_scale || one_zero ? 4 : 8, 1u << 20);
+        if ((one_scale || one_zero) && nq < 2) r.fail("tensor " + std::to_string(i) + ".flags mark a uniform quantization array of " + std::to_string(nq) + " entries");
+        if (one_scale)
+            ten.quant.scale.assign(nq, r.get<float>("tensor.quant.scale"));
+        else {
+            ten.quant.scale.resize(nq);
+            for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
+        }
+        if (one_zero)
+            ten.quant.zero_point.assign(nq, r.get<std::int32_t>("tensor.quant.zero_point"));
+        else {
+            ten.quant.zero_point.resize(nq);
+            for (auto& z : ten.quant.zero_point) z = r.get<std::int32_t>("tensor.quant.zero_point");
+        }
         ten.quant.axis = r.get<std::int32_t>("tensor.quant.axis");
         if (ten.constant) {
             const auto off = r.get<std::uint64_t>("tensor.weight_offset");

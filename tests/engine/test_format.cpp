@@ -181,9 +181,9 @@ TEST(EngineFormat, RefusesWrongMagicVersionAndInconsistentGraph) {
     }
     {
         std::string b = bytes;
-        write_at<std::uint32_t>(b, 8, 3);
+        write_at<std::uint32_t>(b, 8, 4);
         reseal(b);
-        EXPECT_NE(parse_error(b).find("format_version is 3"), std::string::npos) << parse_error(b);
+        EXPECT_NE(parse_error(b).find("format_version is 4"), std::string::npos) << parse_error(b);
         write_at<std::uint32_t>(b, 8, 0);
         reseal(b);
         EXPECT_NE(parse_error(b).find("format_version is 0"), std::string::npos) << parse_error(b);
@@ -209,6 +209,86 @@ TEST(EngineFormat, RefusesWrongMagicVersionAndInconsistentGraph) {
         const auto msg = parse_error(good);
         EXPECT_NE(msg.find("inconsistent graph"), std::string::npos) << msg;
         EXPECT_NE(msg.find("out of range"), std::string::npos) << msg;
+    }
+}
+
+// small_graph() in int8: its conv filter is given clustered values so that it has one scale
+// (stored replicated per channel), and every filter has all-zero zero points.
+Graph small_int8_graph() {
+    Graph g = small_graph();
+    for (auto& t : g.tensors)
+        if (t.constant && t.shape.size() == 4 && t.shape[1] == 3 && t.shape[3] == 3) {  // the 3x3 conv filter
+            const float levels[4] = {-0.5f, -0.25f, 0.25f, 0.5f};
+            for (std::size_t i = 0; i < t.owned.size(); ++i) t.owned[i] = levels[i % 4];
+        }
+    std::map<std::string, TensorRange> ranges;
+    for (const auto& t : g.tensors)
+        if (!t.constant) ranges[t.name] = {-4.f, 4.f};
+    quantize_int8(g, ranges);
+    return g;
+}
+
+// The byte offset of tensor 0's flags in a serialized graph section.
+std::size_t first_tensor_flags(const std::string& b) {
+    const auto s = section(b, 0);
+    return s.offset + 4 + 4 + read_at<std::uint32_t>(b, s.offset + 4) + 1;
+}
+
+TEST(EngineFormat, UniformQuantizationArraysAreStoredOnceAndReadBackWhole) {
+    const Graph g = small_int8_graph();
+    std::size_t replicated_scales = 0, replicated_zero_points = 0;
+    for (const auto& t : g.tensors) {
+        if (t.quant.scale.size() < 2) continue;
+        bool same_scale = true, same_zero = true;
+        for (std::size_t c = 0; c < t.quant.scale.size(); ++c) {
+            same_scale = same_scale && t.quant.scale[c] == t.quant.scale[0];
+            same_zero = same_zero && t.quant.zero_point[c] == t.quant.zero_point[0];
+        }
+        replicated_scales += same_scale;
+        replicated_zero_points += same_zero;
+    }
+    ASSERT_GE(replicated_scales, 1u) << "the clustered conv filter should have one scale, replicated";
+    ASSERT_GE(replicated_zero_points, 2u);
+    const std::string bytes = serialize(g);
+    auto owner = std::make_shared<std::string>(bytes);
+    const Graph back = parse_engine(reinterpret_cast<const std::uint8_t*>(owner->data()), owner->size(), owner);
+    ASSERT_EQ(back.tensors.size(), g.tensors.size());
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+        EXPECT_EQ(back.tensors[i].quant.scale, g.tensors[i].quant.scale) << g.tensors[i].name;
+        EXPECT_EQ(back.tensors[i].quant.zero_point, g.tensors[i].quant.zero_point) << g.tensors[i].name;
+        EXPECT_EQ(back.tensors[i].quant.axis, g.tensors[i].quant.axis) << g.tensors[i].name;
+        EXPECT_EQ(back.tensors[i].dtype, g.tensors[i].dtype) << g.tensors[i].name;
+    }
+    EXPECT_EQ(serialize(back), bytes);
+    // Both engines compute the same bytes.
+    SessionOptions ref;
+    ref.backend = Backend::Reference;
+    Session a(Engine::from_graph(g), ref);
+    Session b(Engine::from_graph(back), ref);
+    std::vector<float> x(6 * 6 * 3);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.f;
+    EXPECT_EQ(a.logits(x.data()), b.logits(x.data()));
+}
+
+TEST(EngineFormat, Version2FilesStillReadAndUniformFlagsNeedVersion3) {
+    const std::string bytes = serialize(small_graph());  // f32: no quantization arrays, so also a valid version 2 file
+    {
+        std::string b = bytes;
+        write_at<std::uint32_t>(b, 8, 2);
+        reseal(b);
+        EXPECT_EQ(parse_error(b), "");
+        const auto flags = first_tensor_flags(b);
+        write_at<std::uint8_t>(b, flags, static_cast<std::uint8_t>(read_at<std::uint8_t>(b, flags) | 2));
+        reseal(b);
+        EXPECT_NE(parse_error(b).find("flags has unknown bits"), std::string::npos) << parse_error(b);
+    }
+    {
+        // Version 3 knows the bit, but a uniform array needs at least two entries.
+        std::string b = bytes;
+        const auto flags = first_tensor_flags(b);
+        write_at<std::uint8_t>(b, flags, static_cast<std::uint8_t>(read_at<std::uint8_t>(b, flags) | 2));
+        reseal(b);
+        EXPECT_NE(parse_error(b).find("uniform quantization array of 0 entries"), std::string::npos) << parse_error(b);
     }
 }
 
