@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -38,6 +39,25 @@ constexpr std::uint32_t kSectionCount = 3;
 constexpr std::uint8_t kFlagConstant = 1;
 constexpr std::uint8_t kFlagUniformScale = 2;      // version 3: one scale stands for all quant_count
 constexpr std::uint8_t kFlagUniformZeroPoint = 4;  // version 3: one zero point likewise
+constexpr std::uint8_t kFlagDerivedScale = 8;      // version 3: an int8 layer's bias; scales not stored
+
+bool has_bias(const Op& op) {
+    return (op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D || op.kind == OpKind::FullyConnected) &&
+           op.inputs.size() > 2 && op.inputs[2] >= 0;
+}
+
+// The scales an int8 layer's i32 bias must have: input scale x filter scale, per filter scale.
+// Empty when the op's tensors do not make that product (a float layer, a malformed graph).
+std::vector<float> derived_bias_scales(const std::vector<Tensor>& tensors, const Op& op) {
+    const auto n = static_cast<std::int32_t>(tensors.size());
+    if (!has_bias(op) || op.inputs[0] < 0 || op.inputs[0] >= n || op.inputs[1] < 0 || op.inputs[1] >= n) return {};
+    const auto& x = tensors[static_cast<std::size_t>(op.inputs[0])].quant.scale;
+    const auto& w = tensors[static_cast<std::size_t>(op.inputs[1])].quant.scale;
+    if (x.size() != 1 || w.empty()) return {};
+    std::vector<float> out;
+    for (float s : w) out.push_back(x[0] * s);  // exactly how quantize_int8 computes them
+    return out;
+}
 
 // More than one entry, every one bitwise equal to the first.
 template <typename T>
@@ -198,15 +218,30 @@ std::string serialize(const Graph& g) {
         where[i] = {weights.size(), enc.bytes.size()};
         weights.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
     }
+    // An i32 bias whose scales are bitwise its layer's input scale x filter scales (every bias
+    // quantize_int8 makes) is marked, and its scales are recomputed at load instead of stored.
+    std::vector<bool> derived(g.tensors.size(), false);
+    std::vector<int> bias_uses(g.tensors.size(), 0);
+    for (const auto& op : g.ops)
+        for (auto k : op.inputs)
+            if (k >= 0) ++bias_uses[static_cast<std::size_t>(k)];
+    for (const auto& op : g.ops) {
+        if (!has_bias(op)) continue;
+        const auto b = static_cast<std::size_t>(op.inputs[2]);
+        const auto& bt = g.tensors[b];
+        const auto want = derived_bias_scales(g.tensors, op);
+        derived[b] = bt.dtype == DType::I32 && bias_uses[b] == 1 && !want.empty() && want.size() == bt.quant.scale.size() &&
+                     std::memcmp(want.data(), bt.quant.scale.data(), want.size() * sizeof(float)) == 0;
+    }
     Writer w;
     w.put<std::uint32_t>(static_cast<std::uint32_t>(g.tensors.size()));
     for (std::size_t i = 0; i < g.tensors.size(); ++i) {
         const auto& t = g.tensors[i];
         w.put_str(t.name);
         w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dtype));
-        const bool one_scale = uniform(t.quant.scale), one_zero = uniform(t.quant.zero_point);
+        const bool one_scale = !derived[i] && uniform(t.quant.scale), one_zero = uniform(t.quant.zero_point);
         w.put<std::uint8_t>(static_cast<std::uint8_t>((t.constant ? kFlagConstant : 0) | (one_scale ? kFlagUniformScale : 0) |
-                                                      (one_zero ? kFlagUniformZeroPoint : 0)));
+                                                      (one_zero ? kFlagUniformZeroPoint : 0) | (derived[i] ? kFlagDerivedScale : 0)));
         w.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape.size()));
         w.put<std::uint8_t>(0);
         for (auto d : t.shape) w.put<std::int32_t>(d);
@@ -216,7 +251,7 @@ std::string serialize(const Graph& g) {
         w.put<std::uint32_t>(static_cast<std::uint32_t>(t.quant.scale.size()));
         if (one_scale)
             w.put<float>(t.quant.scale[0]);
-        else
+        else if (!derived[i])
             for (auto s : t.quant.scale) w.put<float>(s);
         if (one_zero)
             w.put<std::int32_t>(t.quant.zero_point[0]);
@@ -347,6 +382,7 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     // The smallest tensor record is 16 bytes and the smallest op 72, which bounds the counts.
     const auto ntensors = r.count("tensor_count", 16, 1u << 20);
     g.tensors.resize(ntensors);
+    std::vector<std::uint32_t> derived_tensors;  // i32 biases whose scales follow from their layer
     // Apart from a palette of one value (0 bits an element), no encoding expands more than 32x,
     // so a few bytes claiming gigabytes of constants are refused before anything is allocated;
     // the slack covers legitimate all-equal tensors (zero biases, fully pruned layers).
@@ -359,10 +395,15 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         if (dtype > 2) r.fail("tensor " + std::to_string(i) + ".dtype " + std::to_string(dtype) + " is unknown");
         ten.dtype = static_cast<DType>(dtype);
         const auto flags = r.get<std::uint8_t>("tensor.flags");
-        const std::uint8_t known = version >= 3 ? (kFlagConstant | kFlagUniformScale | kFlagUniformZeroPoint) : kFlagConstant;
+        const std::uint8_t known =
+            version >= 3 ? (kFlagConstant | kFlagUniformScale | kFlagUniformZeroPoint | kFlagDerivedScale) : kFlagConstant;
         if ((flags & ~known) != 0) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
         ten.constant = (flags & kFlagConstant) != 0;
         const bool one_scale = (flags & kFlagUniformScale) != 0, one_zero = (flags & kFlagUniformZeroPoint) != 0;
+        const bool derived = (flags & kFlagDerivedScale) != 0;
+        if (derived && (one_scale || dtype != static_cast<std::uint8_t>(DType::I32)))
+            r.fail("tensor " + std::to_string(i) + ".flags mark derived scales on a tensor that is not an i32 bias with its own scales");
+        if (derived) derived_tensors.push_back(i);
         const auto rank = r.get<std::uint8_t>("tensor.rank");
         if (rank > 6) r.fail("tensor " + std::to_string(i) + ".rank " + std::to_string(rank) + " is over 6");
         r.get<std::uint8_t>("tensor.reserved");
@@ -370,10 +411,14 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         for (auto& d : ten.shape) d = r.get<std::int32_t>("tensor.dims");
         // A uniform array is one stored value however long it is; the limit keeps a corrupt count
         // from allocating much (a channel axis is at most 2^24 by the dims check, real ones far less).
-        const auto nq = r.count("tensor.quant_count", one_scale && one_zero ? 0 : one_scale || one_zero ? 4 : 8, 1u << 20);
+        const std::size_t stored_scale_bytes = one_scale || derived ? 0 : 4, stored_zero_bytes = one_zero ? 0 : 4;
+        const auto nq = r.count("tensor.quant_count", stored_scale_bytes + stored_zero_bytes, 1u << 20);
         if ((one_scale || one_zero) && nq < 2) r.fail("tensor " + std::to_string(i) + ".flags mark a uniform quantization array of " + std::to_string(nq) + " entries");
+        if (derived && nq == 0) r.fail("tensor " + std::to_string(i) + ".flags mark derived scales of a tensor without quantization");
         if (one_scale)
             ten.quant.scale.assign(nq, r.get<float>("tensor.quant.scale"));
+        else if (derived)
+            ten.quant.scale.assign(nq, 0.f);  // computed once the ops are read
         else {
             ten.quant.scale.resize(nq);
             for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
@@ -445,6 +490,24 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     g.inputs = r.get_ints("input_count", 16);
     g.outputs = r.get_ints("output_count", 16);
     if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the outputs");
+    // Derived bias scales, from the one op whose bias each is.
+    std::vector<int> derived_uses(g.tensors.size(), 0);
+    for (const auto& op : g.ops) {
+        if (!has_bias(op) || op.inputs[2] >= static_cast<std::int32_t>(g.tensors.size())) continue;
+        const auto b = static_cast<std::size_t>(op.inputs[2]);
+        if (std::find(derived_tensors.begin(), derived_tensors.end(), b) == derived_tensors.end()) continue;
+        auto& bt = g.tensors[b];
+        const auto want = derived_bias_scales(g.tensors, op);
+        if (want.size() != bt.quant.scale.size())
+            r.fail("tensor " + std::to_string(b) + " '" + bt.name + "' has derived scales, but its layer's input and filter give " +
+                   std::to_string(want.size()) + " scales for its " + std::to_string(bt.quant.scale.size()));
+        bt.quant.scale = want;
+        ++derived_uses[b];
+    }
+    for (auto b : derived_tensors)
+        if (derived_uses[b] != 1)
+            r.fail("tensor " + std::to_string(b) + " '" + g.tensors[b].name + "' has derived scales but is the bias of " +
+                   std::to_string(derived_uses[b]) + " int8 layers, not one");
     try {
         validate(g);
     } catch (const Error& e) {

@@ -260,6 +260,18 @@ TEST(EngineFormat, UniformQuantizationArraysAreStoredOnceAndReadBackWhole) {
         EXPECT_EQ(back.tensors[i].dtype, g.tensors[i].dtype) << g.tensors[i].name;
     }
     EXPECT_EQ(serialize(back), bytes);
+    // Bias scales are input scale x filter scale and are not stored: nudging one bias's scales off
+    // that product (within the validator's tolerance) makes the writer store them.
+    Graph nudged = g;
+    std::size_t bias_scales = 0;
+    for (auto& t : nudged.tensors)
+        if (t.dtype == DType::I32 && t.quant.scale.size() >= 2) {
+            for (std::size_t c = 0; c < t.quant.scale.size(); ++c) t.quant.scale[c] *= (c % 2 ? 1.000001f : 0.999999f);
+            bias_scales = t.quant.scale.size();
+            break;
+        }
+    ASSERT_GE(bias_scales, 2u);
+    EXPECT_EQ(section(serialize(nudged), 0).size, section(bytes, 0).size + 4 * bias_scales);
     // Both engines compute the same bytes.
     SessionOptions ref;
     ref.backend = Backend::Reference;
@@ -289,6 +301,10 @@ TEST(EngineFormat, Version2FilesStillReadAndUniformFlagsNeedVersion3) {
         write_at<std::uint8_t>(b, flags, static_cast<std::uint8_t>(read_at<std::uint8_t>(b, flags) | 2));
         reseal(b);
         EXPECT_NE(parse_error(b).find("uniform quantization array of 0 entries"), std::string::npos) << parse_error(b);
+        // Derived scales belong to i32 biases only.
+        write_at<std::uint8_t>(b, flags, static_cast<std::uint8_t>((read_at<std::uint8_t>(b, flags) & ~2) | 8));
+        reseal(b);
+        EXPECT_NE(parse_error(b).find("derived scales on a tensor that is not an i32 bias"), std::string::npos) << parse_error(b);
     }
 }
 
