@@ -129,6 +129,9 @@ int main(int argc, char** argv) {
     try {
         engine::Graph base = model.extension() == ".fse" ? engine::load_graph(model) : engine::graph_from_tflite_file(model);
         engine::optimize(base);
+        for (const auto& t : base.tensors)
+            if (t.constant && t.dtype != engine::DType::F32)
+                throw Error(model.string() + ": an int8 engine; this bench prunes and clusters f32 weights, give it an f32 engine or a .tflite");
         for (auto& t : base.tensors)  // own the weights: the variants change them
             if (t.constant && t.dtype == engine::DType::F32 && t.owned.empty()) {
                 t.owned.assign(t.data(), t.data() + t.element_count());
