@@ -69,6 +69,11 @@ public:
     // Zeroes the gradients of pruned weights; optional, before optimizer.step(), so the
     // optimizer's running statistics do not build up on weights that are gone.
     void mask_gradients();
+    // Ranks weights by |w| x the L2 norm of the input channel they read (Sun et al.'s "Wanda"
+    // score) instead of |w| alone: a large weight on an input that is nearly always small matters
+    // less than a smaller weight on a strong input. `norms[name]` is a 1-D tensor with one entry per
+    // input channel (dim 1 of the weight); names not given keep plain magnitude.
+    void set_input_norms(const std::map<std::string, torch::Tensor>& norms);
     // Follows a schedule: prunes when `step` is an update step, then applies the masks.
     void on_step(std::int64_t step, const PolynomialSchedule& schedule);
 
@@ -81,6 +86,7 @@ public:
 private:
     std::map<std::string, torch::Tensor> weights_;  // share storage with the module's parameters
     std::map<std::string, torch::Tensor> masks_;
+    std::map<std::string, torch::Tensor> input_norms_;  // broadcastable to the weight's shape
     SparsityGranularity granularity_;
     double target_ = 0.0;
 };

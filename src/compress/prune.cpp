@@ -123,12 +123,29 @@ void PruningState::prune_to(double sparsity) {
     std::map<std::string, torch::Tensor> scores;
     {
         torch::NoGradGuard no_grad;
-        for (const auto& [name, w] : weights_)
-            scores[name] = torch::where(masks_[name] == 0, torch::full_like(w, -1.0), w.detach().abs());
+        for (const auto& [name, w] : weights_) {
+            auto score = w.detach().abs();
+            if (auto it = input_norms_.find(name); it != input_norms_.end()) score = score * it->second;
+            scores[name] = torch::where(masks_[name] == 0, torch::full_like(w, -1.0), score);
+        }
     }
     masks_ = magnitude_masks(weights_, sparsity, granularity_, &scores);
     target_ = sparsity;
     apply();
+}
+
+void PruningState::set_input_norms(const std::map<std::string, torch::Tensor>& norms) {
+    for (const auto& [name, n] : norms) {
+        auto it = weights_.find(name);
+        if (it == weights_.end()) throw Error("PruningState::set_input_norms: " + name + " is not one of the pruned weights");
+        const auto& w = it->second;
+        if (w.dim() < 2 || n.dim() != 1 || n.size(0) != w.size(1))
+            throw Error("PruningState::set_input_norms: " + name + " reads " + std::to_string(w.dim() < 2 ? 0 : w.size(1)) +
+                        " input channels, the norms have " + std::to_string(n.numel()));
+        std::vector<std::int64_t> shape(static_cast<std::size_t>(w.dim()), 1);
+        shape[1] = w.size(1);
+        input_norms_[name] = n.detach().to(w.dtype()).reshape(shape);
+    }
 }
 
 void PruningState::apply() {

@@ -225,3 +225,29 @@ TEST(ChannelPruning, RemovesTheSmallestL1Filters) {
     opt.fraction = 1.0;
     EXPECT_THROW(select_hidden_channels(net, opt), Error);
 }
+
+TEST(PruningState, InputNormsMakeWeightsOnQuietInputsGoFirst) {
+    // A linear layer 2 x 4 whose big weights read input 0, which is always silent: by magnitude
+    // they are kept, by |w| x input norm they are the first to go.
+    torch::nn::Linear fc(4, 2);
+    {
+        torch::NoGradGuard g;
+        fc->weight.copy_(torch::tensor({{9.f, 1.f, 2.f, 3.f}, {8.f, 4.f, 5.f, 6.f}}));
+    }
+    auto magnitude = fc->weight.detach().clone();
+    PruningState plain(*fc, {"weight"});
+    plain.prune_to(0.25);
+    EXPECT_TRUE(torch::equal(fc->weight == 0, torch::tensor({{false, true, true, false}, {false, false, false, false}})));
+    {
+        torch::NoGradGuard g;
+        fc->weight.copy_(magnitude);
+    }
+    PruningState aware(*fc, {"weight"});
+    aware.set_input_norms({{"weight", torch::tensor({0.f, 1.f, 1.f, 1.f})}});
+    aware.prune_to(0.25);
+    EXPECT_TRUE(torch::equal(fc->weight == 0, torch::tensor({{true, false, false, false}, {true, false, false, false}})));
+    aware.prune_to(0.5);  // then the smallest scores among the rest: 1 and 2
+    EXPECT_TRUE(torch::equal(fc->weight == 0, torch::tensor({{true, true, true, false}, {true, false, false, false}})));
+    EXPECT_THROW(aware.set_input_norms({{"weight", torch::ones({3})}}), Error);
+    EXPECT_THROW(aware.set_input_norms({{"bias", torch::ones({4})}}), Error);
+}
