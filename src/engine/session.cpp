@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "buffer_plan.h"
 #include "executor.h"
 #include "firesight/engine.h"
 #include "firesight/engine_ir.h"
@@ -74,20 +75,10 @@ public:
         if (g.inputs.size() != 1) throw Error("reference backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
     }
     void plan(int batch) override {
-        shapes_ = infer_shapes(g_, batch);
-        buffers_.assign(g_.tensors.size(), {});
-        data_.assign(g_.tensors.size(), nullptr);
-        for (std::size_t i = 0; i < g_.tensors.size(); ++i) {
-            const auto& t = g_.tensors[i];
-            if (t.constant) {
-                data_[i] = const_cast<void*>(t.bytes());
-                continue;
-            }
-            std::int64_t n = 1;
-            for (auto d : shapes_[i]) n *= d;
-            buffers_[i].resize(static_cast<std::size_t>((n * static_cast<std::int64_t>(dtype_size(t.dtype)) + 3) / 4));
-            data_[i] = buffers_[i].data();
-        }
+        auto p = detail::plan_buffers(g_, batch);
+        shapes_ = std::move(p.shapes);
+        buffers_ = std::move(p.storage);  // moving keeps every buffer where data_ points
+        data_ = std::move(p.data);
     }
     void run(const float* input, std::vector<const float*>& outputs) override {
         data_[static_cast<std::size_t>(g_.inputs[0])] = const_cast<float*>(input);

@@ -4,6 +4,7 @@
 // its int8 MobileNetV2 barely faster than fp32; these kernels produce the reference's bytes.
 #include <algorithm>
 
+#include "buffer_plan.h"
 #include "executor.h"
 #include "firesight/error.h"
 #include "kernels/reference/kernels.h"
@@ -43,18 +44,11 @@ public:
     }
 
     void plan(int batch) override {
-        shapes_ = infer_shapes(g_, batch);
-        buffers_.assign(g_.tensors.size(), {});
-        data_.assign(g_.tensors.size(), nullptr);
-        for (std::size_t i = 0; i < g_.tensors.size(); ++i) {
-            const auto& t = g_.tensors[i];
-            if (t.constant) {
-                data_[i] = const_cast<void*>(t.bytes());
-                continue;
-            }
-            buffers_[i].resize(static_cast<std::size_t>((count(shapes_[i]) * static_cast<std::int64_t>(dtype_size(t.dtype)) + 3) / 4));
-            data_[i] = buffers_[i].data();
-        }
+        auto planned = detail::plan_buffers(g_, batch);
+        shapes_ = std::move(planned.shapes);
+        buffers_ = std::move(planned.storage);  // moving keeps every buffer where data_ points
+        data_ = std::move(planned.data);
+        // Scratch for the largest u8 row matrix and padded depthwise input of any layer.
         std::size_t rows = 0, padded = 0;
         for (std::size_t i = 0; i < g_.ops.size(); ++i) {
             const Op& op = g_.ops[i];
