@@ -17,8 +17,9 @@ public:
 };
 
 std::unique_ptr<Executor> make_reference_executor(const Graph& g);
-// AVX512-VNNI kernels for int8 ops where the CPU has them, the reference kernels elsewhere.
-std::unique_ptr<Executor> make_native_int8_executor(const Graph& g);
+// AVX512-VNNI kernels for int8 ops where the CPU has them, the reference kernels elsewhere. The
+// large VNNI layers are split across `threads` threads (1: all on the caller's thread).
+std::unique_ptr<Executor> make_native_int8_executor(const Graph& g, int threads = 1);
 #ifdef FIRESIGHT_HAVE_XNNPACK
 std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse = true);
 #endif

@@ -145,7 +145,7 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
     if (options_.backend == Backend::Reference) {
         executor_ = make_reference_executor(engine_->graph());
     } else if (options_.backend == Backend::NativeInt8) {
-        executor_ = make_native_int8_executor(engine_->graph());
+        executor_ = make_native_int8_executor(engine_->graph(), options_.threads);
     } else {
 #ifdef FIRESIGHT_HAVE_XNNPACK
         executor_ = make_xnnpack_executor(engine_->graph(), options_.threads, options_.sparse);

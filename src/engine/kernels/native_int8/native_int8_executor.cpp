@@ -3,12 +3,14 @@
 // quantization when the CPU has them. Debian's XNNPACK (2022-02) has no VNNI kernels, which leaves
 // its int8 MobileNetV2 barely faster than fp32; these kernels produce the reference's bytes.
 #include <algorithm>
+#include <memory>
 
 #include "buffer_plan.h"
 #include "executor.h"
 #include "firesight/error.h"
 #include "kernels/reference/kernels.h"
 #include "vnni_kernels.h"
+#include "worker_pool.h"
 
 namespace firesight::engine {
 
@@ -31,15 +33,28 @@ std::int64_t count(const std::vector<std::int32_t>& s) {
     return n;
 }
 
+// Below this many multiply-adds a layer runs on one thread: waking the others and splitting the
+// work would cost more than it saves (MobileNetV2's 7x7 depthwise layers, its adds).
+constexpr std::int64_t kMinParallelMacs = std::int64_t{1} << 19;
+// Chunks per thread: more than one, so that a thread the OS delays (2 cores shared with other
+// work) leaves its chunks to the others instead of holding everyone up.
+constexpr int kChunksPerThread = 3;
+// Rows of a chunk of a split GEMM: a multiple of every row tile (6, 8, 12 rows) gemm_u8s8 uses.
+constexpr std::int64_t kGemmRowUnit = 24;
+// Output channels of a chunk of a GEMM split by channels: the 4 blocks of 16 its widest tile covers.
+constexpr int kGemmBlockUnit = 4;
+
 class NativeInt8Executor : public Executor {
 public:
-    explicit NativeInt8Executor(const Graph& g) : g_(g) {
+    NativeInt8Executor(const Graph& g, int threads) : g_(g) {
         if (g.inputs.size() != 1) throw Error("native-int8 backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
+        if (threads < 1) throw Error("native-int8 backend: threads must be at least 1, not " + std::to_string(threads));
         plans_.resize(g.ops.size());
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
-        if (!native::cpu_has_vnni()) return;  // every op on the reference kernels
+        if (!native::cpu_has_vnni()) return;  // every op on the reference kernels, on one thread
         for (std::size_t i = 0; i < g.ops.size(); ++i) plans_[i] = plan_op(g.ops[i]);
         fuse_u8_handoffs();
+        if (threads > 1) pool_ = std::make_unique<native::WorkerPool>(threads);
 #endif
     }
 
@@ -76,6 +91,20 @@ public:
 
 private:
     const Tensor& tensor(std::int32_t i) const { return g_.tensors[static_cast<std::size_t>(i)]; }
+
+    bool split_worthwhile(std::int64_t macs) const { return pool_ && macs >= kMinParallelMacs; }
+
+    // body(begin, end) over [0, n) in chunks of whole units, on every thread of the pool.
+    template <class Body>
+    void parallel_ranges(std::int64_t n, std::int64_t unit, const Body& body) {
+        const std::int64_t parts = static_cast<std::int64_t>(pool_->threads()) * kChunksPerThread;
+        const std::int64_t step = std::max<std::int64_t>(1, ((n + parts - 1) / parts + unit - 1) / unit) * unit;
+        auto chunk = [&](int i) {
+            const std::int64_t begin = static_cast<std::int64_t>(i) * step;
+            body(begin, std::min(n, begin + step));
+        };
+        pool_->run(static_cast<int>((n + step - 1) / step), chunk);
+    }
 
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
     void fuse_u8_handoffs() {
@@ -165,34 +194,73 @@ private:
                                tensor(op.outputs[0]).quant, count(ys));
                 break;
             }
-            case FastKind::Gemm1x1: {
-                const std::int64_t M = count(ys) / ys.back();
-                if (p.u8_in) {
-                    native::gemm_u8s8(p.gemm, reinterpret_cast<const std::uint8_t*>(x), M, p.gemm.K, y, ys.back());
+            case FastKind::Gemm1x1:
+            case FastKind::GemmIm2col:
+            case FastKind::FullyConnected: run_gemm(op, p, x, xs, y, ys); break;
+            case FastKind::Depthwise: {
+                const std::int64_t out_rows = static_cast<std::int64_t>(ys[0]) * ys[1];
+                if (!split_worthwhile(out_rows * ys[2] * ys[3] * p.dw.KH * p.dw.KW)) {
+                    native::depthwise_q8(op, p.dw, x, xs, y, ys, padded_.data(), p.u8_out);
                     break;
                 }
-                native::to_u8_rows(x, M, p.gemm.K, p.gemm.K, rows_.data(), p.gemm.Kp);
-                native::gemm_u8s8(p.gemm, rows_.data(), M, p.gemm.Kp, y, ys.back());
+                // Every output row reads several padded rows, so all of them are written first.
+                parallel_ranges(native::depthwise_padded_rows(op, xs), 1, [&](std::int64_t b, std::int64_t e) {
+                    native::depthwise_pad(op, p.dw, x, xs, padded_.data(), b, e);
+                });
+                parallel_ranges(out_rows, 1, [&](std::int64_t b, std::int64_t e) {
+                    native::depthwise_rows(op, p.dw, xs, y, ys, padded_.data(), p.u8_out, b, e);
+                });
                 break;
             }
-            case FastKind::GemmIm2col: {
-                const auto& ws = tensor(op.inputs[1]).shape;
-                const std::int64_t M = count(ys) / ys.back();
-                native::im2col_u8(op, x, xs, tensor(op.inputs[0]).quant.zero_point[0], ws[1], ws[2], ys, rows_.data(), p.gemm.Kp);
-                native::gemm_u8s8(p.gemm, rows_.data(), M, p.gemm.Kp, y, ys.back());
-                break;
-            }
-            case FastKind::FullyConnected: {
-                const std::int64_t M = xs[0];
-                native::to_u8_rows(x, M, p.gemm.K, p.gemm.K, rows_.data(), p.gemm.Kp);
-                native::gemm_u8s8(p.gemm, rows_.data(), M, p.gemm.Kp, y, p.gemm.O);
-                break;
-            }
-            case FastKind::Depthwise: native::depthwise_q8(op, p.dw, x, xs, y, ys, padded_.data(), p.u8_out); break;
             case FastKind::Reference: break;
         }
 #endif
     }
+
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
+    // A 1x1 / im2col convolution or a fully connected layer: its u8 rows (converted from x unless
+    // a depthwise handed them over), then the packed GEMM. Split across threads by rows, each
+    // thread converting the rows it multiplies, or, with too few rows for every thread, by output
+    // channels once all rows are converted.
+    void run_gemm(const Op& op, const OpPlan& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y, const ref::Shape& ys) {
+        const bool fc = p.kind == FastKind::FullyConnected;
+        const std::int64_t M = fc ? xs[0] : count(ys) / ys.back();
+        const std::int64_t y_stride = fc ? p.gemm.O : ys.back();
+        const std::int64_t a_stride = p.u8_in ? p.gemm.K : p.gemm.Kp;
+        const std::uint8_t* a = p.u8_in ? reinterpret_cast<const std::uint8_t*>(x) : rows_.data();
+        auto convert = [&](std::int64_t begin, std::int64_t end) {
+            if (p.u8_in) return;
+            if (p.kind == FastKind::GemmIm2col) {
+                const auto& ws = tensor(op.inputs[1]).shape;
+                native::im2col_u8(op, x, xs, tensor(op.inputs[0]).quant.zero_point[0], ws[1], ws[2], ys, rows_.data(), p.gemm.Kp, begin, end);
+            } else {
+                native::to_u8_rows(x + begin * p.gemm.K, end - begin, p.gemm.K, p.gemm.K, rows_.data() + begin * p.gemm.Kp, p.gemm.Kp);
+            }
+        };
+        auto multiply = [&](std::int64_t begin, std::int64_t end) {
+            native::gemm_u8s8(p.gemm, a + begin * a_stride, end - begin, a_stride, y + begin * y_stride, y_stride);
+        };
+        const int blocks = native::gemm_blocks(p.gemm);
+        const int threads = pool_ ? pool_->threads() : 1;
+        if (!split_worthwhile(M * p.gemm.Kp * p.gemm.O)) {
+            convert(0, M);
+            multiply(0, M);
+        } else if (M >= 2 * kGemmRowUnit * threads) {
+            parallel_ranges(M, kGemmRowUnit, [&](std::int64_t b, std::int64_t e) {
+                convert(b, e);
+                multiply(b, e);
+            });
+        } else if (blocks > kGemmBlockUnit) {
+            convert(0, M);
+            parallel_ranges(blocks, kGemmBlockUnit, [&](std::int64_t b, std::int64_t e) {
+                native::gemm_u8s8_blocks(p.gemm, a, M, a_stride, y, y_stride, static_cast<int>(b), static_cast<int>(e));
+            });
+        } else {
+            convert(0, M);
+            multiply(0, M);
+        }
+    }
+#endif
 
     const Graph& g_;
     std::vector<OpPlan> plans_;
@@ -201,10 +269,13 @@ private:
     std::vector<void*> data_;
     std::vector<std::uint8_t> rows_;
     std::vector<std::int8_t> padded_;
+    std::unique_ptr<native::WorkerPool> pool_;  // only with more than one thread
 };
 
 }  // namespace
 
-std::unique_ptr<Executor> make_native_int8_executor(const Graph& g) { return std::make_unique<NativeInt8Executor>(g); }
+std::unique_ptr<Executor> make_native_int8_executor(const Graph& g, int threads) {
+    return std::make_unique<NativeInt8Executor>(g, threads);
+}
 
 }  // namespace firesight::engine

@@ -149,9 +149,15 @@ PackedGemm pack_gemm(const std::int8_t* w, int O, int K, const std::vector<float
 
 void gemm_u8s8(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, std::int8_t* y,
                std::int64_t y_stride) {
-    const int blocks = (p.O + 15) / 16;
-    for (int b = 0; b < blocks; b += 4) {
-        switch (std::min(4, blocks - b)) {
+    gemm_u8s8_blocks(p, a, M, a_stride, y, y_stride, 0, gemm_blocks(p));
+}
+
+void gemm_u8s8_blocks(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, std::int8_t* y,
+                      std::int64_t y_stride, int block_begin, int block_end) {
+    // Every tile shape accumulates each output's int32 sum exactly and requantizes it lane by lane,
+    // so how the blocks are grouped changes speed only, never a byte.
+    for (int b = block_begin; b < block_end; b += 4) {
+        switch (std::min(4, block_end - b)) {
             case 4: gemm_columns<6, 4>(p, a, M, a_stride, b, y, y_stride); break;
             case 3: gemm_columns<8, 3>(p, a, M, a_stride, b, y, y_stride); break;
             case 2: gemm_columns<12, 2>(p, a, M, a_stride, b, y, y_stride); break;
@@ -173,9 +179,14 @@ VNNI_TARGET void to_u8_rows(const std::int8_t* x, std::int64_t M, int K, std::in
     }
 }
 
+void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
+               const ref::Shape& ys, std::uint8_t* a, int Kp) {
+    im2col_u8(op, x, xs, x_zero, KH, KW, ys, a, Kp, 0, static_cast<std::int64_t>(ys[0]) * ys[1] * ys[2]);
+}
+
 VNNI_TARGET void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
-                           const ref::Shape& ys, std::uint8_t* a, int Kp) {
-    const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
+                           const ref::Shape& ys, std::uint8_t* a, int Kp, std::int64_t m_begin, std::int64_t m_end) {
+    const int H = xs[1], W = xs[2], C = xs[3];
     const int OH = ys[1], OW = ys[2];
     const auto outside = static_cast<std::uint8_t>(x_zero + 128);
     const int K = KH * KW * C;
@@ -184,34 +195,33 @@ VNNI_TARGET void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape&
     // load-xor-store when they fit in 64 bytes.
     const bool row_copy = op.dilation_w == 1 && KW * C <= 64;
     const __mmask64 row_mask = byte_mask(KW * C);
-    std::uint8_t* row = a;
-    for (int n = 0; n < N; ++n)
-        for (int oy = 0; oy < OH; ++oy)
-            for (int ox = 0; ox < OW; ++ox, row += Kp) {
-                std::uint8_t* d = row;
-                const int ix0 = ox * op.stride_w - op.pad_left;
-                const bool x_inside = ix0 >= 0 && ix0 + (KW - 1) * op.dilation_w < W;
-                for (int ky = 0; ky < KH; ++ky) {
-                    const int iy = oy * op.stride_h - op.pad_top + ky * op.dilation_h;
-                    const std::int8_t* src_row = x + (static_cast<std::int64_t>(n) * H + iy) * W * C;
-                    if (row_copy && x_inside && iy >= 0 && iy < H) {
-                        const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(row_mask, src_row + static_cast<std::int64_t>(ix0) * C), flip);
-                        _mm512_mask_storeu_epi8(d, row_mask, v);
-                        d += KW * C;
-                        continue;
-                    }
-                    for (int kx = 0; kx < KW; ++kx, d += C) {
-                        const int ix = ix0 + kx * op.dilation_w;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
-                            std::memset(d, outside, static_cast<std::size_t>(C));
-                            continue;
-                        }
-                        const std::int8_t* s = src_row + static_cast<std::int64_t>(ix) * C;
-                        for (int c = 0; c < C; ++c) d[c] = static_cast<std::uint8_t>(s[c] ^ 0x80);
-                    }
-                }
-                for (int k = K; k < Kp; ++k) row[k] = 0;
+    for (std::int64_t m = m_begin; m < m_end; ++m) {
+        std::uint8_t* row = a + m * Kp;
+        const int ox = static_cast<int>(m % OW), oy = static_cast<int>(m / OW % OH), n = static_cast<int>(m / OW / OH);
+        std::uint8_t* d = row;
+        const int ix0 = ox * op.stride_w - op.pad_left;
+        const bool x_inside = ix0 >= 0 && ix0 + (KW - 1) * op.dilation_w < W;
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = oy * op.stride_h - op.pad_top + ky * op.dilation_h;
+            const std::int8_t* src_row = x + (static_cast<std::int64_t>(n) * H + iy) * W * C;
+            if (row_copy && x_inside && iy >= 0 && iy < H) {
+                const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(row_mask, src_row + static_cast<std::int64_t>(ix0) * C), flip);
+                _mm512_mask_storeu_epi8(d, row_mask, v);
+                d += KW * C;
+                continue;
             }
+            for (int kx = 0; kx < KW; ++kx, d += C) {
+                const int ix = ix0 + kx * op.dilation_w;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+                    std::memset(d, outside, static_cast<std::size_t>(C));
+                    continue;
+                }
+                const std::int8_t* s = src_row + static_cast<std::int64_t>(ix) * C;
+                for (int c = 0; c < C; ++c) d[c] = static_cast<std::uint8_t>(s[c] ^ 0x80);
+            }
+        }
+        for (int k = K; k < Kp; ++k) row[k] = 0;
+    }
 }
 
 PackedDepthwise pack_depthwise(const std::int8_t* w, int KH, int KW, int C, const std::vector<float>& w_scale,
@@ -341,39 +351,56 @@ VNNI_TARGET void depthwise_row3x3(const Op& op, const PackedDepthwise& p, const 
 
 void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
                   const ref::Shape& ys, std::int8_t* padded, bool u8_out) {
-    const std::int32_t out_offset = u8_out ? 128 : 0;
-    const int N = xs[0], H = xs[1], W = xs[2], C = xs[3];
-    const int OH = ys[1], OW = ys[2];
+    depthwise_pad(op, p, x, xs, padded, 0, depthwise_padded_rows(op, xs));
+    depthwise_rows(op, p, xs, y, ys, padded, u8_out, 0, static_cast<std::int64_t>(ys[0]) * ys[1]);
+}
+
+std::int64_t depthwise_padded_rows(const Op& op, const ref::Shape& xs) {
+    return static_cast<std::int64_t>(xs[0]) * (xs[1] + op.pad_top + op.pad_bottom);
+}
+
+void depthwise_pad(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* padded,
+                   std::int64_t begin, std::int64_t end) {
+    const int H = xs[1], W = xs[2], C = xs[3];
     const int PH = H + op.pad_top + op.pad_bottom, PW = W + op.pad_left + op.pad_right;
     const std::int64_t in_row = static_cast<std::int64_t>(PW) * C;
     // Taps in the padding read the zero point, which the folded bias cancels, as the reference
     // skips them. Only the border is filled; the interior is copied.
     const auto zero = static_cast<int>(static_cast<std::int8_t>(p.x_zero));
-    for (int n = 0; n < N; ++n) {
-        std::int8_t* img = padded + static_cast<std::int64_t>(n) * PH * in_row;
-        std::memset(img, zero, static_cast<std::size_t>(op.pad_top * in_row));
-        std::memset(img + (op.pad_top + H) * in_row, zero, static_cast<std::size_t>(op.pad_bottom * in_row));
-        for (int iy = 0; iy < H; ++iy) {
-            std::int8_t* row = img + (iy + op.pad_top) * in_row;
-            std::memset(row, zero, static_cast<std::size_t>(op.pad_left) * C);
-            std::memcpy(row + static_cast<std::int64_t>(op.pad_left) * C, x + (static_cast<std::int64_t>(n) * H + iy) * W * C,
-                        static_cast<std::size_t>(W) * C);
-            std::memset(row + static_cast<std::int64_t>(op.pad_left + W) * C, zero, static_cast<std::size_t>(op.pad_right) * C);
+    for (std::int64_t r = begin; r < end; ++r) {
+        std::int8_t* row = padded + r * in_row;
+        const std::int64_t n = r / PH;
+        const int iy = static_cast<int>(r % PH) - op.pad_top;
+        if (iy < 0 || iy >= H) {
+            std::memset(row, zero, static_cast<std::size_t>(in_row));
+            continue;
         }
+        std::memset(row, zero, static_cast<std::size_t>(op.pad_left) * C);
+        std::memcpy(row + static_cast<std::int64_t>(op.pad_left) * C, x + (n * H + iy) * W * C, static_cast<std::size_t>(W) * C);
+        std::memset(row + static_cast<std::int64_t>(op.pad_left + W) * C, zero, static_cast<std::size_t>(op.pad_right) * C);
     }
-    for (int n = 0; n < N; ++n)
-        for (int oy = 0; oy < OH; ++oy) {
-            const std::int8_t* in = padded + (static_cast<std::int64_t>(n) * PH + static_cast<std::int64_t>(oy) * op.stride_h) * in_row;
-            std::int8_t* out = y + (static_cast<std::int64_t>(n) * OH + oy) * OW * C;
-            if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 1)
-                depthwise_row3x3<1>(op, p, in, in_row, C, OW, out, out_offset);
-            else if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 2)
-                depthwise_row3x3<2>(op, p, in, in_row, C, OW, out, out_offset);
-            else if (p.KH == 3 && p.KW == 3)
-                depthwise_row<3, 3>(op, p, in, in_row, C, OW, out, out_offset);
-            else
-                depthwise_row<0, 0>(op, p, in, in_row, C, OW, out, out_offset);
-        }
+}
+
+void depthwise_rows(const Op& op, const PackedDepthwise& p, const ref::Shape& xs, std::int8_t* y, const ref::Shape& ys,
+                    const std::int8_t* padded, bool u8_out, std::int64_t begin, std::int64_t end) {
+    const std::int32_t out_offset = u8_out ? 128 : 0;
+    const int H = xs[1], W = xs[2], C = xs[3];
+    const int OH = ys[1], OW = ys[2];
+    const int PH = H + op.pad_top + op.pad_bottom, PW = W + op.pad_left + op.pad_right;
+    const std::int64_t in_row = static_cast<std::int64_t>(PW) * C;
+    for (std::int64_t r = begin; r < end; ++r) {
+        const std::int64_t n = r / OH, oy = r % OH;
+        const std::int8_t* in = padded + (n * PH + oy * op.stride_h) * in_row;
+        std::int8_t* out = y + r * OW * C;
+        if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 1)
+            depthwise_row3x3<1>(op, p, in, in_row, C, OW, out, out_offset);
+        else if (p.KH == 3 && p.KW == 3 && op.dilation_w == 1 && op.stride_w == 2)
+            depthwise_row3x3<2>(op, p, in, in_row, C, OW, out, out_offset);
+        else if (p.KH == 3 && p.KW == 3)
+            depthwise_row<3, 3>(op, p, in, in_row, C, OW, out, out_offset);
+        else
+            depthwise_row<0, 0>(op, p, in, in_row, C, OW, out, out_offset);
+    }
 }
 
 VNNI_TARGET void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,

@@ -37,6 +37,12 @@ PackedGemm pack_gemm(const std::int8_t* w, int O, int K, const std::vector<float
 // y[m, o] (row stride y_stride) for m < M, from u8 rows a[m] of p.Kp bytes (row stride a_stride).
 void gemm_u8s8(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, std::int8_t* y,
                std::int64_t y_stride);
+// The same for the output channels of blocks [block_begin, block_end) only (16 channels a block,
+// the last one partial): a layer with few rows is split across threads this way. Each output
+// byte is computed exactly as gemm_u8s8 computes it, whatever the range.
+void gemm_u8s8_blocks(const PackedGemm& p, const std::uint8_t* a, std::int64_t M, std::int64_t a_stride, std::int8_t* y,
+                      std::int64_t y_stride, int block_begin, int block_end);
+inline int gemm_blocks(const PackedGemm& p) { return (p.O + 15) / 16; }
 
 // Rows of K int8 values (row stride x_stride) to u8 rows of Kp bytes (x ^ 0x80, zero padding).
 void to_u8_rows(const std::int8_t* x, std::int64_t M, int K, std::int64_t x_stride, std::uint8_t* a, int Kp);
@@ -44,6 +50,9 @@ void to_u8_rows(const std::int8_t* x, std::int64_t M, int K, std::int64_t x_stri
 // (ky, kx, c) like the OHWI filter; taps outside the image read x_zero (contributing nothing).
 void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
                const ref::Shape& ys, std::uint8_t* a, int Kp);
+// Rows [m_begin, m_end) only (m counts output pixels over the batch), at a + m * Kp.
+void im2col_u8(const Op& op, const std::int8_t* x, const ref::Shape& xs, std::int32_t x_zero, int KH, int KW,
+               const ref::Shape& ys, std::uint8_t* a, int Kp, std::int64_t m_begin, std::int64_t m_end);
 
 // Depthwise convolution with multiplier 1: weights widened to int32 lanes for vpdpwssd, the input
 // copied into a buffer padded with its zero point so every tap is in bounds.
@@ -61,6 +70,14 @@ PackedDepthwise pack_depthwise(const std::int8_t* w, int KH, int KW, int C, cons
 // output is written in the GEMM's u8 form (value + 128), for a 1x1 convolution to read directly.
 void depthwise_q8(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* y,
                   const ref::Shape& ys, std::int8_t* padded, bool u8_out = false);
+// depthwise_q8 in two steps that each split into row ranges, for threads: first rows
+// [begin, end) of the padded input (depthwise_padded_rows of them), then, once all are written,
+// output rows [begin, end) (N * OH of them).
+std::int64_t depthwise_padded_rows(const Op& op, const ref::Shape& xs);
+void depthwise_pad(const Op& op, const PackedDepthwise& p, const std::int8_t* x, const ref::Shape& xs, std::int8_t* padded,
+                   std::int64_t begin, std::int64_t end);
+void depthwise_rows(const Op& op, const PackedDepthwise& p, const ref::Shape& xs, std::int8_t* y, const ref::Shape& ys,
+                    const std::int8_t* padded, bool u8_out, std::int64_t begin, std::int64_t end);
 
 // Exactly ref::add_q8 and ref::quantize, vectorized.
 void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
