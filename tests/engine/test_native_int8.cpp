@@ -297,5 +297,83 @@ TEST(NativeInt8, BackendNameRoundTrips) {
     EXPECT_TRUE(backend_available(Backend::NativeInt8));
 }
 
+// ---- threads: splitting a layer across threads must not change a byte ----------------------
+
+// Runs the quantized graph on the reference and on native-int8 with 1, 2 and 3 threads (twice
+// each, so the second run reuses the pool); every output byte of every run must be the reference's.
+void expect_same_bytes_on_all_thread_counts(const Graph& g, const std::vector<float>& input, int batch, const std::string& what) {
+    auto engine = Engine::from_graph(g);
+    Session ref(engine, {Backend::Reference, 1});
+    const auto& gr = engine->graph();
+    std::vector<std::vector<float>> expected;
+    const auto r = ref.run(input.data(), batch);
+    for (std::size_t k = 0; k < gr.outputs.size(); ++k)
+        expected.emplace_back(r[k], r[k] + elements(gr.tensors[static_cast<std::size_t>(gr.outputs[k])].shape, batch));
+    for (int threads : {1, 2, 3}) {
+        Session fast(engine, {Backend::NativeInt8, threads});
+        for (int run = 0; run < 2; ++run) {
+            const auto out = fast.run(input.data(), batch);
+            for (std::size_t k = 0; k < gr.outputs.size(); ++k) {
+                const auto& e = expected[k];
+                std::size_t differ = 0;
+                for (std::size_t i = 0; i < e.size(); ++i) differ += std::memcmp(&e[i], &out[k][i], sizeof(float)) != 0;
+                EXPECT_EQ(differ, 0u) << what << ", " << threads << " threads, run " << run << ": tensor "
+                                      << gr.tensors[static_cast<std::size_t>(gr.outputs[k])].name << ": " << differ << " of " << e.size()
+                                      << " values differ";
+            }
+        }
+    }
+}
+
+void check_threads(Graph g, int batch, unsigned seed, const std::string& what) {
+    GraphMaker m(seed);
+    const auto input = m.random(elements(g.tensors[static_cast<std::size_t>(g.inputs[0])].shape, batch), -1.f, 1.f);
+    quantize_int8(g, ranges_of(g, input, batch));
+    // Unexposed, so the depthwise -> 1x1 u8 handoff runs split too; then with every activation
+    // exposed, so a wrong row or channel range shows in the layer that has it.
+    expect_same_bytes_on_all_thread_counts(g, input, batch, what + " (outputs only)");
+    expose_int8_activations(g);
+    expect_same_bytes_on_all_thread_counts(g, input, batch, what);
+}
+
+// The layers are large enough (over 2^19 multiply-adds) to be split: by rows where there are many
+// (row counts that leave a partial chunk), by output channels where there are few (channel counts
+// that leave a partial block of 16), depthwise by rows at stride 1 and 2.
+TEST(NativeInt8Threads, SplitLayersGiveTheSameBytesOnAnyThreadCount) {
+    REQUIRE_VNNI();
+    {
+        GraphMaker m(900);
+        const auto x = m.input({1, 45, 43, 5});
+        auto t = m.conv(x, 40, 3, 1, {1, 1, 1, 1}, Activation::Relu6);                 // im2col, 1935 rows, K=45
+        auto d = m.depthwise(t, 3, 1, {1, 1, 1, 1}, Activation::Relu6);                // depthwise s1 -> 1x1 (u8 handoff)
+        auto p = m.conv(d, 36, 1, 1, {0, 0, 0, 0});                                    // 1x1 by rows
+        auto e = m.conv(p, 100, 1, 1, {0, 0, 0, 0}, Activation::Relu6);                // 1x1 by rows, 7 blocks (last partial)
+        d = m.depthwise(e, 3, 2, {0, 0, 1, 1}, Activation::Relu6);                     // depthwise s2 (23x22)
+        auto q = m.conv(d, 24, 3, 2, {1, 1, 1, 1});                                    // im2col, 132 rows: by channels (2 blocks) or rows
+        auto f = m.conv(q, 520, 1, 1, {0, 0, 0, 0}, Activation::Relu6);               // 1x1, few rows, 33 blocks: by channels
+        auto logits = m.fc(m.pool(f), 1001);                                           // fully connected by channels, 63 blocks
+        m.g.outputs = {m.softmax(logits), logits};
+        check_threads(m.g, 1, 901, "mixed net, batch 1");
+        check_threads(m.g, 2, 902, "mixed net, batch 2");
+    }
+    {
+        // 7x7 layers with many channels, as at the end of MobileNetV2: split by channels only.
+        GraphMaker m(910);
+        const auto x = m.input({1, 7, 7, 160});
+        auto e = m.conv(x, 960, 1, 1, {0, 0, 0, 0}, Activation::Relu6);
+        auto d = m.depthwise(e, 3, 1, {1, 1, 1, 1}, Activation::Relu6);
+        m.g.outputs = {m.conv(d, 317, 1, 1, {0, 0, 0, 0})};
+        check_threads(m.g, 1, 911, "7x7 net");
+    }
+}
+
+TEST(NativeInt8Threads, ImportedMobileNetV2GivesTheSameBytesOnAnyThreadCount) {
+    REQUIRE_VNNI();
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    Graph g = graph_from_tflite_file(test::mobilenet_quant());
+    optimize(g);
+    check_threads(std::move(g), 1, 920, "MobileNetV2");
+}
+
 }  // namespace
 }  // namespace firesight::engine
