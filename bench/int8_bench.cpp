@@ -2,6 +2,7 @@
 // one thread by default), and of the int8 engine on the native-int8 backend (AVX512-VNNI), with the int8 engine calibrated min-max on sample images, and how often
 // the two agree on the top-1 class. Usage:
 //   int8_bench [MODEL.tflite] [IMAGE_DIR] [RUNS] [THREADS] [SAVE_PREFIX]
+// (THREADS for xnnpack and native-int8 alike)
 // (with SAVE_PREFIX it also writes SAVE_PREFIX-fp32.fse and SAVE_PREFIX-int8.fse, e.g. for
 // `firesight-run --bench`)
 // defaults: ../shared/assets/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite (its weights
@@ -89,7 +90,7 @@ LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, in
     engine::Session s32(engine::Engine::from_graph(std::move(g)), {engine::Backend::Xnnpack, threads});
     auto e8 = engine::Engine::from_graph(std::move(q));
     engine::Session s8(e8, {engine::Backend::Xnnpack, threads});
-    engine::Session sn(e8, {engine::Backend::NativeInt8, 1});
+    engine::Session sn(e8, {engine::Backend::NativeInt8, threads});
     std::vector<double> a, b, n8;
     for (int r = 0; r < runs + 5; ++r) {
         const auto t0 = Clock::now();
@@ -171,7 +172,7 @@ int main(int argc, char** argv) {
         auto e8 = engine::Engine::from_graph(std::move(int8));
         engine::Session s32(e32, {engine::Backend::Xnnpack, threads});
         engine::Session s8(e8, {engine::Backend::Xnnpack, threads});
-        engine::Session sn(e8, {engine::Backend::NativeInt8, 1});
+        engine::Session sn(e8, {engine::Backend::NativeInt8, threads});
         s32.prepare(1);
         s8.prepare(1);
         sn.prepare(1);
