@@ -10,11 +10,7 @@ void conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Shap
     const int KH = w.filter_shape[1], KW = w.filter_shape[2], CG = w.filter_shape[3];
     const int OG = O / op.groups;
     const std::int32_t xz = x.quant.zero_point[0];
-    const Q8Bounds bounds = q8_bounds(op.activation, yq);
-    std::vector<float> scale(static_cast<std::size_t>(O));
-    for (int o = 0; o < O; ++o)
-        scale[static_cast<std::size_t>(o)] =
-            x.quant.scale[0] * w.filter_quant.scale[w.filter_quant.scale.size() == 1 ? 0 : static_cast<std::size_t>(o)] / yq.scale[0];
+    const Q8Requantization requantize = q8_requantization(op.activation, x.quant, w.filter_quant, yq, O);
     for (int n = 0; n < N; ++n)
         for (int oy = 0; oy < OH; ++oy)
             for (int ox = 0; ox < OW; ++ox) {
@@ -33,7 +29,7 @@ void conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Shap
                             for (int c = 0; c < CG; ++c) acc += (static_cast<std::int32_t>(xp[c]) - xz) * wp[c];
                         }
                     }
-                    out[o] = requantize_fp32(acc, scale[static_cast<std::size_t>(o)], yq.zero_point[0], bounds);
+                    out[o] = requantize(acc, o);
                 }
             }
 }

@@ -9,11 +9,7 @@ void depthwise_conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, 
     const int OH = ys[1], OW = ys[2], O = ys[3];
     const int KH = w.filter_shape[1], KW = w.filter_shape[2], M = op.depth_multiplier;
     const std::int32_t xz = x.quant.zero_point[0];
-    const Q8Bounds bounds = q8_bounds(op.activation, yq);
-    std::vector<float> scale(static_cast<std::size_t>(O));
-    for (int o = 0; o < O; ++o)
-        scale[static_cast<std::size_t>(o)] =
-            x.quant.scale[0] * w.filter_quant.scale[w.filter_quant.scale.size() == 1 ? 0 : static_cast<std::size_t>(o)] / yq.scale[0];
+    const Q8Requantization requantize = q8_requantization(op.activation, x.quant, w.filter_quant, yq, O);
     std::vector<std::int32_t> acc(static_cast<std::size_t>(O));
     for (int n = 0; n < N; ++n)
         for (int oy = 0; oy < OH; ++oy)
@@ -32,8 +28,7 @@ void depthwise_conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, 
                     }
                 }
                 std::int8_t* out = y + ((static_cast<std::int64_t>(n) * OH + oy) * OW + ox) * O;
-                for (int o = 0; o < O; ++o)
-                    out[o] = requantize_fp32(acc[static_cast<std::size_t>(o)], scale[static_cast<std::size_t>(o)], yq.zero_point[0], bounds);
+                for (int o = 0; o < O; ++o) out[o] = requantize(acc[static_cast<std::size_t>(o)], o);
             }
 }
 

@@ -6,14 +6,12 @@ namespace firesight::engine::ref {
 void fully_connected_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Quantization& yq) {
     const std::int64_t N = x.shape[0], O = w.filter_shape[0], I = w.filter_shape[1];
     const std::int32_t xz = x.quant.zero_point[0];
-    const Q8Bounds bounds = q8_bounds(op.activation, yq);
+    const Q8Requantization requantize = q8_requantization(op.activation, x.quant, w.filter_quant, yq, O);
     for (std::int64_t o = 0; o < O; ++o) {
-        const float scale =
-            x.quant.scale[0] * w.filter_quant.scale[w.filter_quant.scale.size() == 1 ? 0 : static_cast<std::size_t>(o)] / yq.scale[0];
         for (std::int64_t n = 0; n < N; ++n) {
             std::int32_t acc = w.bias ? w.bias[o] : 0;
             for (std::int64_t i = 0; i < I; ++i) acc += (static_cast<std::int32_t>(x.data[n * I + i]) - xz) * w.filter[o * I + i];
-            y[n * O + o] = requantize_fp32(acc, scale, yq.zero_point[0], bounds);
+            y[n * O + o] = requantize(acc, o);
         }
     }
 }

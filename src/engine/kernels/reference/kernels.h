@@ -57,6 +57,20 @@ inline std::int8_t requantize_fp32(std::int32_t acc, float scale, std::int32_t z
     return static_cast<std::int8_t>(static_cast<std::int32_t>(std::nearbyint(v)) + zero_point);
 }
 
+// How a layer with weights turns output channel o's int32 sum into int8: the per-channel float
+// scale x_scale * w_scale[o] / y_scale (w_scale: one value or one per channel), the output zero
+// point and the fused activation's bounds.
+struct Q8Requantization {
+    std::vector<float> scale;  // one per output channel
+    std::int32_t zero_point = 0;
+    Q8Bounds bounds;
+    std::int8_t operator()(std::int32_t acc, std::int64_t o) const {
+        return requantize_fp32(acc, scale[static_cast<std::size_t>(o)], zero_point, bounds);
+    }
+};
+Q8Requantization q8_requantization(Activation a, const Quantization& xq, const Quantization& wq, const Quantization& yq,
+                                   std::int64_t channels);
+
 struct Q8Tensor {  // an int8 activation: values, shape and quantization
     const std::int8_t* data;
     const Shape& shape;
