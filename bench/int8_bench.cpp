@@ -110,23 +110,12 @@ LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, in
 
 }  // namespace
 
-// Whether the native-int8 backend has its AVX512-VNNI kernels on this CPU.
-static bool cpu_has_vnni() {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
-#else
-    return false;
-#endif
-}
-
 int main(int argc, char** argv) {
     const std::filesystem::path model = argc > 1 ? argv[1] : asset("mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
     const std::filesystem::path images = argc > 2 ? argv[2] : asset("imagenet-samples");
     const int runs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 50;
     const int threads = argc > 4 ? std::max(1, std::atoi(argv[4])) : 1;
-    const bool native_vnni = cpu_has_vnni();
+    const bool native_vnni = engine::native_int8_fast();
     try {
         if (!engine::backend_available(engine::Backend::Xnnpack)) throw Error("int8_bench: this build has no xnnpack backend");
         engine::Graph fp32 = engine::graph_from_tflite_file(model);

@@ -90,12 +90,14 @@ int bench(const std::string& model, firesight::engine::Session& session, double 
 int main(int argc, char** argv) {
     using namespace firesight;
     CLI::App app{"firesight-run: classify images with a firesight engine file (.fse)"};
-    std::string model, backend = engine::backend_available(engine::Backend::Xnnpack) ? "xnnpack" : "reference";
+    std::string model, backend = "auto";
     std::vector<std::string> inputs;
     int threads = 1, top = 3, bench_runs = 0;
     bool raw = false, json = false;
     app.add_option("--model,-m", model, "Engine file (.fse)")->required();
-    app.add_option("--backend", backend, "reference, xnnpack or native-int8 (AVX512-VNNI kernels for int8 engines)");
+    app.add_option("--backend", backend,
+                   "auto (default: native-int8 for int8 engines on AVX512-VNNI CPUs, else xnnpack), reference, xnnpack "
+                   "or native-int8 (AVX512-VNNI kernels for int8 engines)");
     app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
     app.add_option("--top,-k", top, "Classes to print per input")->check(CLI::PositiveNumber);
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         auto e = engine::Engine::load(model);
         engine::Session session(e, {engine::parse_backend(backend), threads});
+        backend = engine::backend_name(session.backend());  // what auto chose, in every message below
         const auto load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         const auto& meta = e->metadata();
         const std::size_t per = static_cast<std::size_t>(meta.size) * meta.size * 3;

@@ -13,8 +13,11 @@ namespace {
 
 class EngineClassifier : public Classifier {
 public:
-    EngineClassifier(std::shared_ptr<const engine::Engine> e, engine::SessionOptions o, std::string description)
-        : session_(e, o), description_(std::move(description)) {
+    EngineClassifier(std::shared_ptr<const engine::Engine> e, engine::SessionOptions o, const std::string& file_name)
+        : session_(e, o),
+          // Named after the session's backend, so the message shows what auto chose.
+          description_("engine " + file_name + " (" + engine::backend_name(session_.backend()) + ", " +
+                       std::to_string(o.threads) + " threads)") {
         const auto& m = e->metadata();
         names_ = m.class_names;
         pre_.size = m.size;
@@ -54,15 +57,11 @@ private:
 }  // namespace
 
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions o) {
-    auto e = engine::Engine::load(path);
-    const std::string desc = "engine " + path.filename().string() + " (" + engine::backend_name(o.backend) + ", " +
-                             std::to_string(o.threads) + " threads)";
-    return std::make_unique<EngineClassifier>(e, o, desc);
+    return std::make_unique<EngineClassifier>(engine::Engine::load(path), o, path.filename().string());
 }
 
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path) {
     engine::SessionOptions o;
-    o.backend = engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference;
     o.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 2u));
     if (const char* b = std::getenv("FIRESIGHT_BACKEND"); b && *b) o.backend = engine::parse_backend(b);
     if (const char* t = std::getenv("FIRESIGHT_THREADS"); t && *t) {

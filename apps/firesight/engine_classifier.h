@@ -9,8 +9,8 @@
 
 namespace firesight {
 
-// Backend and threads come from FIRESIGHT_BACKEND (reference|xnnpack) and FIRESIGHT_THREADS
-// when set; otherwise xnnpack (when built) on up to 2 threads.
+// Backend and threads come from FIRESIGHT_BACKEND (auto|reference|xnnpack|native-int8) and
+// FIRESIGHT_THREADS when set; otherwise auto (see engine::resolve_backend) on up to 2 threads.
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path);
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions options);
 

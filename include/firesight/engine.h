@@ -1,5 +1,5 @@
 // The firesight runtime's public API: load an engine file (.fse), inspect its inputs, outputs and
-// metadata, and run it on preprocessed tensors with the reference or the XNNPACK backend.
+// metadata, and run it on preprocessed tensors with the reference, XNNPACK or native-int8 backend.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -38,13 +38,24 @@ struct TensorDesc {
 // NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, one thread, byte-identical to
 // the reference (and so to XNNPACK's int8). On CPUs without AVX512-VNNI, and for f32 ops, it runs
 // the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
-enum class Backend { Reference, Xnnpack, NativeInt8 };
-Backend parse_backend(const std::string& name);  // "reference" | "xnnpack" | "native-int8"
+// Auto: the session picks for the engine and this CPU (see resolve_backend); a Session never
+// runs on Auto itself.
+enum class Backend { Reference, Xnnpack, NativeInt8, Auto };
+Backend parse_backend(const std::string& name);  // "auto" | "reference" | "xnnpack" | "native-int8"
 const char* backend_name(Backend b);
 bool backend_available(Backend b);
+// The CPU has the instructions native-int8's fast kernels need (AVX512F/BW/VL/DQ and VNNI).
+bool native_int8_fast();
+
+struct Graph;
+// What Auto means for this graph here: native-int8 for a graph with any int8 tensor on a CPU where
+// native_int8_fast(), otherwise xnnpack (Debian's has no VNNI kernels, but it is still faster than
+// the reference kernels native-int8 would fall back to), and reference where xnnpack is not built.
+// Any other backend is returned unchanged.
+Backend resolve_backend(Backend b, const Graph& g);
 
 struct SessionOptions {
-    Backend backend = Backend::Xnnpack;
+    Backend backend = Backend::Auto;
     int threads = 1;
     // Lets XNNPACK run f32 graphs in its sparse NCHW mode (XNN_FLAG_HINT_SPARSE_INFERENCE).
     // XNNPACK itself decides: only on ARM or x86 without AVX, for f32 graphs with a 3x3 stride-2
@@ -54,7 +65,6 @@ struct SessionOptions {
     bool sparse = true;
 };
 
-struct Graph;
 class Executor;  // a backend's compiled form of the graph
 
 // A loaded engine: graph and weights (memory-mapped when loaded from a file). Shared by sessions.
@@ -84,7 +94,9 @@ public:
     Session& operator=(const Session&) = delete;
 
     const Engine& engine() const { return *engine_; }
+    // options().backend as given (possibly Auto); backend() is the one this session runs on.
     const SessionOptions& options() const { return options_; }
+    Backend backend() const { return backend_; }
     // Plans buffers (and, for xnnpack, packs weights) for this batch size now rather than on
     // the first run.
     void prepare(int batch = 1);
@@ -101,6 +113,7 @@ public:
 private:
     std::shared_ptr<const Engine> engine_;
     SessionOptions options_;
+    Backend backend_ = Backend::Reference;
     std::unique_ptr<Executor> executor_;
     int planned_batch_ = 0;
     std::vector<const float*> outputs_;

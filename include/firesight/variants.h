@@ -58,7 +58,8 @@ struct BenchFigures {
     int runs = 0;
     std::string backend;
 };
-// backend: "reference" | "xnnpack" | "native-int8"; empty: xnnpack where built, else reference.
+// backend: "auto" | "reference" | "xnnpack" | "native-int8"; empty: auto. The figures' backend is
+// the one firesight-run ran on (what auto chose).
 BenchFigures bench_engine(const std::filesystem::path& firesight_run, const std::filesystem::path& engine,
                           int runs, int threads = 1, const std::string& backend = {});
 

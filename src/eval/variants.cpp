@@ -173,9 +173,7 @@ BenchFigures bench_engine(const fs::path& firesight_run, const fs::path& engine,
     if (!is_executable_file(firesight_run))
         throw Error("firesight-run not found: " + firesight_run.string() + " is not an executable file");
     if (runs < 1) throw Error("bench: runs must be at least 1");
-    const std::string backend = !backend_name.empty()                                         ? backend_name
-                                : engine::backend_available(engine::Backend::Xnnpack) ? "xnnpack"
-                                                                                      : "reference";
+    const std::string backend = backend_name.empty() ? "auto" : backend_name;
     const auto r = run_child({firesight_run.string(), "--model", engine.string(), "--bench", std::to_string(runs), "--json",
                               "--threads", std::to_string(threads), "--backend", backend});
     if (r.exit_code != 0)

@@ -19,19 +19,9 @@ namespace {
 
 using testing::GraphMaker;
 
-bool cpu_has_vnni() {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
-#else
-    return false;
-#endif
-}
-
 #define REQUIRE_VNNI()                                                                                                   \
     do {                                                                                                                 \
-        if (!cpu_has_vnni())                                                                                             \
+        if (!native_int8_fast())                                                                                         \
             GTEST_SKIP() << "this CPU has no AVX512-VNNI: the native-int8 backend runs the reference kernels here, so " \
                             "there is nothing to compare";                                                               \
     } while (0)
