@@ -1,5 +1,5 @@
 // Where each tensor of a graph lives while an op-by-op executor (reference, native-int8) runs it
-// at one batch size: its shape, and a pointer into the engine's constants or into owned storage.
+// at one batch size: its shape, and a pointer into the engine's constants or into shared storage.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -10,9 +10,12 @@ namespace firesight::engine::detail {
 
 struct BufferPlan {
     std::vector<std::vector<std::int32_t>> shapes;  // per tensor, at the planned batch size
-    std::vector<void*> data;                        // per tensor: constants' bytes, else storage
-    // One buffer per non-constant tensor, in floats so that f32 and i32 values are aligned. The
-    // graph input's buffer is replaced by the caller's pointer at run time.
+    // Per tensor: a constant's bytes, else a place in `storage`. Graph inputs get nullptr: the
+    // executor points them at the caller's input.
+    std::vector<void*> data;
+    // Buffers shared by activations whose lifetimes (from the op writing one to the last op
+    // reading it) do not overlap, in floats so that f32 and i32 values are aligned. No op's
+    // output shares a buffer with its inputs, and graph outputs keep theirs to themselves.
     std::vector<std::vector<float>> storage;
 };
 
