@@ -35,9 +35,9 @@ struct TensorDesc {
     DType dtype = DType::F32;
 };
 
-// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, one thread, byte-identical to
-// the reference (and so to XNNPACK's int8). On CPUs without AVX512-VNNI, and for f32 ops, it runs
-// the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
+// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, byte-identical to the
+// reference (and so to XNNPACK's int8) on any number of threads. On CPUs without AVX512-VNNI, and
+// for f32 ops, it runs the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
 // Auto: the session picks for the engine and this CPU (see resolve_backend); a Session never
 // runs on Auto itself.
 enum class Backend { Reference, Xnnpack, NativeInt8, Auto };
