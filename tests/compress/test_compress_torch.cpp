@@ -8,31 +8,19 @@
 #include "firesight/error.h"
 #include "firesight/prune.h"
 #include "test_util.h"
+#include "torch_test_util.h"
 
 using namespace firesight;
 using namespace firesight::compress;
 
-namespace {
-
-std::size_t distinct(const torch::Tensor& t) {
-    auto c = t.detach().contiguous();
-    std::set<std::uint32_t> bits;
-    for (std::int64_t i = 0; i < c.numel(); ++i) {
-        std::uint32_t b;
-        std::memcpy(&b, c.data_ptr<float>() + i, 4);
-        bits.insert(b);
-    }
-    return bits.size();
-}
-
-}  // namespace
+using test::distinct_values;
 
 TEST(ClusteredLayer, FineTuningMovesCentroidsAndKeepsAtMostKValues) {
     torch::manual_seed(1);
     torch::nn::Linear layer(32, 16);
     const auto target_w = torch::randn({16, 32});
     ClusteredLayer cl("weight", layer->weight, KMeansOptions{8});
-    EXPECT_LE(distinct(layer->weight), 8u);
+    EXPECT_LE(distinct_values(layer->weight), 8u);
     const auto start = cl.centroids().detach().clone();
 
     std::vector<torch::Tensor> params = {cl.centroids(), layer->bias};
@@ -64,7 +52,7 @@ TEST(ClusteredLayer, FineTuningMovesCentroidsAndKeepsAtMostKValues) {
     }
     EXPECT_LT(last_loss, first_loss);
     EXPECT_FALSE(torch::equal(start, cl.centroids().detach()));
-    EXPECT_LE(distinct(layer->weight), 8u);
+    EXPECT_LE(distinct_values(layer->weight), 8u);
     // The weight is exactly centroids[indices], and it round-trips through the palette bit-exactly.
     const auto c = cl.clustering();
     const auto expanded = expand_palette(make_palette(c));
@@ -88,7 +76,7 @@ TEST(ClusteringState, PrunedAndClusteredNetworkKeepsBothThroughFineTuning) {
     std::map<std::string, std::int64_t> zeros_before;
     for (const auto& n : names) {
         zeros_before[n] = (params[n] == 0).sum().item<std::int64_t>();
-        EXPECT_LE(distinct(params[n]), 16u) << n;
+        EXPECT_LE(distinct_values(params[n]), 16u) << n;
     }
     // Train the centroids plus everything that is not clustered.
     std::vector<torch::Tensor> trainable = clustering.centroid_parameters();
@@ -104,7 +92,7 @@ TEST(ClusteringState, PrunedAndClusteredNetworkKeepsBothThroughFineTuning) {
         clustering.apply();
     }
     for (const auto& n : names) {
-        EXPECT_LE(distinct(params[n]), 16u) << n;
+        EXPECT_LE(distinct_values(params[n]), 16u) << n;
         EXPECT_EQ((params[n] == 0).sum().item<std::int64_t>(), zeros_before[n]) << n;
     }
 }
@@ -286,5 +274,5 @@ TEST(FakeQuantize, ForwardRoundsBackwardPassesStraightThrough) {
     for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(wqc.data_ptr<float>()[i], ref[i], 1e-6f) << i;
     (wq * 2).sum().backward();
     EXPECT_TRUE(torch::equal(w.grad(), torch::full_like(w, 2.0)));
-    EXPECT_LE(distinct(wq.select(0, 0)), 255u);
+    EXPECT_LE(distinct_values(wq.select(0, 0)), 255u);
 }

@@ -12,9 +12,11 @@
 #include "firesight/optimize.h"
 #include "firesight/prune.h"
 #include "optimize_fixture.h"
+#include "torch_test_util.h"
 
 using namespace firesight;
 using namespace firesight::compress;
+using test::distinct_values;
 
 namespace {
 
@@ -27,17 +29,6 @@ VariantRecord rec(const std::string& name, double test_drop, double val_drop, do
     r.val_accuracy_drop = val_drop;
     r.val_images = val_images;
     return r;
-}
-
-std::size_t distinct_values(const torch::Tensor& t) {
-    auto c = t.detach().contiguous();
-    std::set<std::uint32_t> bits;
-    for (std::int64_t i = 0; i < c.numel(); ++i) {
-        std::uint32_t b;
-        std::memcpy(&b, c.data_ptr<float>() + i, 4);
-        bits.insert(b);
-    }
-    return bits.size();
 }
 
 }  // namespace
