@@ -20,8 +20,9 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls before sleeping: some tens of microseconds, about the serial stretch (an add, a small
-// layer) between two parallel layers of MobileNetV2.
+// Polls before sleeping: 2000 pauses took 85-100 us on the 2-core EPYC this was measured on,
+// longer than the serial stretch (an add, a small layer) between two parallel layers of
+// MobileNetV2, so workers are still polling when the next layer is posted.
 constexpr int kSpins = 2000;
 
 template <class T, class Done>
