@@ -39,14 +39,9 @@ std::vector<float> initial_centroids(std::span<const float> weights, int k, Cent
 // Lloyd's algorithm in 1-D: assignment by binary search on the midpoints between sorted centroids,
 // so each iteration is O(n log k); deterministic (no random init, ties go to the lower centroid).
 // The squared error never increases from one iteration to the next.
-// `importance` (empty, or one non-negative value per weight) weights each weight's squared error:
-// centroids become importance-weighted means, so they sit where the weights that matter are
-// (e.g. importance = squared norm of the input a weight multiplies, which makes the error that of
-// the layer's output rather than of its weights). error_history is then the weighted error.
-Clustering kmeans_1d(std::span<const float> weights, const KMeansOptions& opt, std::span<const float> importance = {});
+Clustering kmeans_1d(std::span<const float> weights, const KMeansOptions& opt);
 // Same, from given initial centroids (any order; sorted first). opt.k and opt.init are ignored.
-Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial, const KMeansOptions& opt,
-                     std::span<const float> importance = {});
+Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial, const KMeansOptions& opt);
 
 // ---- palette format -------------------------------------------------------------------------
 // Indices are a little-endian bit stream: index i occupies bits [i*b, (i+1)*b) counted from the

@@ -20,9 +20,7 @@ namespace firesight::compress {
 // with the optimizer over centroids() (and any unclustered parameters), not over the weight.
 class ClusteredLayer {
 public:
-    // `importance` (undefined, or broadcastable to the weight's shape, non-negative) weights the
-    // k-means error of each weight (see kmeans_1d).
-    ClusteredLayer(std::string name, torch::Tensor weight, const KMeansOptions& opt, const torch::Tensor& importance = {});
+    ClusteredLayer(std::string name, torch::Tensor weight, const KMeansOptions& opt);
     const std::string& name() const { return name_; }
     torch::Tensor& centroids() { return centroids_; }  // 1-D float leaf, requires grad
     const torch::Tensor& indices() const { return indices_; }  // int64, one per weight (flattened)
@@ -45,9 +43,7 @@ private:
 // ClusteredLayer for several weights of one module, by parameter name.
 class ClusteringState {
 public:
-    // importance: per weight name, as for ClusteredLayer; names not in it are clustered unweighted.
-    ClusteringState(torch::nn::Module& net, const std::vector<std::string>& weight_names, const KMeansOptions& opt,
-                    const std::map<std::string, torch::Tensor>& importance = {});
+    ClusteringState(torch::nn::Module& net, const std::vector<std::string>& weight_names, const KMeansOptions& opt);
     std::vector<torch::Tensor> centroid_parameters();
     void accumulate_gradients();
     void apply();

@@ -21,21 +21,11 @@ torch::Tensor round_half_away(const torch::Tensor& v) { return torch::sign(v) * 
 
 }  // namespace
 
-ClusteredLayer::ClusteredLayer(std::string name, torch::Tensor weight, const KMeansOptions& opt, const torch::Tensor& importance)
+ClusteredLayer::ClusteredLayer(std::string name, torch::Tensor weight, const KMeansOptions& opt)
     : name_(std::move(name)), weight_(std::move(weight)) {
     if (!weight_.defined() || weight_.numel() == 0) throw Error("clustering: weight " + name_ + " is empty");
     const auto values = to_float_vector(weight_);
-    std::vector<float> imp;
-    if (importance.defined()) {
-        torch::Tensor full;
-        try {
-            full = importance.detach().to(torch::kCPU, torch::kFloat32).expand(weight_.sizes());
-        } catch (const c10::Error&) {
-            throw Error("clustering: the importance of " + name_ + " does not broadcast to its weight's shape");
-        }
-        imp = to_float_vector(full);
-    }
-    const Clustering c = kmeans_1d(values, opt, imp);
+    const Clustering c = kmeans_1d(values, opt);
     initial_error_ = c.squared_error();
     zero_centroid_ = c.zero_centroid;
     centroids_ = torch::tensor(c.centroids, torch::kFloat32).set_requires_grad(true);
@@ -72,14 +62,12 @@ Clustering ClusteredLayer::clustering() const {
     return c;
 }
 
-ClusteringState::ClusteringState(torch::nn::Module& net, const std::vector<std::string>& weight_names, const KMeansOptions& opt,
-                                 const std::map<std::string, torch::Tensor>& importance) {
+ClusteringState::ClusteringState(torch::nn::Module& net, const std::vector<std::string>& weight_names, const KMeansOptions& opt) {
     auto params = net.named_parameters();
     for (const auto& name : weight_names) {
         const auto* p = params.find(name);
         if (!p) throw Error("clustering: the model has no parameter named " + name);
-        const auto it = importance.find(name);
-        layers_.emplace(name, ClusteredLayer(name, *p, opt, it == importance.end() ? torch::Tensor() : it->second));
+        layers_.emplace(name, ClusteredLayer(name, *p, opt));
     }
 }
 

@@ -52,30 +52,24 @@ std::vector<float> initial_centroids(std::span<const float> weights, int k, Cent
     return c;
 }
 
-Clustering kmeans_1d(std::span<const float> weights, const KMeansOptions& opt, std::span<const float> importance) {
+Clustering kmeans_1d(std::span<const float> weights, const KMeansOptions& opt) {
     check_k(static_cast<std::size_t>(opt.k));
     if (weights.empty()) throw Error("k-means: no weights to cluster");
-    if (!opt.preserve_zeros) return kmeans_1d(weights, initial_centroids(weights, opt.k, opt.init), opt, importance);
+    if (!opt.preserve_zeros) return kmeans_1d(weights, initial_centroids(weights, opt.k, opt.init), opt);
     std::vector<float> nonzero;
     for (float w : weights)
         if (w != 0.0f) nonzero.push_back(w);
-    if (nonzero.size() == weights.size() || opt.k < 2) return kmeans_1d(weights, initial_centroids(weights, opt.k, opt.init), opt, importance);
+    if (nonzero.size() == weights.size() || opt.k < 2) return kmeans_1d(weights, initial_centroids(weights, opt.k, opt.init), opt);
     std::vector<float> init = nonzero.empty() ? std::vector<float>{} : initial_centroids(nonzero, opt.k - 1, opt.init);
     init.push_back(0.0f);
-    return kmeans_1d(weights, std::move(init), opt, importance);
+    return kmeans_1d(weights, std::move(init), opt);
 }
 
-Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial, const KMeansOptions& opt,
-                     std::span<const float> importance) {
+Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial, const KMeansOptions& opt) {
     check_k(initial.size());
     if (weights.empty()) throw Error("k-means: no weights to cluster");
     for (float w : weights)
         if (!std::isfinite(w)) throw Error("k-means: weights contain a NaN or infinity");
-    if (!importance.empty() && importance.size() != weights.size())
-        throw Error("k-means: " + std::to_string(importance.size()) + " importance values for " + std::to_string(weights.size()) + " weights");
-    for (float v : importance)
-        if (!std::isfinite(v) || v < 0.0f) throw Error("k-means: an importance value is negative, NaN or infinite");
-    auto weight_of = [&](std::size_t i) { return importance.empty() ? 1.0 : static_cast<double>(importance[i]); };
     std::sort(initial.begin(), initial.end());
     Clustering c;
     c.centroids = std::move(initial);
@@ -85,7 +79,7 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
     const bool fixed_zero = opt.preserve_zeros && std::count(weights.begin(), weights.end(), 0.0f) > 0 &&
                             std::find(c.centroids.begin(), c.centroids.end(), 0.0f) != c.centroids.end();
     c.indices.assign(weights.size(), 0);
-    std::vector<double> sum(k), mass(k), mids;
+    std::vector<double> sum(k), mids;
     std::vector<std::size_t> count(k);
     double previous = std::numeric_limits<double>::infinity();
     for (int it = 0; it <= std::max(opt.max_iterations, 0); ++it) {
@@ -93,7 +87,6 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
         mids.resize(k - 1);
         for (std::size_t j = 0; j + 1 < k; ++j) mids[j] = 0.5 * (static_cast<double>(c.centroids[j]) + c.centroids[j + 1]);
         std::fill(sum.begin(), sum.end(), 0.0);
-        std::fill(mass.begin(), mass.end(), 0.0);
         std::fill(count.begin(), count.end(), 0);
         double err = 0.0;
         for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -112,21 +105,18 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
             }
             c.indices[i] = j;
             const double d = static_cast<double>(w) - c.centroids[j];
-            const double m = weight_of(i);
-            err += m * d * d;
-            sum[j] += m * w;
-            mass[j] += m;
+            err += d * d;
+            sum[j] += w;
             ++count[j];
         }
         c.error_history.push_back(err);
         const bool converged = err == 0.0 || (it > 0 && previous - err <= opt.tolerance * previous);
         if (it == opt.max_iterations || converged) break;
         previous = err;
-        // Update: the (importance-weighted) mean of each cluster; a cluster with no weight, or only
-        // weights of zero importance, keeps its centroid.
+        // Update: the mean of each cluster; an empty cluster keeps its centroid.
         for (std::size_t j = 0; j < k; ++j) {
             if (fixed_zero && static_cast<int>(j) == c.zero_centroid) continue;
-            if (mass[j] > 0.0) c.centroids[j] = static_cast<float>(sum[j] / mass[j]);
+            if (count[j]) c.centroids[j] = static_cast<float>(sum[j] / static_cast<double>(count[j]));
         }
         // An empty cluster moves onto one of the worst-represented weights (a different one each),
         // so duplicate initial centroids (quantiles of tied data) do not stay wasted. It held no
@@ -139,7 +129,7 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
             for (std::size_t i = 0; i < weights.size(); ++i) {
                 if (fixed_zero && weights[i] == 0.0f) continue;
                 const double d = static_cast<double>(weights[i]) - c.centroids[c.indices[i]];
-                if (d != 0.0 && weight_of(i) > 0.0) worst.emplace_back(-weight_of(i) * d * d, i);
+                if (d != 0.0) worst.emplace_back(-d * d, i);
             }
             const std::size_t m = std::min(worst.size(), 4 * empty.size() + 64);
             std::partial_sort(worst.begin(), worst.begin() + static_cast<std::ptrdiff_t>(m), worst.end());

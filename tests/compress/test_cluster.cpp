@@ -174,35 +174,6 @@ TEST(KMeans, RejectsBadInput) {
     EXPECT_THROW(kmeans_1d(normal(10, 1), opt), Error);
 }
 
-TEST(KMeans, ImportanceWeightsTheMeansAndTheError) {
-    const std::vector<float> w = {0.f, 1.f, 2.f, 10.f, 11.f, 12.f};
-    KMeansOptions o;
-    o.k = 1;
-    EXPECT_FLOAT_EQ(kmeans_1d(w, o).centroids[0], 6.f);
-    // Only the last weight matters: the one centroid goes onto it and the error is 0.
-    const std::vector<float> last = {0.f, 0.f, 0.f, 0.f, 0.f, 1.f};
-    auto c = kmeans_1d(w, o, last);
-    EXPECT_FLOAT_EQ(c.centroids[0], 12.f);
-    EXPECT_DOUBLE_EQ(c.squared_error(), 0.0);
-    // Weighted means: {0 x1, 1 x1, 2 x4} -> 9/6 = 1.5; {10 x2, 11 x1, 12 x1} -> 43/4 = 10.75.
-    o.k = 2;
-    o.init = CentroidInit::Linear;
-    const std::vector<float> imp = {1.f, 1.f, 4.f, 2.f, 1.f, 1.f};
-    c = kmeans_1d(w, o, imp);
-    ASSERT_EQ(c.centroids.size(), 2u);
-    EXPECT_FLOAT_EQ(c.centroids[0], 1.5f);
-    EXPECT_FLOAT_EQ(c.centroids[1], 10.75f);
-    const double want = 1 * 1.5 * 1.5 + 1 * 0.5 * 0.5 + 4 * 0.5 * 0.5 + 2 * 0.75 * 0.75 + 1 * 0.25 * 0.25 + 1 * 1.25 * 1.25;
-    EXPECT_NEAR(c.squared_error(), want, 1e-9);
-    // All-ones importance is plain k-means, bit for bit.
-    const std::vector<float> ones(w.size(), 1.f);
-    EXPECT_EQ(kmeans_1d(w, o, ones).centroids, kmeans_1d(w, o).centroids);
-    const std::vector<float> short_imp = {1.f, 1.f};
-    EXPECT_THROW(kmeans_1d(w, o, short_imp), Error);
-    const std::vector<float> negative = {1.f, 1.f, -1.f, 1.f, 1.f, 1.f};
-    EXPECT_THROW(kmeans_1d(w, o, negative), Error);
-}
-
 TEST(Palette, BitsPerIndex) {
     EXPECT_EQ(palette_bits(1), 0);
     EXPECT_EQ(palette_bits(2), 1);
