@@ -204,6 +204,15 @@ int main(int argc, char** argv) {
             bar.update(static_cast<std::size_t>(r + 1));
         }
         bar.finish();
+        // native-int8 once more, back to back: in the interleaved loop its workers fall asleep
+        // while XNNPACK runs (and XNNPACK's own workers still poll a core), which a camera loop on
+        // one backend does not see.
+        std::vector<double> tn_alone;
+        for (int r = 0; r < runs; ++r) {
+            const auto t0 = Clock::now();
+            sn.run(x.data(), 1);
+            tn_alone.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        }
         std::printf("\nmodel %s, batch 1, %d thread(s), %d runs, MACs %lld\n", model.filename().string().c_str(), threads, runs,
                     static_cast<long long>(e32->macs()));
         auto min_of = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
@@ -211,6 +220,7 @@ int main(int argc, char** argv) {
         std::printf("%-20s %12.2f %12.2f %14zu\n", "fp32 xnnpack", median(t32), min_of(t32), fp32_bytes);
         std::printf("%-20s %12.2f %12.2f %14zu\n", "int8 xnnpack", median(t8), min_of(t8), int8_bytes);
         std::printf("%-20s %12.2f %12.2f %14zu\n", "int8 native-int8", median(tn), min_of(tn), int8_bytes);
+        std::printf("%-20s %12.2f %12.2f %14zu\n", "  same, runs alone", median(tn_alone), min_of(tn_alone), int8_bytes);
         std::printf("int8/fp32 latency (xnnpack) %.3f, top-1 agreement %d/%zu\n", median(t8) / median(t32), agree, inputs.size());
         std::printf("int8 native-int8/fp32 xnnpack latency: median %.3f, min %.3f (AVX512-VNNI kernels %s)\n",
                     median(tn) / median(t32), min_of(tn) / min_of(t32), native_vnni ? "in use" : "NOT available: reference kernels");
