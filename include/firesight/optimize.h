@@ -41,7 +41,7 @@ struct OptimizeOptions {
     // the frozen prefix; the prefix is compressed once, without fine-tuning.
     int finetune_steps = 60;
     int finetune_batch = 32;
-    double finetune_lr = 2e-5;  // Adam, for weights; cluster centroids get 10x
+    double finetune_lr = 1e-4;  // Adam, for weights; cluster centroids get 10x
     int finetune_from = 14;
     // Magnitude pruning of the prefix's 1x1 convs too (once, at the target sparsity, without
     // fine-tuning). Off by default: on fire-cair it cost ~8 points of validation accuracy at 50%,

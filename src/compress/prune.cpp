@@ -144,7 +144,12 @@ void PruningState::set_input_norms(const std::map<std::string, torch::Tensor>& n
                         " input channels, the norms have " + std::to_string(n.numel()));
         std::vector<std::int64_t> shape(static_cast<std::size_t>(w.dim()), 1);
         shape[1] = w.size(1);
-        input_norms_[name] = n.detach().to(w.dtype()).reshape(shape);
+        // An input that was always zero (a dead ReLU channel) would give all its weights score 0,
+        // tied with exact zeros, and the tie-break by position could then keep zeros unmasked. A
+        // floor far below every live norm keeps them ranked by |w|, after the zeros.
+        auto norm = n.detach().to(w.dtype());
+        const double floor = std::max(norm.mean().item<double>(), 1e-30) * 1e-6;
+        input_norms_[name] = (norm + floor).reshape(shape);
     }
 }
 

@@ -224,10 +224,22 @@ TEST_F(OptimizeTinyRun, RerunSkipsFinishedVariantsAndAChangedModelRedoesThem) {
     ASSERT_EQ(first.variants.size(), 4u);  // fp32, int8, prune50, prune50-int8
     const auto stamp = std::filesystem::last_write_time(o.out / "variants" / "prune50.fse");
 
+    // With every variant finished a rerun decodes no image: it succeeds, warning about nothing,
+    // with every image made unreadable.
+    namespace fs = std::filesystem;
+    fs::copy(o.data, dir / "data-backup", fs::copy_options::recursive);
+    std::vector<fs::path> images;
+    for (const auto& f : fs::recursive_directory_iterator(o.data))
+        if (f.is_regular_file()) images.push_back(f.path());
+    ASSERT_FALSE(images.empty());
+    for (const auto& f : images) write_file_atomic(f, "not an image");
     const auto again = run_optimize(o);
     EXPECT_EQ(again.reused.size(), 4u);
+    EXPECT_TRUE(again.warnings.empty()) << again.warnings.front();
     EXPECT_EQ(std::filesystem::last_write_time(o.out / "variants" / "prune50.fse"), stamp);
     EXPECT_EQ(again.chosen, first.chosen);
+    fs::remove_all(o.data);
+    fs::rename(dir / "data-backup", o.data);
 
     // A variant lost mid-way (its engine deleted) is made again, the others stay.
     std::filesystem::remove(o.out / "variants" / "prune50-int8.fse");

@@ -248,6 +248,17 @@ TEST(PruningState, InputNormsMakeWeightsOnQuietInputsGoFirst) {
     EXPECT_TRUE(torch::equal(fc->weight == 0, torch::tensor({{true, false, false, false}, {true, false, false, false}})));
     aware.prune_to(0.5);  // then the smallest scores among the rest: 1 and 2
     EXPECT_TRUE(torch::equal(fc->weight == 0, torch::tensor({{true, true, true, false}, {true, false, false, false}})));
+    // Weights on a dead input rank by magnitude, after exact zeros.
+    {
+        torch::NoGradGuard g;
+        fc->weight.copy_(torch::tensor({{9.f, 0.f, 2.f, 3.f}, {8.f, 4.f, 5.f, 6.f}}));
+    }
+    PruningState dead(*fc, {"weight"});
+    dead.set_input_norms({{"weight", torch::tensor({0.f, 1.f, 1.f, 1.f})}});
+    dead.prune_to(0.125);
+    EXPECT_TRUE(torch::equal(dead.masks().at("weight") == 0, torch::tensor({{false, true, false, false}, {false, false, false, false}})));
+    dead.prune_to(0.25);
+    EXPECT_TRUE(torch::equal(dead.masks().at("weight") == 0, torch::tensor({{false, true, false, false}, {true, false, false, false}})));
     EXPECT_THROW(aware.set_input_norms({{"weight", torch::ones({3})}}), Error);
     EXPECT_THROW(aware.set_input_norms({{"bias", torch::ones({4})}}), Error);
 }
