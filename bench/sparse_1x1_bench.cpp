@@ -5,7 +5,9 @@
 // For each layer: its input shape in the graph (batch 1), the share of exactly-zero weights, the
 // median over RUNS interleaved runs (after warm-up) of xnn_create_convolution2d_nhwc_f32 ("dense")
 // and xnn_create_convolution2d_nchw_f32 ("sparse") on the layer's own weights, bias and clamp, and
-// the largest difference between their outputs. Then totals over all 1x1 layers and peak RSS.
+// the largest difference between their outputs. Then totals over all 1x1 layers; then the same
+// totals with every layer's weights magnitude-pruned to 75..95% zeros, to show where SpMM starts to
+// pay on this CPU; and peak RSS.
 // Only the convolutions are timed: a network run sparse would also need NCHW depthwise layers
 // (or transposes), which this does not measure.
 #include <pthreadpool.h>
@@ -18,8 +20,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "firesight/engine.h"
@@ -65,10 +69,11 @@ public:
     xnn_operator_t dense = nullptr, sparse = nullptr;
 };
 
+// `weights`: the layer's own when null, else a replacement of the same shape.
 Layer time_layer(const engine::Graph& g, const engine::Op& op, const std::vector<std::int32_t>& xs, int runs,
-                 pthreadpool_t pool, unsigned seed) {
+                 pthreadpool_t pool, unsigned seed, const float* weights = nullptr) {
     const auto& wt = g.tensors[static_cast<std::size_t>(op.inputs[1])];
-    const float* w = wt.data();
+    const float* w = weights ? weights : wt.data();
     const float* bias = nullptr;
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) bias = g.tensors[static_cast<std::size_t>(op.inputs[2])].data();
     if (!w) throw Error("weights '" + wt.name + "' are not f32 constants");
@@ -131,6 +136,20 @@ Layer time_layer(const engine::Graph& g, const engine::Op& op, const std::vector
     return L;
 }
 
+// The layer's weights with the smallest-magnitude share `sparsity` set to zero (those already zero
+// count towards it), as magnitude pruning to that level would leave them.
+std::vector<float> magnitude_pruned(const engine::Tensor& wt, double sparsity) {
+    const float* w = wt.data();
+    std::vector<float> out(w, w + wt.element_count());
+    std::vector<std::size_t> order(out.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    const auto zeros = static_cast<std::size_t>(sparsity * static_cast<double>(out.size()) + 0.5);
+    std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(zeros), order.end(),
+                     [&](std::size_t a, std::size_t b) { return std::fabs(out[a]) < std::fabs(out[b]); });
+    for (std::size_t i = 0; i < zeros; ++i) out[order[i]] = 0.f;
+    return out;
+}
+
 void run(const std::string& path, int runs, int threads) {
     const auto engine = engine::Engine::load(path);
     const auto& g = engine->graph();
@@ -139,7 +158,10 @@ void run(const std::string& path, int runs, int threads) {
             throw Error(path + " is an int8 engine (tensor '" + t.name + "' is " +
                         engine::dtype_name(t.dtype) + "); XNNPACK's sparse operator is f32 only: give the f32 engine");
     check(xnn_initialize(nullptr), "xnn_initialize");
-    pthreadpool_t pool = threads > 1 ? pthreadpool_create(static_cast<std::size_t>(threads)) : nullptr;
+    // One thread runs on the caller, as the engine's XNNPACK executor does.
+    std::unique_ptr<pthreadpool, decltype(&pthreadpool_destroy)> pool_owner(
+        threads > 1 ? pthreadpool_create(static_cast<std::size_t>(threads)) : nullptr, &pthreadpool_destroy);
+    pthreadpool_t pool = pool_owner.get();
     if (threads > 1 && !pool) throw Error("cannot create a thread pool of " + std::to_string(threads));
 
     const auto shapes = engine::infer_shapes(g, 1);
@@ -168,7 +190,6 @@ void run(const std::string& path, int runs, int threads) {
         }
         bar.finish();
     }
-    if (pool) pthreadpool_destroy(pool);
 
     std::printf("%s: %zu 1x1 convolutions, median of %d interleaved runs, %d thread%s, batch 1\n", path.c_str(),
                 layers.size(), runs, threads, threads == 1 ? "" : "s");
@@ -191,6 +212,33 @@ void run(const std::string& path, int runs, int threads) {
     }
     std::printf("%-40s %-18s %7.1f%% %10.1f %10.1f %7.2fx\n", "total (sum of medians)", "", 100.0 * zero_weights / all_weights,
                 dense_total, sparse_total, dense_total / sparse_total);
+
+    // Where SpMM would start to pay: the same layers with their weights magnitude-pruned further.
+    const std::vector<double> levels = {0.75, 0.8, 0.85, 0.9, 0.95};
+    std::vector<std::pair<double, double>> sweep;  // total dense us, total sparse us per level
+    {
+        ProgressBar bar("what-if sparsities", levels.size() * eligible.size());
+        std::size_t done = 0;
+        for (double level : levels) {
+            double d = 0, sp = 0;
+            for (const auto* op : eligible) {
+                const auto w = magnitude_pruned(g.tensors[static_cast<std::size_t>(op->inputs[1])], level);
+                const auto L = time_layer(g, *op, shapes[static_cast<std::size_t>(op->inputs[0])], runs, pool,
+                                          static_cast<unsigned>(++done), w.data());
+                d += L.dense_us;
+                sp += L.sparse_us;
+                bar.update(done);
+            }
+            sweep.emplace_back(d, sp);
+        }
+        bar.finish();
+    }
+    std::printf("\nwhat if every 1x1 layer were magnitude-pruned to (totals, sum of medians):\n");
+    std::printf("%8s %10s %10s %8s\n", "zeros", "dense us", "sparse us", "speedup");
+    for (std::size_t i = 0; i < levels.size(); ++i)
+        std::printf("%7.0f%% %10.1f %10.1f %7.2fx\n", 100.0 * levels[i], sweep[i].first, sweep[i].second,
+                    sweep[i].first / sweep[i].second);
+
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     std::printf("\npeak RSS %.1f MB\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
