@@ -191,7 +191,6 @@ TEST_F(XnnpackSparseOp, MatchesReferenceOverShapesSparsitiesBiasAndClamp) {
     const std::vector<std::array<int, 2>> sizes = {{1, 1}, {1, 2}, {3, 3}, {5, 7}, {7, 7}, {9, 13}, {14, 14}};
     const std::vector<std::array<int, 2>> channels = {{3, 5}, {8, 16}, {17, 33}, {64, 24}, {96, 160}};
     unsigned seed = 1;
-    int cases = 0;
     for (int batch : {1, 2})
         for (const auto& hw : sizes)
             for (const auto& io : channels)
@@ -203,16 +202,12 @@ TEST_F(XnnpackSparseOp, MatchesReferenceOverShapesSparsitiesBiasAndClamp) {
                            (v / 2) % 2 == 0 ? Activation::Relu6 : Activation::None};
                     expect_matches_reference(c, v);
                     SKIP_IF_UNSUPPORTED();
-                    ++cases;
                 }
     // And every bias / activation combination on one shape with odd sizes everywhere.
     for (bool bias : {false, true})
         for (Activation act : {Activation::None, Activation::Relu6})
-            for (double sparsity : {0.5, 0.75, 0.9}) {
+            for (double sparsity : {0.5, 0.75, 0.9})
                 expect_matches_reference({2, 11, 13, 37, 45, sparsity, true, bias, act}, seed++);
-                ++cases;
-            }
-    EXPECT_EQ(cases, 2 * 7 * 5 * 3 + 12);
 }
 
 TEST_F(XnnpackSparseOp, FullyZeroOutputChannelsGiveTheClampedBias) {
