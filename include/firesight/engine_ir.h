@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,7 +124,13 @@ std::string optimize(Graph& g);
 struct TensorRange {  // observed float range of an activation
     float min = 0.f, max = 0.f;
 };
-struct QuantizeOptions {};  // room for options; may stay empty
+struct QuantizeOptions {
+    // Filters (by their float tensor's name) that get one scale for the whole tensor whatever their
+    // values: clustered layers, so that their int8 values stay at most k distinct and the engine's
+    // palette keeps log2(k) bits. Two centroids less than one scale step apart then share an int8
+    // value (an error within the rounding's). Every name must be the filter of a quantized layer.
+    std::set<std::string> one_scale;
+};
 
 // Turns a float graph (after optimize()) into an int8 graph, in place:
 //  - activations: per-tensor asymmetric int8 from ranges[tensor name] (range widened to include 0);
@@ -133,7 +140,8 @@ struct QuantizeOptions {};  // room for options; may stay empty
 //    most 256 distinct float values, some repeated (clustered), gets ONE scale for the whole
 //    tensor (stored replicated per channel) when that scale maps its k values to k distinct int8
 //    values, so its int8 values stay exactly k distinct; if one scale would merge values (weights
-//    on a fine grid, e.g. an imported uint8 model's), it keeps per-channel scales.
+//    on a fine grid, e.g. an imported uint8 model's), it keeps per-channel scales, unless the
+//    filter is named in opt.one_scale.
 //    Fully connected weights always get one scale: XNNPACK (2022-02) has no per-channel qs8
 //    fully connected operator.
 //  - biases: int32, scale = input_scale * weight_scale[c], zero point 0.

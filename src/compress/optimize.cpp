@@ -83,6 +83,15 @@ std::vector<torch::Tensor> tail_parameters(model::MobileNetV2& net, int from, co
 
 // Torch activation names (ActivationObserver) -> engine tensor names (engine_convert): a block's
 // output is "features.N.add" in the engine for residual blocks and "features.N.project" otherwise.
+// The engine's name for a torch weight: features.16.expand.conv.weight -> features.16.expand/weights,
+// classifier.weight -> classifier/weights (src/model/engine_convert.cpp names them so).
+std::string engine_weight_name(std::string torch_name) {
+    for (const std::string suffix : {".conv.weight", ".weight"})
+        if (torch_name.size() > suffix.size() && torch_name.compare(torch_name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            return torch_name.substr(0, torch_name.size() - suffix.size()) + "/weights";
+    throw Error("optimize: no engine name for the weight " + torch_name);
+}
+
 std::map<std::string, engine::TensorRange> engine_ranges(model::MobileNetV2& net, const std::map<std::string, ActivationRange>& r) {
     std::map<std::string, engine::TensorRange> out;
     for (const auto& [name, range] : r) {
@@ -343,7 +352,15 @@ fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& nam
     t.preprocess = tm_.preprocess;
     t.info_json = tm_.info_json;
     auto g = model::trained_model_to_graph(t);
-    if (int8_ranges) engine::quantize_int8(g, engine_ranges(net, *int8_ranges));
+    if (int8_ranges) {
+        // Clustered filters get one scale, so their int8 values stay k distinct (log2 k bits in
+        // the file); by value alone quantize_int8 keeps per-channel scales whenever two centroids
+        // are closer than one int8 step, which made two layers of prune75-k16-int8 7-bit.
+        engine::QuantizeOptions qo;
+        if (settings.contains("clusters"))
+            for (const auto& n : prunable_weights(*net)) qo.one_scale.insert(engine_weight_name(n));
+        engine::quantize_int8(g, engine_ranges(net, *int8_ranges), qo);
+    }
     auto build = nlohmann::json::parse(g.metadata.build_json, nullptr, false);
     if (build.is_discarded()) build = nlohmann::json::object();
     build["precision"] = int8_ranges ? "int8" : "fp32";

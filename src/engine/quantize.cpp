@@ -93,7 +93,8 @@ QuantizedWeights quantize_weights(const Tensor& w, std::int32_t axis, bool per_t
 
 class Quantizer {
 public:
-    Quantizer(Graph& g, const std::map<std::string, TensorRange>& ranges) : g_(g), ranges_(ranges) {}
+    Quantizer(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions& opt)
+        : g_(g), ranges_(ranges), opt_(opt) {}
 
     void run() {
         validate(g_);
@@ -152,6 +153,9 @@ public:
             tensor(f).name = std::move(name);
             o = f;
         }
+        for (const auto& name : opt_.one_scale)
+            if (!one_scale_used_.count(name))
+                throw Error("quantize_int8: QuantizeOptions::one_scale names '" + name + "', which is not the filter of a conv or fully connected layer");
         remove_dead(g_);
         validate(g_);
     }
@@ -220,7 +224,9 @@ private:
         // one [1,KH,KW,C*m]. XNNPACK (2022-02) has no per-channel qs8 fully connected operator, so a
         // fully connected layer's weights get one scale; the layer is small next to the convs.
         const std::int32_t axis = op.kind == OpKind::DepthwiseConv2D ? 3 : 0;
-        const bool per_tensor = op.kind == OpKind::FullyConnected || is_clustered(w.data(), w.element_count());
+        const bool named = opt_.one_scale.count(w.name) > 0;
+        if (named) one_scale_used_.insert(w.name);
+        const bool per_tensor = op.kind == OpKind::FullyConnected || named || is_clustered(w.data(), w.element_count());
         auto qw = quantize_weights(w, axis, per_tensor);
         Quantization wq;
         wq.scale = qw.scale;
@@ -256,13 +262,15 @@ private:
 
     Graph& g_;
     const std::map<std::string, TensorRange>& ranges_;
+    const QuantizeOptions& opt_;
+    std::set<std::string> one_scale_used_;
     std::map<std::int32_t, std::int32_t> quantized_, dequantized_;
 };
 
 }  // namespace
 
-void quantize_int8(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions&) {
-    Quantizer(g, ranges).run();
+void quantize_int8(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions& opt) {
+    Quantizer(g, ranges, opt).run();
 }
 
 }  // namespace firesight::engine

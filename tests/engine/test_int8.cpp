@@ -450,6 +450,49 @@ TEST(QuantizeInt8, FewValuesOnAFineGridKeepPerChannelScales) {
     EXPECT_GT(std::set<float>(q.quant.scale.begin(), q.quant.scale.end()).size(), 1u);
 }
 
+TEST(QuantizeInt8, NamedFiltersGetOneScaleEvenWhenCentroidsMerge) {
+    // k = 8 centroids, two of them 0.0005 apart (a fifth of one step of 0.31 / 127): on their own they
+    // would keep per-channel scales; named in one_scale they get one scale and at most 8 values.
+    auto make = [] {
+        Graph g = small_net(8);
+        auto& w = g.tensors[static_cast<std::size_t>(g.ops[4].inputs[1])];
+        const float centroids[8] = {-0.31f, -0.2f, -0.11f, -0.04f, 0.03f, 0.0305f, 0.17f, 0.29f};
+        // Channel 0 (the first 12 weights of the 40x1x1x12 filter) holds only the small values,
+        // so per-channel scales would differ and spread the values over more int8 codes.
+        for (std::size_t i = 0; i < w.owned.size(); ++i) w.owned[i] = i < 12 ? centroids[3 + i % 3] : centroids[i * 7 % 8];
+        return g;
+    };
+    Graph plain = make();
+    const std::string wname = plain.tensors[static_cast<std::size_t>(plain.ops[4].inputs[1])].name;
+    const auto in = random_input(plain, 1, 9);
+    const auto ranges = minmax_ranges(plain, {in}, 1);
+    quantize_int8(plain, ranges);
+    const auto& p = named(plain, wname + ".int8");
+    EXPECT_GT(std::set<float>(p.quant.scale.begin(), p.quant.scale.end()).size(), 1u);
+    EXPECT_GT(std::set<int>(p.data_i8(), p.data_i8() + p.element_count()).size(), 8u);
+
+    Graph hinted = make();
+    QuantizeOptions o;
+    o.one_scale = {wname};
+    quantize_int8(hinted, ranges, o);
+    const auto& q = named(hinted, wname + ".int8");
+    EXPECT_EQ(std::set<float>(q.quant.scale.begin(), q.quant.scale.end()).size(), 1u);
+    std::set<int> distinct(q.data_i8(), q.data_i8() + q.element_count());
+    EXPECT_LE(distinct.size(), 8u);
+    // It still runs, and near the float graph.
+    Session s(Engine::from_graph(hinted), {Backend::Reference, 1});
+    EXPECT_EQ(s.logits(in.data(), 1).size(), 1u);
+
+    Graph wrong = make();
+    o.one_scale = {"no/such/weights"};
+    try {
+        quantize_int8(wrong, ranges, o);
+        FAIL() << "an unknown name was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no/such/weights"), std::string::npos) << e.what();
+    }
+}
+
 TEST(QuantizeInt8, ValidatorRejectsBadQuantization) {
     Graph g = small_net(5);
     const auto in = random_input(g, 1, 6);
