@@ -1,5 +1,7 @@
 // Small graphs for the engine tests, built op by op with random weights.
 #pragma once
+#include <algorithm>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -147,6 +149,23 @@ inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>&
 inline std::vector<float> reference_output(const Graph& g, const std::vector<float>& input, int batch, std::size_t k = 0) {
     auto all = run_reference_all(g, {input.data()}, batch);
     return all[static_cast<std::size_t>(g.outputs[k])];
+}
+
+// Calibration ranges for quantize_int8: each activation's min and max over reference runs on
+// `inputs` (each `batch` images).
+inline std::map<std::string, TensorRange> minmax_ranges(const Graph& g, const std::vector<std::vector<float>>& inputs, int batch) {
+    std::map<std::string, TensorRange> r;
+    for (const auto& in : inputs) {
+        const auto values = run_reference_all(g, {in.data()}, batch);
+        for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+            const auto& t = g.tensors[i];
+            if (t.constant) continue;
+            const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
+            auto [it, fresh] = r.try_emplace(t.name, TensorRange{*lo, *hi});
+            if (!fresh) it->second = {std::min(it->second.min, *lo), std::max(it->second.max, *hi)};
+        }
+    }
+    return r;
 }
 
 }  // namespace firesight::engine::testing

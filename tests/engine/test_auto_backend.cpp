@@ -33,14 +33,7 @@ std::vector<float> sample_input(int batch) { return testing::GraphMaker(5).rando
 Graph int8_classifier() {
     Graph g = small_classifier();
     const auto input = sample_input(2);
-    const auto values = run_reference_all(g, {input.data()}, 2);
-    std::map<std::string, TensorRange> ranges;
-    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-        if (g.tensors[i].constant) continue;
-        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-        ranges[g.tensors[i].name] = {*lo, *hi};
-    }
-    quantize_int8(g, ranges);
+    quantize_int8(g, testing::minmax_ranges(g, {input}, 2));
     return g;
 }
 

@@ -22,20 +22,7 @@ namespace {
 using testing::GraphMaker;
 
 // Min-max ranges of every f32 activation over `inputs` (each one batch of `batch` items).
-std::map<std::string, TensorRange> minmax_ranges(const Graph& g, const std::vector<std::vector<float>>& inputs, int batch) {
-    std::map<std::string, TensorRange> r;
-    for (const auto& in : inputs) {
-        const auto values = run_reference_all(g, {in.data()}, batch);
-        for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-            const auto& t = g.tensors[i];
-            if (t.constant) continue;
-            const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-            auto [it, fresh] = r.try_emplace(t.name, TensorRange{*lo, *hi});
-            if (!fresh) it->second = {std::min(it->second.min, *lo), std::max(it->second.max, *hi)};
-        }
-    }
-    return r;
-}
+using testing::minmax_ranges;
 
 std::vector<float> random_input(const Graph& g, int batch, unsigned seed, float lo = -1.f, float hi = 1.f) {
     const auto& s = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;

@@ -457,14 +457,7 @@ TEST(WeightCodecEngine, Int8EngineKeepsI8AndI32ConstantsBitExactAndPaletteSized)
     // Calibration ranges from one reference run on random inputs.
     GraphMaker m(17);
     const auto input = m.random(8 * 8 * 16 * 4);
-    const auto values = run_reference_all(g, {input.data()}, 4);
-    std::map<std::string, TensorRange> ranges;
-    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-        if (g.tensors[i].constant) continue;
-        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-        ranges[g.tensors[i].name] = {*lo, *hi};
-    }
-    quantize_int8(g, ranges);
+    quantize_int8(g, testing::minmax_ranges(g, {input}, 4));
     std::uint64_t expected = 0;
     int i8_encoded = 0, i32 = 0;
     for (const auto& t : g.tensors) {
