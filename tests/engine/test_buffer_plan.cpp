@@ -90,14 +90,7 @@ TEST(BufferPlan, Int8GraphWithEveryActivationExposedNeverSharesLiveBytes) {
     GraphMaker m(1001);
     Graph g = residual_net(m);
     const auto input = m.random(17 * 15 * 3, -1.f, 1.f);
-    const auto values = run_reference_all(g, {input.data()}, 1);
-    std::map<std::string, TensorRange> ranges;
-    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-        if (g.tensors[i].constant) continue;
-        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-        ranges[g.tensors[i].name] = {*lo, *hi};
-    }
-    quantize_int8(g, ranges);
+    quantize_int8(g, testing::minmax_ranges(g, {input}, 1));
     expect_no_live_overlap(g, 2);
 }
 
