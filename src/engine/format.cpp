@@ -26,8 +26,9 @@ namespace {
 constexpr char kMagic[8] = {'F', 'S', 'E', 'N', 'G', 'I', 'N', 'E'};
 // Version 2 adds an encoding per constant (dense, palette, sparse, sparse + palette); version 3
 // stores a per-channel scale or zero-point array whose entries are all equal as one value (int8
-// engines repeat the same zero point, and clustered layers the same scale, thousands of times).
-// Versions 1 (all dense f32) and 2 are still read.
+// engines repeat the same zero point, and clustered layers the same scale, thousands of times)
+// and leaves out int8 bias scales, which follow from the layer. Versions 1 (all dense f32) and 2
+// are still read.
 constexpr std::uint32_t kVersion = 3;
 constexpr std::uint32_t kOldestVersion = 1;
 constexpr std::size_t kHeaderSize = 64;
