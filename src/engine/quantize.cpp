@@ -101,6 +101,14 @@ public:
         for (const auto& t : g_.tensors)
             if (!t.constant && t.dtype != DType::F32)
                 throw Error("quantize_int8: tensor '" + t.name + "' is already " + dtype_name(t.dtype) + " (graph quantized twice?)");
+        // Checked before anything changes, so a bad name leaves the graph as it was.
+        std::set<std::string> filters;
+        for (const auto& op : g_.ops)
+            if ((op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D || op.kind == OpKind::FullyConnected) && weights_constant(op))
+                filters.insert(tensor(op.inputs[1]).name);
+        for (const auto& name : opt_.one_scale)
+            if (!filters.count(name))
+                throw Error("quantize_int8: QuantizeOptions::one_scale names '" + name + "', which is not the filter of a conv or fully connected layer");
         std::vector<Op> old_ops = std::move(g_.ops);
         g_.ops.clear();
         for (Op op : old_ops) {
@@ -153,9 +161,6 @@ public:
             tensor(f).name = std::move(name);
             o = f;
         }
-        for (const auto& name : opt_.one_scale)
-            if (!one_scale_used_.count(name))
-                throw Error("quantize_int8: QuantizeOptions::one_scale names '" + name + "', which is not the filter of a conv or fully connected layer");
         remove_dead(g_);
         validate(g_);
     }
@@ -225,7 +230,6 @@ private:
         // fully connected layer's weights get one scale; the layer is small next to the convs.
         const std::int32_t axis = op.kind == OpKind::DepthwiseConv2D ? 3 : 0;
         const bool named = opt_.one_scale.count(w.name) > 0;
-        if (named) one_scale_used_.insert(w.name);
         const bool per_tensor = op.kind == OpKind::FullyConnected || named || is_clustered(w.data(), w.element_count());
         auto qw = quantize_weights(w, axis, per_tensor);
         Quantization wq;
@@ -263,7 +267,6 @@ private:
     Graph& g_;
     const std::map<std::string, TensorRange>& ranges_;
     const QuantizeOptions& opt_;
-    std::set<std::string> one_scale_used_;
     std::map<std::int32_t, std::int32_t> quantized_, dequantized_;
 };
 

@@ -471,6 +471,7 @@ TEST(QuantizeInt8, NamedFiltersGetOneScaleEvenWhenCentroidsMerge) {
     EXPECT_EQ(s.logits(in.data(), 1).size(), 1u);
 
     Graph wrong = make();
+    const auto ops_before = wrong.ops.size();
     o.one_scale = {"no/such/weights"};
     try {
         quantize_int8(wrong, ranges, o);
@@ -478,6 +479,8 @@ TEST(QuantizeInt8, NamedFiltersGetOneScaleEvenWhenCentroidsMerge) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("no/such/weights"), std::string::npos) << e.what();
     }
+    EXPECT_EQ(wrong.ops.size(), ops_before);  // refused before anything changed
+    for (const auto& t : wrong.tensors) EXPECT_EQ(t.dtype, DType::F32) << t.name;
 }
 
 TEST(QuantizeInt8, ValidatorRejectsBadQuantization) {
