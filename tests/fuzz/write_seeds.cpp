@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "firesight/engine_ir.h"
 #include "firesight/weight_codec.h"
@@ -53,6 +54,16 @@ int main(int argc, char** argv) {
     g.metadata.class_names = {"fire", "no fire"};
     g.metadata.size = g.metadata.resize_shorter = 4;
     std::ofstream(std::filesystem::path(argv[1]) / "seed.fse", std::ios::binary) << engine::serialize(g);
+    // The same graph in int8, so the fuzzer also starts from quantization arrays stored once
+    // (uniform scales and zero points) and bias scales derived at load.
+    {
+        engine::Graph q = g;
+        std::map<std::string, engine::TensorRange> ranges;
+        for (const auto& t : q.tensors)
+            if (!t.constant) ranges[t.name] = {-1.f, 6.f};
+        engine::quantize_int8(q, ranges);
+        std::ofstream(std::filesystem::path(argv[1]) / "seed_int8.fse", std::ios::binary) << engine::serialize(q);
+    }
 
     // A second engine whose 1x1 convs take each compact weight encoding (palette, sparse,
     // sparse + palette), so the fuzzer starts inside the codec's decoder too.
