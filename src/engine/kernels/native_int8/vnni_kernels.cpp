@@ -405,24 +405,11 @@ void depthwise_rows(const Op& op, const PackedDepthwise& p, const ref::Shape& xs
 
 VNNI_TARGET void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
                         std::int8_t* y, const Quantization& yq, std::int64_t n) {
-    // The fixed-point parameters exactly as ref::add_q8 derives them.
-    const float a_scale = aq.scale[0] / yq.scale[0];
-    const float b_scale = bq.scale[0] / yq.scale[0];
-    for (float s : {a_scale, b_scale})
-        if (!(s >= 0x1.0p-10f && s < 0x1.0p+8f))
-            throw Error("int8 add: input/output scale ratio " + std::to_string(s) + " is outside [2^-10, 2^8)");
-    const float max_scale = std::max(a_scale, b_scale);
-    const std::int32_t exponent = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(max_scale) >> 23) - 127;
-    const std::int32_t shift = 20 - exponent;
-    const auto a_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(a_scale, shift)));
-    const auto b_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(b_scale, shift)));
-    const std::int32_t bias = -(a_mult * aq.zero_point[0] + b_mult * bq.zero_point[0]);
-    const std::int32_t rounding = std::int32_t{1} << (shift - 1);
-    const ref::Q8Bounds bounds = ref::q8_bounds(op.activation, yq);
-    const __m512i va = _mm512_set1_epi32(a_mult), vb = _mm512_set1_epi32(b_mult);
-    const __m512i vbias = _mm512_set1_epi32(bias + rounding), vzp = _mm512_set1_epi32(yq.zero_point[0]);
-    const __m512i vshift = _mm512_set1_epi32(shift);
-    const __m512i vlo = _mm512_set1_epi32(bounds.lo), vhi = _mm512_set1_epi32(bounds.hi);
+    const ref::Q8AddParams p = ref::q8_add_params(op.activation, aq, bq, yq);  // exactly ref::add_q8's
+    const __m512i va = _mm512_set1_epi32(p.a_mult), vb = _mm512_set1_epi32(p.b_mult);
+    const __m512i vbias = _mm512_set1_epi32(p.bias + p.rounding), vzp = _mm512_set1_epi32(p.zero_point);
+    const __m512i vshift = _mm512_set1_epi32(p.shift);
+    const __m512i vlo = _mm512_set1_epi32(p.bounds.lo), vhi = _mm512_set1_epi32(p.bounds.hi);
     for (std::int64_t i = 0; i < n; i += 16) {
         const __mmask16 mask = lane_mask(static_cast<int>(std::min<std::int64_t>(16, n - i)));
         const __m512i x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, a + i));

@@ -9,8 +9,7 @@
 
 namespace firesight::engine::ref {
 
-void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
-            std::int8_t* y, const Quantization& yq, std::int64_t n) {
+Q8AddParams q8_add_params(Activation act, const Quantization& aq, const Quantization& bq, const Quantization& yq) {
     const float a_scale = aq.scale[0] / yq.scale[0];
     const float b_scale = bq.scale[0] / yq.scale[0];
     // XNNPACK refuses relative scales outside [2^-10, 2^8); so does the oracle.
@@ -19,17 +18,24 @@ void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const st
             throw Error("int8 add: input/output scale ratio " + std::to_string(s) + " is outside [2^-10, 2^8)");
     const float max_scale = std::max(a_scale, b_scale);
     const std::int32_t exponent = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(max_scale) >> 23) - 127;
-    const std::int32_t shift = 20 - exponent;  // in [12, 30]
-    const auto a_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(a_scale, shift)));
-    const auto b_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(b_scale, shift)));
-    const std::int32_t bias = -(a_mult * aq.zero_point[0] + b_mult * bq.zero_point[0]);
-    const std::int32_t rounding = std::int32_t{1} << (shift - 1);
-    const Q8Bounds bounds = q8_bounds(op.activation, yq);
-    const std::int32_t zp = yq.zero_point[0];
+    Q8AddParams p;
+    p.shift = 20 - exponent;  // in [12, 30]
+    p.a_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(a_scale, p.shift)));
+    p.b_mult = static_cast<std::int32_t>(std::lrintf(std::ldexp(b_scale, p.shift)));
+    p.bias = -(p.a_mult * aq.zero_point[0] + p.b_mult * bq.zero_point[0]);
+    p.rounding = std::int32_t{1} << (p.shift - 1);
+    p.zero_point = yq.zero_point[0];
+    p.bounds = q8_bounds(act, yq);
+    return p;
+}
+
+void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const std::int8_t* b, const Quantization& bq,
+            std::int8_t* y, const Quantization& yq, std::int64_t n) {
+    const Q8AddParams p = q8_add_params(op.activation, aq, bq, yq);
     for (std::int64_t i = 0; i < n; ++i) {
-        const std::int32_t acc = bias + a_mult * a[i] + b_mult * b[i];
-        const std::int32_t v = ((acc + rounding) >> shift) + zp;  // arithmetic shift (C++20)
-        y[i] = static_cast<std::int8_t>(std::clamp(v, bounds.lo, bounds.hi));
+        const std::int32_t acc = p.bias + p.a_mult * a[i] + p.b_mult * b[i];
+        const std::int32_t v = ((acc + p.rounding) >> p.shift) + p.zero_point;  // arithmetic shift (C++20)
+        y[i] = static_cast<std::int8_t>(std::clamp(v, p.bounds.lo, p.bounds.hi));
     }
 }
 

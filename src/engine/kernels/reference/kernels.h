@@ -71,6 +71,16 @@ struct Q8Requantization {
 Q8Requantization q8_requantization(Activation a, const Quantization& xq, const Quantization& wq, const Quantization& yq,
                                    std::int64_t channels);
 
+// XNNPACK's fixed-point int8 addition: each input's scale relative to the output becomes an
+// integer multiplier of at most 21 bits (the larger one in [2^20, 2^21)) with a shared right
+// shift; y = clamp(((bias + a_mult*a + b_mult*b + rounding) >> shift) + zero_point, bounds).
+// Throws, as XNNPACK refuses them, for relative scales outside [2^-10, 2^8).
+struct Q8AddParams {
+    std::int32_t a_mult = 0, b_mult = 0, bias = 0, shift = 0, rounding = 0, zero_point = 0;
+    Q8Bounds bounds;
+};
+Q8AddParams q8_add_params(Activation a, const Quantization& aq, const Quantization& bq, const Quantization& yq);
+
 struct Q8Tensor {  // an int8 activation: values, shape and quantization
     const std::int8_t* data;
     const Shape& shape;
