@@ -1,12 +1,14 @@
 // train_bench: the training benchmark (not a test). Trains on an image folder (default: the
 // fire-cair photos) with the default settings of `firesight train`, and prints wall time and
 // images/second per stage, test accuracy, balanced accuracy, fire recall and peak RSS.
-//   train_bench [DATA] [--out DIR] [--image-size N] [--epochs N] [--head-epochs N] [--split a,b,c] [--seed S]
+//   train_bench [DATA...] [--out DIR] [--image-size N] [--epochs N] [--head-epochs N] [--split a,b,c] [--seed S]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "firesight/allocator.h"
+#include "firesight/blas_info.h"
 #include "firesight/error.h"
 #include "firesight/train.h"
 
@@ -14,7 +16,8 @@ using namespace firesight;
 
 int main(int argc, char** argv) {
     train::TrainOptions o;
-    o.data = train::find_asset("fire-cair");
+    o.data = {train::find_asset("fire-cair")};
+    bool data_given = false;
     o.backbone = train::find_asset("mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
     o.out = "runs/train_bench";
     o.progress = false;
@@ -33,13 +36,21 @@ int main(int argc, char** argv) {
             else if (a == "--seed") o.seed = static_cast<unsigned>(std::stoul(next()));
             else if (a == "--backbone") o.backbone = next();
             else if (a == "--progress") o.progress = true;
-            else if (!a.empty() && a[0] != '-') o.data = a;
+            else if (!a.empty() && a[0] != '-') {  // one or more data roots
+                if (!data_given) o.data.clear();
+                data_given = true;
+                o.data.emplace_back(a);
+            }
             else throw Error("unknown argument " + a);
         }
+        report_blas(stdout);
+        keep_freed_memory();
         const auto t0 = std::chrono::steady_clock::now();
         const auto r = train::train_classifier(o);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::printf("data %s, image size %d, finetune epochs <= %d, head epochs %d\n", o.data.string().c_str(), o.image_size,
+        std::string roots;
+        for (const auto& d : o.data) roots += (roots.empty() ? "" : " + ") + d.string();
+        std::printf("data %s, image size %d, finetune epochs <= %d, head epochs %d\n", roots.c_str(), o.image_size,
                     o.finetune_epochs, o.head_epochs);
         for (const auto& s : r.stages) {
             if (s.images)

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "firesight/blas_info.h"
 #include "firesight/engine.h"
 #include "firesight/engine_convert.h"
 #include "firesight/engine_ir.h"
@@ -144,6 +145,7 @@ struct TmpRemover {
 };
 
 void run_bench(const BenchOptions& o) {
+    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
     const std::filesystem::path in = o.model;
     std::error_code ec;
     if (!std::filesystem::exists(in, ec)) throw Error(o.model + ": no such file or directory");
