@@ -117,23 +117,25 @@ int main(int argc, char** argv) {
 
         std::vector<data::Sample> samples;
         std::vector<std::string> classes;
-        fs::path root;
+        std::vector<fs::path> roots;
         if (!run.empty()) {
             const fs::path splits_file = fs::path(run) / "splits.json";
             const auto s = data::splits_from_json(read_file_text(splits_file), splits_file.string());
             samples = s.named(split);
             classes = s.classes;
-            root = data.empty() ? s.root : fs::path(data);
+            roots = s.roots;
+            if (!data.empty()) roots = {fs::path(data)};  // a single-root run moved elsewhere
         } else {
             data::ImageFolderDataset ds(data);
             samples = ds.all();
             classes = ds.classes();
-            root = data;
+            roots = {data};
         }
         std::vector<std::string> paths;
         std::vector<int> labels;
         for (const auto& s : samples) {
-            paths.push_back((root / s.path).string());
+            if (static_cast<std::size_t>(s.root) >= roots.size()) throw Error("--data names one folder but the run has several");
+            paths.push_back((roots[static_cast<std::size_t>(s.root)] / s.path).string());
             labels.push_back(s.label);
         }
         std::vector<std::pair<std::string, fs::path>> named;

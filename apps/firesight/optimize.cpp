@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "commands.h"
+#include "firesight/allocator.h"
+#include "firesight/blas_info.h"
 #include "firesight/error.h"
 #include "firesight/optimize.h"
 
@@ -13,13 +15,16 @@ namespace {
 struct OptimizeArgs {
     compress::OptimizeOptions o;
     std::string target = "latency";
-    std::string model, data, out;
+    std::string model, out;
+    std::vector<std::string> data;
     bool quiet = false;
 };
 
 void run_optimize_command(OptimizeArgs& a) {
+    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
+    keep_freed_memory();  // batch after batch of large tensors: see allocator.h
     a.o.model = a.model;
-    a.o.data = a.data;
+    a.o.data.assign(a.data.begin(), a.data.end());
     a.o.out = a.out;
     a.o.target = compress::parse_optimize_target(a.target);
     a.o.progress = !a.quiet;
@@ -45,7 +50,7 @@ void add_optimize(CLI::App& app) {
                                    "Search pruned / clustered / int8 variants of a trained run, measure them with the runtime, "
                                    "and keep the fastest (or smallest) within an accuracy budget");
     sub->add_option("--model,-m", a->model, "Run folder from `firesight train` (model.pt + splits.json)")->required();
-    sub->add_option("--data,-d", a->data, "The image folder the run was trained on")->required();
+    sub->add_option("--data,-d", a->data, "The image folder(s) the run was trained on, in the same order (default: those in its splits.json)");
     sub->add_option("--out,-o", a->out, "Output folder (variants/, model.fse, results.json, report.html); a rerun resumes")->required();
     sub->add_option("--max-accuracy-drop", a->o.max_accuracy_drop, "Points of accuracy a variant may lose against fp32")
         ->capture_default_str();

@@ -8,13 +8,14 @@
 #include "commands.h"
 #include "firesight/classifier.h"
 #include "firesight/error.h"
+#include "firesight/eval.h"
 
 namespace firesight::cli {
 
 namespace {
 
 struct PredictOptions {
-    std::string model, labels;
+    std::string model, labels, thresholds;
     int top = 5;
     bool json = false;
     std::vector<std::string> images;
@@ -24,6 +25,9 @@ int run_predict(const PredictOptions& o) {
     auto clf = open_classifier(o.model, o.labels);
     const auto& names = clf->class_names();
     const int k = std::clamp(o.top, 1, static_cast<int>(names.size()));
+    const auto thresholds = eval::parse_thresholds(o.thresholds, names);
+    // A fire / smoke model gets a decision per image (alarm or not); an ImageNet model does not.
+    const bool alarm_model = std::any_of(names.begin(), names.end(), eval::is_alarm_class);
     nlohmann::json results = nlohmann::json::array();
     int failures = 0;
     for (const auto& path : o.images) {
@@ -46,7 +50,13 @@ int run_predict(const PredictOptions& o) {
                 const auto c = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
                 top.push_back({{"index", c}, {"label", names[c]}, {"prob", probs[c]}});
             }
-            results.push_back({{"image", path}, {"top", top}});
+            nlohmann::json r = {{"image", path}, {"top", top}};
+            if (alarm_model) {
+                const auto& decided = names[static_cast<std::size_t>(eval::decide(probs, thresholds))];
+                r["decision"] = decided;
+                r["alarm"] = eval::is_alarm_class(decided);
+            }
+            results.push_back(std::move(r));
         } else {
             std::string line = std::filesystem::path(path).filename().string();
             for (int i = 0; i < k; ++i) {
@@ -54,6 +64,10 @@ int run_predict(const PredictOptions& o) {
                 char buf[64];
                 std::snprintf(buf, sizeof buf, " %.1f%%", 100.0 * probs[c]);
                 line += "  " + names[c] + buf;
+            }
+            if (alarm_model) {
+                const auto& decided = names[static_cast<std::size_t>(eval::decide(probs, thresholds))];
+                if (eval::is_alarm_class(decided)) line += "  -> ALARM (" + decided + ")";
             }
             std::printf("%s\n", line.c_str());
         }
@@ -69,6 +83,8 @@ void add_predict(CLI::App& app) {
     sub->add_option("--labels", opt->labels, "Labels file (one per line) for a .tflite model");
     sub->add_option("--top,-k", opt->top, "How many classes to print per image")->check(CLI::PositiveNumber);
     sub->add_flag("--json", opt->json, "Print JSON instead of one line per image");
+    sub->add_option("--threshold", opt->thresholds,
+                    "Per-class thresholds for the alarm decision, e.g. fire=0.3,smoke=0.4 (default: the most likely class)");
     sub->add_option("images", opt->images, "Image files (JPEG, PNG, BMP)")->required();
     sub->callback([opt]() {
         const int rc = run_predict(*opt);

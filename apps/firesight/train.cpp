@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "firesight/allocator.h"
+#include "firesight/blas_info.h"
 #include "firesight/error.h"
 #include "firesight/train.h"
 
@@ -11,13 +13,21 @@ namespace firesight::cli {
 namespace {
 
 struct TrainCliOptions {
-    std::string data, out = "runs/train", backbone, split = "0.7,0.15,0.15", batch = "auto", budget = "2G", blocks = "3";
+    std::vector<std::string> data;
+    std::string out = "runs/train", backbone, split = "0.7,0.15,0.15", batch = "auto", budget = "2G", blocks = "3";
     train::TrainOptions t;
 };
 
 int run_train(TrainCliOptions& o) {
+    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
+    keep_freed_memory();  // batch after batch of large tensors: see allocator.h
     auto& t = o.t;
-    t.data = o.data.empty() ? train::find_asset("fire-cair") : std::filesystem::path(o.data);
+    t.data.clear();
+    if (o.data.empty()) {  // the product's default: three classes, with the hard negatives as a second root
+        t.data = {train::find_asset("fire-smoke"), train::find_asset("hard-negatives")};
+    } else {
+        for (const auto& d : o.data) t.data.emplace_back(d);
+    }
     t.backbone = o.backbone.empty() ? train::find_asset("mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite") : std::filesystem::path(o.backbone);
     t.out = o.out;
     t.split = data::parse_split_fractions(o.split);
@@ -42,8 +52,9 @@ int run_train(TrainCliOptions& o) {
         }
         if (t.finetune_blocks < 0 || t.finetune_blocks > 17) throw Error("--finetune-blocks must be 0..17 or 'all'");
     }
-    std::fprintf(stderr, "training on %s, backbone %s, run folder %s\n", t.data.string().c_str(), t.backbone.string().c_str(),
-                 t.out.string().c_str());
+    std::string roots;
+    for (const auto& d : t.data) roots += (roots.empty() ? "" : " + ") + d.string();
+    std::fprintf(stderr, "training on %s, backbone %s, run folder %s\n", roots.c_str(), t.backbone.string().c_str(), t.out.string().c_str());
     const auto r = train::train_classifier(t);
     std::printf("%s", eval::to_text(r.test).c_str());
     const int fire = eval::fire_class_index(r.test.classes);
@@ -59,7 +70,9 @@ int run_train(TrainCliOptions& o) {
 void add_train(CLI::App& app) {
     auto o = std::make_shared<TrainCliOptions>();
     auto* sub = app.add_subcommand("train", "Fine-tune the ImageNet MobileNetV2 on an image folder (ROOT/<class>/images)");
-    sub->add_option("--data,-d", o->data, "Image folder (default: the fire-cair assets)");
+    sub->add_option("--data,-d", o->data,
+                    "Image folder ROOT/<class>/images; repeat it to add roots (a class is the union of its folders in every root). "
+                    "Default: the fire-smoke and hard-negatives assets");
     sub->add_option("--out,-o", o->out, "Run folder to write")->capture_default_str();
     sub->add_option("--backbone", o->backbone, "MobileNetV2 .tflite with ImageNet weights (default: assets/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite)");
     sub->add_option("--split", o->split, "train,val,test shares when the folder has no train/val/test sub-folders")->capture_default_str();

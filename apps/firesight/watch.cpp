@@ -1,5 +1,6 @@
 // firesight watch: cameras, streams, videos or image folders in; alarms to SQLite, MQTT, a
 // webhook and a web dashboard out. Runs until Ctrl-C (or --duration, or every file ended).
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +10,7 @@
 #include "commands.h"
 #include "firesight/classifier.h"
 #include "firesight/error.h"
+#include "firesight/eval.h"
 #include "firesight/watch.h"
 
 namespace firesight::cli {
@@ -18,7 +20,7 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 
 struct WatchOptions {
-    std::string model, labels, config, mqtt, webhook, http, token, data_dir, tile;
+    std::string model, labels, config, mqtt, webhook, http, token, data_dir, tile, thresholds;
     std::vector<std::string> sources, alarm_classes;
     double fps = -1, duration = 0;
     int k = 0, n = 0;
@@ -50,6 +52,19 @@ watch::TilingConfig parse_tile(const std::string& s) {
     return t;
 }
 
+// --threshold fire=0.3,smoke=0.4: the enter threshold of each class named; its exit threshold
+// stays below it (the default gap, scaled), so the alarm still does not flicker.
+void apply_thresholds(const std::string& text, const std::vector<std::string>& classes, watch::DecisionConfig& d) {
+    const auto t = eval::parse_thresholds(text, classes);
+    for (std::size_t c = 0; c < t.size(); ++c) {
+        if (t[c] < 0) continue;
+        watch::ClassThreshold ct = d.default_threshold;
+        ct.enter = static_cast<float>(t[c]);
+        ct.exit = std::min(ct.exit, ct.enter * (d.default_threshold.exit / std::max(1e-6f, d.default_threshold.enter)));
+        d.thresholds[classes[c]] = ct;
+    }
+}
+
 int run_watch(const WatchOptions& o) {
     watch::WatchConfig cfg;
     if (!o.config.empty()) cfg = watch::load_watch_config(o.config);
@@ -72,6 +87,7 @@ int run_watch(const WatchOptions& o) {
 
     auto clf = open_classifier(cfg.model, o.labels);
     std::fprintf(stderr, "firesight: model %s\n", clf->describe().c_str());
+    apply_thresholds(o.thresholds, clf->class_names(), cfg.decision);
     watch::Watcher w(cfg, *clf);
     w.on_event = [](const watch::Event& e) {
         std::string what = e.kind == "state" ? e.from + " -> " + e.to : e.kind;
@@ -131,6 +147,7 @@ void add_watch(CLI::App& app) {
     sub->add_option("--fps", o->fps, "Frames classified per second per source (0 = every frame; default 2)")->check(CLI::NonNegativeNumber);
     sub->add_flag("--loop", o->loop, "Restart video files and rescan image folders when they end");
     sub->add_option("--alarm-class", o->alarm_classes, "Class that raises alarms (repeatable; default fire, smoke)");
+    sub->add_option("--threshold", o->thresholds, "Enter threshold per class, e.g. fire=0.3,smoke=0.4 (default 0.6; exit stays below it)");
     sub->add_option("--k", o->k, "Alarm when k of the last n frames are over the threshold (default 3)")->check(CLI::PositiveNumber);
     sub->add_option("--n", o->n, "Window for k-of-n (default 5)")->check(CLI::PositiveNumber);
     sub->add_option("--min-alarm", o->min_alarm, "Minimum alarm duration in seconds (default 10)")->check(CLI::NonNegativeNumber);

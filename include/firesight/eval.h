@@ -13,6 +13,15 @@ struct ClassMetrics {
     int support = 0;  // images of this class
 };
 
+// Fire and smoke both raise the alarm: a missed plume is as bad as a missed flame, and calling
+// smoke "fire" still alarms. These figures count the alarm as one decision.
+struct AlarmMetrics {
+    bool defined = false;                    // the classes include an alarm class and another one
+    int alarm_images = 0, caught = 0;        // images of an alarm class; those predicted as any alarm class
+    int other_images = 0, false_alarms = 0;  // images of the other classes; those predicted as an alarm class
+    double recall = 0, false_alarm_rate = 0;
+};
+
 struct Metrics {
     std::vector<std::string> classes;
     std::vector<std::vector<int>> confusion;  // [true class][predicted class]
@@ -20,6 +29,7 @@ struct Metrics {
     double balanced_accuracy = 0;  // mean recall over the classes present
     std::vector<ClassMetrics> per_class;
     int total = 0;
+    AlarmMetrics alarm;
 };
 
 Metrics compute_metrics(const std::vector<std::string>& classes, const std::vector<int>& truth,
@@ -30,6 +40,18 @@ Metrics compute_metrics(const std::vector<std::string>& classes, const std::vect
 // fire costs more than a false alarm, so a threshold below 0.5 trades precision for recall).
 int fire_class_index(const std::vector<std::string>& classes);  // -1 when absent
 int decide(const std::vector<float>& probs, int fire_index, double fire_threshold);
+// "fire" and "smoke" are the alarm classes.
+bool is_alarm_class(const std::string& name);
+
+// Per-class thresholds from "fire=0.3,smoke=0.4" (class names of the model, values in 0..1);
+// -1 where a class has none. Throws firesight::Error naming what is wrong.
+std::vector<double> parse_thresholds(const std::string& text, const std::vector<std::string>& classes);
+// The general rule: among the classes with a threshold that their probability reaches, the most
+// probable; otherwise the most probable of the classes without a threshold (a class with a
+// threshold is called only at or above it); otherwise plain argmax.
+int decide(const std::vector<float>& probs, const std::vector<double>& thresholds);
+// "fire if p(fire) >= 0.30, smoke if p(smoke) >= 0.40, else argmax" for reports.
+std::string describe_thresholds(const std::vector<double>& thresholds, const std::vector<std::string>& classes);
 
 // {"accuracy","balanced_accuracy","classes","confusion","per_class":{name:{precision,recall,f1,support}}}
 nlohmann::json to_json(const Metrics& m);

@@ -20,7 +20,7 @@ const char* optimize_target_name(OptimizeTarget t);
 
 struct OptimizeOptions {
     std::filesystem::path model;  // run folder (model.pt + splits.json) or model.pt beside splits.json
-    std::filesystem::path data;   // the image folder the run was trained on
+    std::vector<std::filesystem::path> data;  // the image folders the run was trained on (empty: those in its splits.json)
     std::filesystem::path out;    // variants/, results.json, report.html, model.fse
     double max_accuracy_drop = 1.0;  // points below fp32 on the selection split
     OptimizeTarget target = OptimizeTarget::Latency;

@@ -40,7 +40,7 @@ BatchPlan plan_batches(std::size_t budget, std::size_t fixed_bytes, int image_si
                        int requested_batch, int target_batch = 32);
 
 struct TrainOptions {
-    std::filesystem::path data;      // image folder
+    std::vector<std::filesystem::path> data;  // image folders (one or more roots, see ImageFolderDataset)
     std::filesystem::path out;       // run folder
     std::filesystem::path backbone;  // .tflite with ImageNet MobileNetV2 weights
     data::SplitFractions split{0.7, 0.15, 0.15};

@@ -117,6 +117,11 @@ public:
     OptimizeResult run();
 
 private:
+    std::string data_names() const {
+        std::string out;
+        for (const auto& r : splits_.roots) out += (out.empty() ? "" : " + ") + fs::absolute(r).lexically_normal().string();
+        return out;
+    }
     void load_run();
     void decode_training_images();
     // Training images, the fp32 prefix cache and the teacher's outputs; evaluation images. Made on
@@ -180,19 +185,26 @@ void Optimizer::load_run() {
     tm_.net->eval();
     splits_ = data::splits_from_json(read_file_text(splits_file), splits_file.string());
     if (splits_.classes != tm_.class_names) throw Error(splits_file.string() + ": its classes differ from those of " + model_pt_.string());
-    if (!fs::is_directory(opt_.data, ec)) throw Error(opt_.data.string() + ": no such data folder");
+    if (!opt_.data.empty()) {
+        if (opt_.data.size() != splits_.roots.size())
+            throw Error(splits_file.string() + ": the run was trained on " + std::to_string(splits_.roots.size()) + " data folder(s), --data gives " +
+                        std::to_string(opt_.data.size()));
+        splits_.roots = opt_.data;
+    }
+    for (const auto& r : splits_.roots)
+        if (!fs::is_directory(r, ec)) throw Error(r.string() + ": no such data folder");
     if (splits_.train.empty()) throw Error(splits_file.string() + ": the training split is empty");
     // Every class must have training images under --data: the folder of another dataset would
     // otherwise be fine-tuned on nothing and measured on nothing.
     for (std::size_t c = 0; c < splits_.classes.size(); ++c) {
         bool any = false;
         for (const auto& s : splits_.train)
-            if (s.label == static_cast<int>(c) && fs::exists(opt_.data / s.path, ec)) {
+            if (s.label == static_cast<int>(c) && fs::exists(splits_.file(s), ec)) {
                 any = true;
                 break;
             }
         if (!any)
-            throw Error(opt_.data.string() + ": none of the run's training images of class '" + splits_.classes[c] +
+            throw Error(data_names() + ": none of the run's training images of class '" + splits_.classes[c] +
                         "' is there (is this the data the run was trained on?)");
     }
     fingerprint_ = optimize_fingerprint(model_pt_, opt_);
@@ -202,8 +214,8 @@ void Optimizer::decode_training_images() {
     std::vector<fs::path> files;
     std::map<fs::path, int> label_of;
     for (const auto& s : splits_.train) {
-        files.push_back(opt_.data / s.path);
-        label_of[opt_.data / s.path] = s.label;
+        files.push_back(splits_.file(s));
+        label_of[splits_.file(s)] = s.label;
     }
     CalibrationSetOptions co;
     co.count = files.size();
@@ -587,7 +599,7 @@ void Optimizer::ensure_eval_images() {
         std::vector<std::string> paths;
         std::vector<int> labels;
         for (const auto& s : samples) {
-            paths.push_back((opt_.data / s.path).string());
+            paths.push_back(splits_.file(s).string());
             labels.push_back(s.label);
         }
         std::vector<std::string> skipped;
@@ -597,7 +609,7 @@ void Optimizer::ensure_eval_images() {
     };
     if (bar_) bar_->update(stages_done_, "decoding " + std::to_string(splits_.test.size() + splits_.val.size()) + " evaluation images");
     test_ = load(splits_.test);
-    if (test_.inputs.empty()) throw Error("optimize: none of the run's test images could be read from " + opt_.data.string());
+    if (test_.inputs.empty()) throw Error("optimize: none of the run's test images could be read from " + data_names());
     val_ = load(splits_.val);
     eval_loaded_ = true;
 }
@@ -740,7 +752,7 @@ OptimizeResult Optimizer::run() {
     nlohmann::json val = nlohmann::json::object();
     for (const auto& r : result_.variants) val[r.result.name] = {{"accuracy", r.val_accuracy}, {"accuracy_drop", r.val_accuracy_drop}, {"images", r.val_images}};
     j["optimize"] = {{"model", fs::absolute(model_pt_).string()},
-                     {"data", fs::absolute(opt_.data).string()},
+                     {"data", data_names()},
                      {"fingerprint", fingerprint_},
                      {"max_accuracy_drop", opt_.max_accuracy_drop},
                      {"target", optimize_target_name(opt_.target)},

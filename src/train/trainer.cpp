@@ -4,6 +4,8 @@
 // prefix runs without autograd, so memory and time go only to the blocks that learn.
 #include <torch/torch.h>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firesight/allocator.h"
 #include "firesight/error.h"
 #include "firesight/fileio.h"
 #include "firesight/progress.h"
@@ -43,7 +46,7 @@ struct DecodedSample {
     bool ok = false;
     std::string error;
     cv::Mat input;  // exact inference preprocessing
-    cv::Mat small;  // shrunk copy for augmentation (train only)
+    std::vector<uchar> small;  // shrunk copy for augmentation, as JPEG (train only)
 };
 
 // What the head and fine-tuning stages need from one pass over the decoded images.
@@ -52,7 +55,9 @@ struct FeatureCache {
     torch::Tensor embeddings;           // N x 1280
     torch::Tensor prefix;               // N x C x H x W at the fine-tuning start (val/test only)
     torch::Tensor labels;               // N (int64)
-    std::vector<cv::Mat> small;         // train only
+    // Train only. Kept as JPEG (quality 95): ~25 KB an image instead of ~300 KB decoded, so 3,000
+    // photos fit a 2 GB budget; decoding a 256-pixel JPEG again each epoch costs about a millisecond.
+    std::vector<std::vector<uchar>> small;
 };
 
 torch::Tensor weighted_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights, double smoothing) {
@@ -88,6 +93,16 @@ private:
     void save_best();
     void write_outputs(TrainResult& r);
     void log(const std::string& s) const { std::fprintf(stderr, "%s\n", s.c_str()); }
+    std::string data_names() const {
+        std::string out;
+        for (const auto& d : opt_.data) out += (out.empty() ? "" : ", ") + fs::absolute(d).lexically_normal().string();
+        return out;
+    }
+    nlohmann::json data_json() const {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& d : opt_.data) a.push_back(fs::absolute(d).lexically_normal().string());
+        return a.size() == 1 ? a[0] : a;
+    }
 
     TrainOptions opt_;
     ThreadPool pool_;
@@ -112,13 +127,16 @@ void Trainer::prepare_splits() {
     const fs::path splits_file = opt_.out / "splits.json";
     if (opt_.resume && fs::exists(splits_file)) {
         splits_ = data::splits_from_json(read_file_text(splits_file), splits_file.string());
-        splits_.root = opt_.data;  // the run's own lists, read from the folder given now
+        if (splits_.roots.size() != opt_.data.size())
+            throw Error(splits_file.string() + ": the run was trained on " + std::to_string(splits_.roots.size()) +
+                        " data folder(s); resume with the same --data folders");
+        splits_.roots = opt_.data;  // the run's own lists, read from the folders given now
         splits_.skipped.clear();
         return;
     }
     data::ImageFolderDataset ds(opt_.data);
     splits_ = ds.split(opt_.split, opt_.seed);
-    if (splits_.train.empty()) throw Error(opt_.data.string() + ": no training images");
+    if (splits_.train.empty()) throw Error(data_names() + ": no training images");
 }
 
 void Trainer::load_backbone() {
@@ -139,13 +157,13 @@ FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples,
     FeatureCache c;
     const auto pre = tm_.preprocess;
     const int shorter = static_cast<int>(std::lround(opt_.image_size * 256.0 / 224.0));
-    const fs::path root = splits_.root;
-    auto decode = [pre, shorter, root, keep_small](data::Sample s) {
+    const auto roots = splits_.roots;
+    auto decode = [pre, shorter, roots, keep_small](data::Sample s) {
         DecodedSample d;
         try {
-            const cv::Mat bgr = data::decode_image(root / s.path);
+            const cv::Mat bgr = data::decode_image(roots.at(static_cast<std::size_t>(s.root)) / s.path);
             d.input = data::preprocess(bgr, pre);
-            if (keep_small) d.small = data::shrink_for_cache(bgr, shorter);
+            if (keep_small) cv::imencode(".jpg", data::shrink_for_cache(bgr, shorter), d.small, {cv::IMWRITE_JPEG_QUALITY, 95});
             d.ok = true;
         } catch (const std::exception& e) {
             d.error = e.what();
@@ -183,6 +201,7 @@ FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples,
         bar.update(next);
     }
     bar.finish();
+    release_freed_memory();  // what the batches left in the heap is not this cache's: see allocator.h
     c.labels = torch::tensor(labels, torch::kLong);
     if (!emb.empty()) c.embeddings = torch::cat(emb);
     if (!pre_out.empty()) c.prefix = torch::cat(pre_out);
@@ -215,7 +234,7 @@ std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::
 
 void Trainer::save_best() {
     best_params_ = clone_params(*tm_.net);
-    nlohmann::json info = {{"backbone", opt_.backbone.filename().string()}, {"data", fs::absolute(opt_.data).lexically_normal().string()},
+    nlohmann::json info = {{"backbone", opt_.backbone.filename().string()}, {"data", data_json()},
                            {"image_size", opt_.image_size}, {"finetune_start_block", from_}, {"seed", opt_.seed}};
     if (prior_adjusted_) {
         std::vector<float> shift(class_weights_.data_ptr<float>(), class_weights_.data_ptr<float>() + class_weights_.numel());
@@ -365,7 +384,7 @@ void Trainer::finetune() {
                 const unsigned s = rng();
                 ready.push_back(pool_.submit([this, idx, s, aug, pre] {
                     std::mt19937 r(s);
-                    return data::augment(train_.small[idx], pre, aug, r);
+                    return data::augment(cv::imdecode(train_.small[idx], cv::IMREAD_COLOR), pre, aug, r);
                 }));
             }
         };
@@ -491,7 +510,7 @@ void Trainer::write_outputs(TrainResult& r) {
     write_file_atomic(opt_.out / "curves.svg", curves);
     std::vector<std::string> lines;
     char buf[256];
-    lines.push_back("data: " + fs::absolute(opt_.data).lexically_normal().string());
+    lines.push_back("data: " + data_names());
     std::snprintf(buf, sizeof buf, "images: %zu train, %zu val, %zu test; %zu skipped", train_.samples.size(), val_.samples.size(),
                   test_.samples.size(), splits_.skipped.size());
     lines.push_back(buf);
@@ -561,7 +580,7 @@ TrainResult Trainer::run() {
                     "/" + std::to_string(data::class_counts(splits_.test, counts.size())[c]);
         log(line + " (train/val/test)");
         const int lo = *std::min_element(counts.begin(), counts.end()), hi = *std::max_element(counts.begin(), counts.end());
-        if (lo == 0) throw Error(opt_.data.string() + ": a class has no training images");
+        if (lo == 0) throw Error(data_names() + ": a class has no training images");
         if (hi > 2 * lo) log("classes are unbalanced (" + std::to_string(hi) + ":" + std::to_string(lo) + "): the loss weighs each class by the square root of its inverse share");
     }
     // Weights sqrt(n / (k * n_c)): halfway (in log odds) between the plain loss, which lets the
@@ -590,10 +609,10 @@ TrainResult Trainer::run() {
     used.val = val_.samples;
     used.test = test_.samples;
     write_file_atomic(opt_.out / "splits.json", data::splits_to_json(used));
-    if (train_.samples.empty()) throw Error(opt_.data.string() + ": no readable training images");
+    if (train_.samples.empty()) throw Error(data_names() + ": no readable training images");
 
     std::size_t cache_bytes = 0;
-    for (const auto& m : train_.small) cache_bytes += m.total() * m.elemSize();
+    for (const auto& m : train_.small) cache_bytes += m.size();
     std::size_t trainable_params = 0;
     for (int b = std::min(from_, 19); b < 19; ++b)
         for (const auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable_params += static_cast<std::size_t>(p.numel());

@@ -132,7 +132,7 @@ protected:
         test::write_synthetic_images(dir / "data", 12);
         test::write_tiny_run(dir / "data", dir / "run");
         o.model = dir / "run";
-        o.data = dir / "data";
+        o.data = {dir / "data"};
         o.out = dir / "out";
         o.sparsities = {0.5};
         o.clusters = {8};
@@ -227,9 +227,9 @@ TEST_F(OptimizeTinyRun, RerunSkipsFinishedVariantsAndAChangedModelRedoesThem) {
     // With every variant finished a rerun decodes no image: it succeeds, warning about nothing,
     // with every image made unreadable.
     namespace fs = std::filesystem;
-    fs::copy(o.data, dir / "data-backup", fs::copy_options::recursive);
+    fs::copy(o.data[0], dir / "data-backup", fs::copy_options::recursive);
     std::vector<fs::path> images;
-    for (const auto& f : fs::recursive_directory_iterator(o.data))
+    for (const auto& f : fs::recursive_directory_iterator(o.data[0]))
         if (f.is_regular_file()) images.push_back(f.path());
     ASSERT_FALSE(images.empty());
     for (const auto& f : images) write_file_atomic(f, "not an image");
@@ -238,8 +238,8 @@ TEST_F(OptimizeTinyRun, RerunSkipsFinishedVariantsAndAChangedModelRedoesThem) {
     EXPECT_TRUE(again.warnings.empty()) << again.warnings.front();
     EXPECT_EQ(std::filesystem::last_write_time(o.out / "variants" / "prune50.fse"), stamp);
     EXPECT_EQ(again.chosen, first.chosen);
-    fs::remove_all(o.data);
-    fs::rename(dir / "data-backup", o.data);
+    fs::remove_all(o.data[0]);
+    fs::rename(dir / "data-backup", o.data[0]);
 
     // A variant lost mid-way (its engine deleted) is made again, the others stay.
     std::filesystem::remove(o.out / "variants" / "prune50-int8.fse");
@@ -283,7 +283,7 @@ TEST_F(OptimizeTinyRun, BadInputIsAClearError) {
     std::filesystem::create_directories(other / "cats");
     std::filesystem::copy_file(dir / "data" / "fire" / "img0.png", other / "cats" / "a.png");
     b = o;
-    b.data = other.path();
+    b.data = {other.path()};
     expect_error(b, "class 'fire'");
     EXPECT_FALSE(std::filesystem::exists(o.out / "model.fse"));
 }

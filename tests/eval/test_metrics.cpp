@@ -59,3 +59,39 @@ TEST(Metrics, PicturesAndReportShowLabelsCountsAndPercentages) {
     EXPECT_EQ(back.stage, "finetune");
     EXPECT_DOUBLE_EQ(back.val_loss, recs[2].val_loss);
 }
+
+TEST(Metrics, FireAndSmokeCountAsOneAlarm) {
+    const std::vector<std::string> classes = {"fire", "neutral", "smoke"};
+    // truth: 3 fire, 4 neutral, 3 smoke. A smoke called fire still alarms; a fire called neutral does not.
+    const std::vector<int> truth = {0, 0, 0, 1, 1, 1, 1, 2, 2, 2};
+    const std::vector<int> pred = {0, 2, 1, 1, 1, 0, 2, 2, 0, 2};
+    const auto m = eval::compute_metrics(classes, truth, pred);
+    ASSERT_TRUE(m.alarm.defined);
+    EXPECT_EQ(m.alarm.alarm_images, 6);
+    EXPECT_EQ(m.alarm.caught, 5);
+    EXPECT_EQ(m.alarm.other_images, 4);
+    EXPECT_EQ(m.alarm.false_alarms, 2);
+    EXPECT_DOUBLE_EQ(m.alarm.recall, 5.0 / 6.0);
+    EXPECT_DOUBLE_EQ(m.alarm.false_alarm_rate, 0.5);
+    const auto j = eval::to_json(m);
+    EXPECT_DOUBLE_EQ(j["alarm"]["false_alarm_rate"].get<double>(), 0.5);
+    EXPECT_NE(eval::to_text(m).find("false alarms 50.0%"), std::string::npos) << eval::to_text(m);
+    EXPECT_FALSE(eval::compute_metrics({"cat", "dog"}, {0, 1}, {0, 1}).alarm.defined);
+}
+
+TEST(Metrics, PerClassThresholds) {
+    const std::vector<std::string> classes = {"fire", "neutral", "smoke"};
+    const auto t = eval::parse_thresholds("fire=0.3,smoke=0.4", classes);
+    EXPECT_EQ(t, (std::vector<double>{0.3, -1.0, 0.4}));
+    EXPECT_EQ(eval::parse_thresholds("", classes), (std::vector<double>{-1.0, -1.0, -1.0}));
+    EXPECT_EQ(eval::decide({0.25f, 0.45f, 0.30f}, t), 1);  // neither reaches its threshold: neutral
+    EXPECT_EQ(eval::decide({0.31f, 0.60f, 0.09f}, t), 0);  // fire reaches 0.3: fire, though neutral is likelier
+    EXPECT_EQ(eval::decide({0.35f, 0.20f, 0.45f}, t), 2);  // both reach theirs: the likelier of the two
+    EXPECT_EQ(eval::decide({0.20f, 0.30f, 0.50f}, eval::parse_thresholds("smoke=0.6", classes)), 1);  // a class is called only at its threshold
+    EXPECT_EQ(eval::decide({0.2f, 0.3f, 0.5f}, {}), 2);  // no thresholds: argmax
+    EXPECT_THROW(eval::parse_thresholds("flame=0.3", classes), Error);
+    EXPECT_THROW(eval::parse_thresholds("fire=1.5", classes), Error);
+    EXPECT_THROW(eval::parse_thresholds("fire=abc", classes), Error);
+    EXPECT_THROW(eval::parse_thresholds("fire", classes), Error);
+    EXPECT_EQ(eval::describe_thresholds(t, classes), "fire if p(fire) >= 0.30, smoke if p(smoke) >= 0.40, else argmax");
+}

@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <array>
 #include <fstream>
 #include <random>
 
@@ -26,21 +27,23 @@ cv::Scalar random_colour(std::mt19937& rng, int lo = 0, int hi = 255) {
 }
 
 // Three classes a person tells apart at a glance: stripes, bright discs on dark, smooth gradients.
-void make_three_class_folder(const fs::path& root, int per_class, unsigned seed) {
+// `names` renames them (discs, gradient, stripes) so a test can give them the product's classes.
+void make_three_class_folder(const fs::path& root, int per_class, unsigned seed,
+                             const std::array<std::string, 3>& names = {"discs", "gradient", "stripes"}) {
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> u(0, 1000);
-    for (const char* cls : {"discs", "gradient", "stripes"}) fs::create_directories(root / cls);
+    for (const auto& cls : names) fs::create_directories(root / cls);
     for (int i = 0; i < per_class; ++i) {
         cv::Mat stripes(96 + u(rng) % 40, 128 + u(rng) % 40, CV_8UC3);
         const int period = 6 + u(rng) % 14;
         const auto a = random_colour(rng), b = random_colour(rng);
         for (int y = 0; y < stripes.rows; ++y) stripes.row(y).setTo((y / period) % 2 ? a : b);
-        cv::imwrite((root / "stripes" / ("s" + std::to_string(i) + ".jpg")).string(), stripes);
+        cv::imwrite((root / names[2] / ("s" + std::to_string(i) + ".jpg")).string(), stripes);
 
         cv::Mat discs(110, 140, CV_8UC3, random_colour(rng, 0, 40));
         for (int k = 0; k < 3 + u(rng) % 4; ++k)
             cv::circle(discs, {u(rng) % 140, u(rng) % 110}, 8 + u(rng) % 20, random_colour(rng, 150, 255), cv::FILLED);
-        cv::imwrite((root / "discs" / ("d" + std::to_string(i) + ".png")).string(), discs);
+        cv::imwrite((root / names[0] / ("d" + std::to_string(i) + ".png")).string(), discs);
 
         cv::Mat grad(100, 130, CV_8UC3);
         const auto c0 = random_colour(rng), c1 = random_colour(rng);
@@ -49,9 +52,9 @@ void make_three_class_folder(const fs::path& root, int per_class, unsigned seed)
                 const double t = (x + y) / double(grad.rows + grad.cols);
                 for (int ch = 0; ch < 3; ++ch) grad.at<cv::Vec3b>(y, x)[ch] = cv::saturate_cast<uchar>(c0[ch] * (1 - t) + c1[ch] * t);
             }
-        cv::imwrite((root / "gradient" / ("g" + std::to_string(i) + ".jpg")).string(), grad);
+        cv::imwrite((root / names[1] / ("g" + std::to_string(i) + ".jpg")).string(), grad);
     }
-    std::ofstream(root / "stripes" / "broken image.jpg") << "this is not a JPEG";
+    std::ofstream(root / names[2] / "broken image.jpg") << "this is not a JPEG";
 }
 
 nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read_file_text(p)); }
@@ -113,6 +116,58 @@ TEST(TrainCli, GeneratedThreeClassFolderEndToEnd) {
     EXPECT_NE(p.out.find("gradient"), std::string::npos) << p.out;
     EXPECT_NE(p.out.find("stripes"), std::string::npos) << p.out;
     EXPECT_NE(p.out.find("%"), std::string::npos) << p.out;
+}
+
+TEST(TrainCli, SeveralRootsAlarmFiguresPerSourceAndThresholds) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    test::TempDir d;
+    // Root "shared": fire (discs), neutral (gradients), smoke (stripes). Root "mine": more neutral
+    // photos, listed in a SOURCES.tsv by kind, as a user's own folder beside a shared set.
+    make_three_class_folder(d / "shared", 20, 3, {"fire", "neutral", "smoke"});
+    make_three_class_folder(d / "tmp", 20, 4, {"x", "neutral", "y"});
+    fs::create_directories(d / "mine");
+    fs::rename(d / "tmp" / "neutral", d / "mine" / "neutral");
+    {
+        std::ofstream tsv(d / "mine" / "SOURCES.tsv");
+        tsv << "file\tkind\n";
+        for (int i = 0; i < 20; ++i) tsv << "neutral/g" << i << ".jpg\t" << (i % 2 ? "fog" : "sunset") << "\n";
+    }
+    const auto run = d / "run";
+    const std::string data = " --data " + shell_quote((d / "shared").string()) + " --data " + shell_quote((d / "mine").string());
+    const auto r = test::run_command(firesight_cli() + " train --no-progress" + data + " --out " + shell_quote(run.string()) + " --backbone " +
+                                     shell_quote(test::mobilenet_quant().string()) + " --image-size 96 --head-epochs 25 --epochs 0 --seed 5");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("alarm (fire or smoke): recall"), std::string::npos) << r.out;
+    const auto splits = read_json(run / "splits.json");
+    ASSERT_EQ(splits["roots"].size(), 2u);
+    int from_mine = 0;
+    for (const auto& s : splits["test"]) from_mine += s.value("root", 0) == 1;
+    EXPECT_EQ(from_mine, 3) << "15% of the 20 photos of the second root";
+
+    // eval finds the roots in splits.json, reports the alarm, each source, and the thumbnail check.
+    const auto e = test::run_command(firesight_cli() + " eval --no-progress --json --threshold smoke=0.3 --model " + shell_quote(run.string()));
+    ASSERT_EQ(e.exit_code, 0) << e.out;
+    const auto ej = nlohmann::json::parse(e.out.substr(e.out.find("{\n")));
+    EXPECT_EQ(ej["total"].get<int>(), static_cast<int>(splits["test"].size()));
+    ASSERT_TRUE(ej.contains("alarm"));
+    EXPECT_EQ(ej["alarm"]["alarm_images"].get<int>() + ej["alarm"]["other_images"].get<int>(), ej["total"].get<int>());
+    EXPECT_EQ(ej["decision"], "smoke if p(smoke) >= 0.30, else argmax");
+    int per_source_total = 0;
+    for (const auto& [name, m] : ej["per_source"].items()) {
+        EXPECT_TRUE(name == "shared" || name == "mine/fog" || name == "mine/sunset") << name;
+        per_source_total += m["total"].get<int>();
+    }
+    EXPECT_EQ(per_source_total, ej["total"].get<int>());
+    EXPECT_EQ(ej["degraded"]["total"].get<int>(), ej["total"].get<int>());
+    const auto bad = test::run_command(firesight_cli() + " eval --no-progress --threshold flame=0.3 --model " + shell_quote(run.string()));
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.out.find("'flame' is not a class of the model"), std::string::npos) << bad.out;
+
+    // predict turns a confident smoke or fire into an alarm line.
+    const auto p = test::run_command(firesight_cli() + " predict --threshold fire=0.0 --model " + shell_quote(run.string()) + " " +
+                                     shell_quote((d / "shared" / "neutral" / "g0.jpg").string()));
+    ASSERT_EQ(p.exit_code, 0) << p.out;
+    EXPECT_NE(p.out.find("-> ALARM (fire)"), std::string::npos) << "fire=0 makes every photo a fire alarm\n" << p.out;
 }
 
 TEST(TrainCli, ResumeContinuesFromTheCheckpoint) {
