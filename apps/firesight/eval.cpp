@@ -12,6 +12,7 @@
 #include "firesight/dataset.h"
 #include "firesight/error.h"
 #include "firesight/eval.h"
+#include "firesight/eval_maps.h"
 #include "firesight/fileio.h"
 #include "firesight/progress.h"
 
@@ -94,6 +95,7 @@ int run_eval(const EvalOptions& o) {
     if (o.fire_threshold >= 0 && fire < 0) throw Error("--fire-threshold: the model has no class named 'fire'");
     if (o.fire_threshold > 1) throw Error("--fire-threshold must be within 0..1");
     std::vector<int> truth, predicted;
+    std::vector<fs::path> files;  // of each truth/predicted entry, for the maps in the report
     std::vector<data::SkippedFile> skipped;
     const auto pre = clf->preprocessing();
     constexpr std::size_t kBatch = 16;
@@ -115,6 +117,7 @@ int run_eval(const EvalOptions& o) {
             try {
                 batch.push_back(pending[k].get());
                 labels.push_back(to_model[static_cast<std::size_t>(s.label)]);
+                files.push_back(root / s.path);
             } catch (const std::exception& e) {
                 skipped.push_back({s.path, e.what()});
             }
@@ -155,7 +158,8 @@ int run_eval(const EvalOptions& o) {
         std::vector<std::string> lines = {"model: " + o.model, "data: " + root.string() + " (" + source + ")",
                                           "decision: " + j["decision"].get<std::string>(),
                                           std::to_string(skipped.size()) + " file(s) skipped"};
-        write_file_atomic(fs::path(o.out) / "report.html", eval::report_html("firesight evaluation", lines, m, conf, ""));
+        const auto maps = eval::activation_maps_html(*clf, files, truth, predicted);
+        write_file_atomic(fs::path(o.out) / "report.html", eval::report_html("firesight evaluation", lines, m, conf, "", maps));
     }
     return 0;
 }
