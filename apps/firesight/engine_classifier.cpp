@@ -14,9 +14,10 @@ namespace {
 class EngineClassifier : public Classifier {
 public:
     EngineClassifier(std::shared_ptr<const engine::Engine> e, engine::SessionOptions o, const std::string& file_name)
-        : session_(e, o),
+        : engine_(e),
+          session_(std::make_unique<engine::Session>(e, o)),
           // Named after the session's backend, so the message shows what auto chose.
-          description_("engine " + file_name + " (" + engine::backend_name(session_.backend()) + ", " +
+          description_("engine " + file_name + " (" + engine::backend_name(session_->backend()) + ", " +
                        std::to_string(o.threads) + " threads)") {
         const auto& m = e->metadata();
         names_ = m.class_names;
@@ -34,6 +35,37 @@ public:
 
     std::vector<std::vector<float>> probabilities(const std::vector<cv::Mat>& inputs) override {
         if (inputs.empty()) return {};
+        return session_->probabilities(batch(inputs), static_cast<int>(inputs.size()));
+    }
+
+    std::vector<Prediction> predict_with_maps(const std::vector<cv::Mat>& inputs) override {
+        if (!session_->options().class_activation_maps) {
+            // Switched on when first asked for: keeping the feature map costs XNNPACK's sparse
+            // mode, which a session that never shows maps should keep. Throws for graphs
+            // without the head and leaves the old session in place.
+            auto o = session_->options();
+            o.class_activation_maps = true;
+            try {
+                session_ = std::make_unique<engine::Session>(engine_, o);
+            } catch (const Error& e) {
+                throw Error(description_ + ": " + e.what());
+            }
+        }
+        const auto probs = probabilities(inputs);
+        std::vector<Prediction> out(probs.size());
+        for (std::size_t i = 0; i < probs.size(); ++i) {
+            out[i].probabilities = probs[i];
+            for (std::size_t c = 0; c < probs[i].size(); ++c) {
+                const auto m = session_->class_activation_map(static_cast<int>(c), static_cast<int>(i));
+                out[i].maps.push_back(cv::Mat(m.height, m.width, CV_32F, const_cast<float*>(m.values.data())).clone());
+            }
+        }
+        return out;
+    }
+
+private:
+    // The inputs copied into one contiguous NHWC batch.
+    const float* batch(const std::vector<cv::Mat>& inputs) {
         const std::size_t per = static_cast<std::size_t>(pre_.size) * pre_.size * 3;
         batch_.resize(per * inputs.size());
         for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -43,11 +75,11 @@ public:
                             std::to_string(pre_.size) + " float RGB image");
             std::memcpy(batch_.data() + i * per, m.ptr<float>(), per * sizeof(float));
         }
-        return session_.probabilities(batch_.data(), static_cast<int>(inputs.size()));
+        return batch_.data();
     }
 
-private:
-    engine::Session session_;
+    std::shared_ptr<const engine::Engine> engine_;
+    std::unique_ptr<engine::Session> session_;
     std::vector<std::string> names_;
     data::Preprocess pre_;
     std::string description_;

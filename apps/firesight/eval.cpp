@@ -15,6 +15,7 @@
 #include "firesight/dataset.h"
 #include "firesight/error.h"
 #include "firesight/eval.h"
+#include "firesight/eval_maps.h"
 #include "firesight/fileio.h"
 #include "firesight/progress.h"
 
@@ -140,6 +141,8 @@ Classified classify_all(Classifier& clf, const EvalSet& e, const std::string& la
 // Metrics over the classified samples, and the same figures per source (data root, SOURCES.tsv).
 struct Evaluation {
     eval::Metrics all;
+    std::vector<fs::path> files;           // of each entry below, for the maps in the report
+    std::vector<int> truth, predicted;
     std::map<std::string, eval::Metrics> by_source;
     std::vector<std::pair<std::string, std::string>> errors;  // (file, "true -> predicted")
 };
@@ -147,14 +150,16 @@ struct Evaluation {
 Evaluation evaluate(const EvalSet& e, const Classified& c, const std::vector<int>& to_model, const std::vector<std::string>& model_classes,
                     const std::vector<double>& thresholds) {
     const data::SourceIndex sources(e.roots);
-    std::vector<int> truth, predicted;
     std::map<std::string, std::pair<std::vector<int>, std::vector<int>>> grouped;
     Evaluation ev;
+    auto& truth = ev.truth;
+    auto& predicted = ev.predicted;
     for (std::size_t k = 0; k < c.used.size(); ++k) {
         const auto& s = e.samples[c.used[k]];
         const int t = to_model[static_cast<std::size_t>(s.label)], p = eval::decide(c.probs[k], thresholds);
         truth.push_back(t);
         predicted.push_back(p);
+        ev.files.push_back(e.roots[static_cast<std::size_t>(s.root)] / s.path);
         auto& g = grouped[sources.source(s)];
         g.first.push_back(t);
         g.second.push_back(p);
@@ -279,7 +284,8 @@ int run_eval(const EvalOptions& o) {
                           100 * degraded->all.balanced_accuracy);
             lines.push_back(buf);
         }
-        write_file_atomic(fs::path(o.out) / "report.html", eval::report_html("firesight evaluation", lines, ev.all, conf, ""));
+        const auto maps = eval::activation_maps_html(*clf, ev.files, ev.truth, ev.predicted);
+        write_file_atomic(fs::path(o.out) / "report.html", eval::report_html("firesight evaluation", lines, ev.all, conf, "", maps));
     }
     return 0;
 }

@@ -63,9 +63,23 @@ struct SessionOptions {
     // ops up to a global average pool, and more than 2/3 zeros over all those 1x1 conv weights
     // (see xnnpack_executor.cpp); otherwise it runs dense, exactly as with sparse = false.
     bool sparse = true;
+    // Keeps the feature map that the graph's global average pool reads (dequantized in int8 graphs)
+    // after each run, for class_activation_map(). Needs a graph that ends in global average pool ->
+    // [reshape] -> linear layer (fully connected, or a 1x1 conv on the pooled 1x1 map) -> softmax;
+    // the session refuses others. Costs one feature-map output (7x7x1280 floats per image for
+    // MobileNetV2 at 224) and XNNPACK's sparse mode, which never runs with an extra output.
+    bool class_activation_maps = false;
 };
 
-class Executor;  // a backend's compiled form of the graph
+// Where in the input the model found a class: its final linear layer applied at every position of
+// the last feature map instead of to the pooled average (CAM, Zhou et al. 2016).
+struct ActivationMap {
+    int height = 0, width = 0;
+    std::vector<float> values;  // height x width, row-major; position (y, x) covers that part of the input
+};
+
+class Executor;     // a backend's compiled form of the graph
+struct LinearHead;  // the weights class_activation_map() applies
 
 // A loaded engine: graph and weights (memory-mapped when loaded from a file). Shared by sessions.
 class Engine {
@@ -109,6 +123,11 @@ public:
     std::vector<std::vector<float>> probabilities(const float* input, int batch = 1);
     // Output 1 when the graph has one (the logits), else output 0.
     std::vector<std::vector<float>> logits(const float* input, int batch = 1);
+    // After a run: class `cls`'s activation map for batch item `item`, sum over channels k of
+    // W[cls][k] * F[y][x][k] (F the feature map before the global average pool, W the linear
+    // layer's weights, bias left out), so its mean over positions is the class logit minus its bias.
+    // Needs SessionOptions::class_activation_maps.
+    ActivationMap class_activation_map(int cls, int item = 0) const;
 
 private:
     std::shared_ptr<const Engine> engine_;
@@ -117,6 +136,12 @@ private:
     std::unique_ptr<Executor> executor_;
     int planned_batch_ = 0;
     std::vector<const float*> outputs_;
+    // With class_activation_maps: the engine the executor runs (engine_'s graph plus the feature
+    // map as a last output), the linear head's weights, and the last run's feature map.
+    std::shared_ptr<const Engine> cam_engine_;
+    std::shared_ptr<const LinearHead> head_;
+    const float* features_ = nullptr;
+    int features_batch_ = 0;
 };
 
 }  // namespace firesight::engine

@@ -75,8 +75,10 @@ std::string xml_escape(const std::string& s);
 // curves of a run with both stages along one epoch axis.
 std::string confusion_svg(const Metrics& m, const std::string& title);
 std::string curves_svg(const std::vector<EpochRecord>& records, const std::string& title);
-// A self-contained HTML page: summary lines, the two pictures (inlined) and the per-class table.
+// A self-contained HTML page: summary lines, the two pictures (inlined) and the per-class table,
+// then `extra_html` (a finished section, e.g. activation_maps_html's) at the end.
 std::string report_html(const std::string& title, const std::vector<std::string>& summary_lines, const Metrics& m,
-                        const std::string& confusion_svg_text, const std::string& curves_svg_text);
+                        const std::string& confusion_svg_text, const std::string& curves_svg_text,
+                        const std::string& extra_html = {});
 
 }  // namespace firesight::eval

@@ -23,6 +23,8 @@ struct Preprocess {
 
 // BGR 8-bit image in, RGB 8-bit size x size crop out.
 cv::Mat resize_and_crop(const cv::Mat& bgr, const Preprocess& p);
+// The part of an image of this size that resize_and_crop keeps (the model's view), in image pixels.
+cv::Rect model_view(cv::Size image, const Preprocess& p);
 // BGR 8-bit image in, RGB float32 HWC (size x size x 3) normalised out.
 cv::Mat preprocess(const cv::Mat& bgr, const Preprocess& p);
 

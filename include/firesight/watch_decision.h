@@ -86,4 +86,10 @@ struct TilingConfig {
 std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tiling);
 std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling);
 
+// Where the frame shows class `cls`, for the alarm snapshot: the class's activation map from the
+// frame or, with tiling, from the tile that scores the class highest (as classify_frame takes the
+// maximum over tiles), blended over that part as a heat map, with a box around its hottest region
+// labelled with the class. Throws Error when the classifier has no maps.
+cv::Mat mark_class_evidence(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling, int cls);
+
 }  // namespace firesight::watch

@@ -30,17 +30,38 @@ cv::Mat decode_image(const std::filesystem::path& path) {
     return decode_image_bytes(bytes.data(), bytes.size(), path.string());
 }
 
+namespace {
+// Where resize_and_crop resizes an image of this size to, and the crop it keeps of that.
+struct ResizeCrop {
+    double factor = 1.0;
+    cv::Size resized;
+    cv::Rect crop;
+};
+ResizeCrop resize_crop_geometry(cv::Size image, const Preprocess& p) {
+    const double f = static_cast<double>(p.resize_shorter) / std::min(image.height, image.width);
+    const int w = std::max(p.size, static_cast<int>(std::lround(image.width * f)));
+    const int h = std::max(p.size, static_cast<int>(std::lround(image.height * f)));
+    return {f, cv::Size(w, h), cv::Rect((w - p.size) / 2, (h - p.size) / 2, p.size, p.size)};
+}
+}  // namespace
+
 cv::Mat resize_and_crop(const cv::Mat& bgr, const Preprocess& p) {
     if (bgr.empty() || bgr.type() != CV_8UC3) throw Error("preprocess: expected an 8-bit 3-channel image");
-    const double f = static_cast<double>(p.resize_shorter) / std::min(bgr.rows, bgr.cols);
-    const int w = std::max(p.size, static_cast<int>(std::lround(bgr.cols * f)));
-    const int h = std::max(p.size, static_cast<int>(std::lround(bgr.rows * f)));
+    const auto g = resize_crop_geometry(bgr.size(), p);
     cv::Mat resized;
-    cv::resize(bgr, resized, cv::Size(w, h), 0, 0, f < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
-    const cv::Rect crop((w - p.size) / 2, (h - p.size) / 2, p.size, p.size);
+    cv::resize(bgr, resized, g.resized, 0, 0, g.factor < 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR);
     cv::Mat rgb;
-    cv::cvtColor(resized(crop), rgb, cv::COLOR_BGR2RGB);
+    cv::cvtColor(resized(g.crop), rgb, cv::COLOR_BGR2RGB);
     return rgb;
+}
+
+cv::Rect model_view(cv::Size image, const Preprocess& p) {
+    if (image.width <= 0 || image.height <= 0) throw Error("model_view: empty image");
+    const auto g = resize_crop_geometry(image, p);
+    const double sx = static_cast<double>(image.width) / g.resized.width, sy = static_cast<double>(image.height) / g.resized.height;
+    const int x0 = static_cast<int>(std::lround(g.crop.x * sx)), y0 = static_cast<int>(std::lround(g.crop.y * sy));
+    const int x1 = static_cast<int>(std::lround(g.crop.br().x * sx)), y1 = static_cast<int>(std::lround(g.crop.br().y * sy));
+    return cv::Rect(x0, y0, std::max(1, x1 - x0), std::max(1, y1 - y0)) & cv::Rect(cv::Point(0, 0), image);
 }
 
 cv::Mat preprocess(const cv::Mat& bgr, const Preprocess& p) {

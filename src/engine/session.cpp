@@ -9,6 +9,7 @@
 #include "firesight/engine_ir.h"
 #include "firesight/error.h"
 #include "kernels/reference/kernels.h"
+#include "linear_head.h"
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
 #include "kernels/native_int8/vnni_kernels.h"
 #endif
@@ -171,13 +172,21 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
     if (!engine_) throw Error("session: no engine");
     if (options_.threads < 1) throw Error("session: threads must be at least 1");
     backend_ = resolve_backend(options_.backend, engine_->graph());
+    if (options_.class_activation_maps) {
+        // Every backend keeps its own buffers, so the feature map is asked for as an output: one
+        // mechanism for all of them, and the executors need not know about maps.
+        auto head = std::make_shared<LinearHead>(find_linear_head(engine_->graph()));
+        cam_engine_ = Engine::from_graph(with_feature_output(engine_->graph(), head->features, engine_));
+        head_ = std::move(head);
+    }
+    const Graph& g = cam_engine_ ? cam_engine_->graph() : engine_->graph();
     if (backend_ == Backend::Reference) {
-        executor_ = make_reference_executor(engine_->graph());
+        executor_ = make_reference_executor(g);
     } else if (backend_ == Backend::NativeInt8) {
-        executor_ = make_native_int8_executor(engine_->graph(), options_.threads);
+        executor_ = make_native_int8_executor(g, options_.threads);
     } else {
 #ifdef FIRESIGHT_HAVE_XNNPACK
-        executor_ = make_xnnpack_executor(engine_->graph(), options_.threads, options_.sparse);
+        executor_ = make_xnnpack_executor(g, options_.threads, options_.sparse);
 #else
         throw Error("session: this firesight was built without the xnnpack backend");
 #endif
@@ -198,8 +207,38 @@ void Session::prepare(int batch) {
 const std::vector<const float*>& Session::run(const float* input, int batch) {
     if (!input) throw Error("session: no input");
     prepare(batch);
+    features_ = nullptr;
     executor_->run(input, outputs_);
+    if (head_) {  // the feature map is the executor's last output; callers see the engine's outputs
+        features_ = outputs_.back();
+        features_batch_ = batch;
+        outputs_.pop_back();
+    }
     return outputs_;
+}
+
+ActivationMap Session::class_activation_map(int cls, int item) const {
+    if (!head_) throw Error("session: class activation maps were not asked for (SessionOptions::class_activation_maps)");
+    if (!features_) throw Error("session: class_activation_map() needs a run first");
+    if (cls < 0 || cls >= head_->classes)
+        throw Error("session: no class " + std::to_string(cls) + " (the model has " + std::to_string(head_->classes) + ")");
+    if (item < 0 || item >= features_batch_)
+        throw Error("session: no batch item " + std::to_string(item) + " in the last run of " + std::to_string(features_batch_));
+    const auto& s = engine_->graph().tensors[static_cast<std::size_t>(head_->features)].shape;
+    ActivationMap m;
+    m.height = s[1];
+    m.width = s[2];
+    const auto positions = static_cast<std::size_t>(m.height) * static_cast<std::size_t>(m.width);
+    const auto c = static_cast<std::size_t>(head_->channels);
+    const float* f = features_ + static_cast<std::size_t>(item) * positions * c;
+    const float* w = head_->weights.data() + static_cast<std::size_t>(cls) * c;
+    m.values.resize(positions);
+    for (std::size_t p = 0; p < positions; ++p) {
+        double sum = 0;  // in double: the maps of all backends then differ only by their feature maps
+        for (std::size_t k = 0; k < c; ++k) sum += static_cast<double>(w[k]) * f[p * c + k];
+        m.values[p] = static_cast<float>(sum);
+    }
+    return m;
 }
 
 std::int64_t Session::output_size(int i) const {

@@ -156,7 +156,7 @@ std::string curves_svg(const std::vector<EpochRecord>& records, const std::strin
 }
 
 std::string report_html(const std::string& title, const std::vector<std::string>& summary_lines, const Metrics& m,
-                        const std::string& confusion, const std::string& curves) {
+                        const std::string& confusion, const std::string& curves, const std::string& extra_html) {
     std::string h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + xml_escape(title) +
                     "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
                     "table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 10px;text-align:right}"
@@ -174,6 +174,7 @@ std::string report_html(const std::string& title, const std::vector<std::string>
          fmt("%.1f%%", 100 * m.balanced_accuracy) + "</th></tr>\n</table>\n";
     h += "<h2>Confusion matrix</h2>\n" + confusion;
     if (!curves.empty()) h += "<h2>Training curves</h2>\n" + curves;
+    h += extra_html;
     h += "</body></html>\n";
     return h;
 }

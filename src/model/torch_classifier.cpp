@@ -11,20 +11,42 @@ TorchClassifier::TorchClassifier(MobileNetV2 net, std::vector<std::string> names
     net_->eval();
 }
 
-std::vector<std::vector<float>> TorchClassifier::probabilities(const std::vector<cv::Mat>& inputs) {
-    if (inputs.empty()) return {};
+torch::Tensor TorchClassifier::batch_of(const std::vector<cv::Mat>& inputs) const {
     std::vector<torch::Tensor> batch;
     batch.reserve(inputs.size());
     for (const auto& m : inputs) {
         if (m.type() != CV_32FC3 || !m.isContinuous()) throw Error("classifier: input must be a continuous float RGB image");
         batch.push_back(torch::from_blob(const_cast<float*>(m.ptr<float>()), {m.rows, m.cols, 3}).permute({2, 0, 1}));
     }
+    return torch::stack(batch);
+}
+
+std::vector<std::vector<float>> TorchClassifier::probabilities(const std::vector<cv::Mat>& inputs) {
+    if (inputs.empty()) return {};
     torch::InferenceMode guard;
-    const auto probs = torch::softmax(net_->forward(torch::stack(batch)), 1).contiguous();
+    const auto probs = torch::softmax(net_->forward(batch_of(inputs)), 1).contiguous();
     std::vector<std::vector<float>> out(inputs.size());
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         const float* p = probs[static_cast<long>(i)].data_ptr<float>();
         out[i].assign(p, p + probs.size(1));
+    }
+    return out;
+}
+
+std::vector<Prediction> TorchClassifier::predict_with_maps(const std::vector<cv::Mat>& inputs) {
+    if (inputs.empty()) return {};
+    torch::InferenceMode guard;
+    const auto features = net_->features->forward(batch_of(inputs));  // N x C x h x w
+    // The same computation as forward() (dropout is off in eval mode), keeping the feature map.
+    const auto probs = torch::softmax(net_->classifier->forward(features.mean({2, 3})), 1).contiguous();
+    const auto maps = torch::einsum("kc,nchw->nkhw", {net_->classifier->weight, features}).contiguous();
+    const int classes = static_cast<int>(maps.size(1)), h = static_cast<int>(maps.size(2)), w = static_cast<int>(maps.size(3));
+    std::vector<Prediction> out(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        const float* p = probs[static_cast<long>(i)].data_ptr<float>();
+        out[i].probabilities.assign(p, p + probs.size(1));
+        for (int c = 0; c < classes; ++c)
+            out[i].maps.push_back(cv::Mat(h, w, CV_32F, maps[static_cast<long>(i)][c].data_ptr<float>()).clone());
     }
     return out;
 }

@@ -19,10 +19,12 @@
 
 #include "firesight/allocator.h"
 #include "firesight/error.h"
+#include "firesight/eval_maps.h"
 #include "firesight/fileio.h"
 #include "firesight/progress.h"
 #include "firesight/train.h"
 #include "firesight/trained_model.h"
+#include "model/torch_classifier.h"
 #include "train/thread_pool.h"
 
 namespace fs = std::filesystem;
@@ -521,7 +523,12 @@ void Trainer::write_outputs(TrainResult& r) {
     std::snprintf(buf, sizeof buf, "peak RSS %.0f MB (budget %.0f MB), batch %d x %d accumulation", r.peak_rss_mb,
                   mb(opt_.memory_budget), plan_.batch_size, plan_.accumulation);
     lines.push_back(buf);
-    write_file_atomic(opt_.out / "report.html", eval::report_html("firesight training run", lines, r.test, conf, curves));
+    // Where the model looked: the maps of the test errors and of a few correct photos.
+    std::vector<fs::path> files;
+    for (const auto& s : test_.samples) files.push_back(splits_.file(s));
+    model::TorchClassifier clf(tm_.net, splits_.classes, tm_.preprocess, "the trained model");
+    const auto maps = eval::activation_maps_html(clf, files, truth, predicted);
+    write_file_atomic(opt_.out / "report.html", eval::report_html("firesight training run", lines, r.test, conf, curves, maps));
 }
 
 TrainResult Trainer::run() {

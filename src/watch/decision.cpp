@@ -1,10 +1,13 @@
 // Smoothing, the per-source alarm state machine and tiling (see firesight/watch_decision.h).
 #include "firesight/watch_decision.h"
 
+#include <opencv2/imgproc.hpp>
+
 #include <algorithm>
 
 #include "firesight/classifier.h"
 #include "firesight/error.h"
+#include "firesight/heatmap.h"
 
 namespace firesight::watch {
 
@@ -168,6 +171,33 @@ std::vector<float> classify_frame(Classifier& clf, const cv::Mat& bgr, const Til
     for (std::size_t i = 1; i < probs.size(); ++i)
         for (std::size_t c = 0; c < best.size() && c < probs[i].size(); ++c) best[c] = std::max(best[c], probs[i][c]);
     return best;
+}
+
+cv::Mat mark_class_evidence(Classifier& clf, const cv::Mat& bgr, const TilingConfig& tiling, int cls) {
+    std::vector<cv::Rect> parts{cv::Rect(0, 0, bgr.cols, bgr.rows)};
+    if (tiling.enabled)
+        for (const auto& r : tile_rects(bgr.size(), tiling)) parts.push_back(r);
+    std::vector<cv::Mat> inputs;
+    for (const auto& r : parts) inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+    const auto preds = clf.predict_with_maps(inputs);
+    if (cls < 0 || cls >= static_cast<int>(clf.class_names().size())) throw Error("alarm snapshot: no class " + std::to_string(cls));
+    const auto c = static_cast<std::size_t>(cls);
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < preds.size(); ++i)
+        if (preds[i].probabilities.at(c) > preds[best].probabilities.at(c)) best = i;
+    const cv::Rect part = parts[best];
+    const cv::Mat& map = preds[best].maps.at(c);
+    cv::Mat out = bgr.clone();
+    // Lighter than predict's overlay: the person must still see the scene under the colours.
+    const cv::Mat heat = data::overlay_activation_map(bgr(part).clone(), map, clf.preprocessing(), 0.35);
+    heat.copyTo(out(part));
+    const cv::Rect box = data::hottest_region(map, part.size(), clf.preprocessing()) + part.tl();
+    const double scale = std::max(0.4, bgr.cols / 900.0);
+    const int thick = std::max(2, static_cast<int>(3 * scale));
+    cv::rectangle(out, box, cv::Scalar(0, 255, 255), thick);
+    cv::putText(out, clf.class_names()[c], {box.x + 4, std::max(box.y - 6, static_cast<int>(18 * scale))}, cv::FONT_HERSHEY_SIMPLEX,
+                0.6 * scale, cv::Scalar(0, 255, 255), std::max(1, thick / 2));
+    return out;
 }
 
 }  // namespace firesight::watch

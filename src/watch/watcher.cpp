@@ -262,6 +262,20 @@ void Watcher::run_source(std::size_t i) {
         std::lock_guard lk(mu_);
         return stop_;
     };
+    // The alarm's snapshot shows where the alarm class is (one more inference, on alarm events
+    // only, so the per-frame path is unchanged); the plain snapshot when the model has no maps.
+    auto alarm_snapshot = [&](const cv::Mat& bgr, const Decision& d, const cv::Mat& annotated) {
+        const auto it = std::find(classes_.begin(), classes_.end(), d.cls);
+        if (it == classes_.end()) return annotated;
+        try {
+            std::lock_guard lk(classifier_mu_);
+            const cv::Mat marked = mark_class_evidence(classifier_, bgr, config_.tiling, static_cast<int>(it - classes_.begin()));
+            return draw_overlay(marked, spec.name, d.to, classes_, d.smoothed);
+        } catch (const Error& err) {
+            std::fprintf(stderr, "firesight: %s: alarm snapshot without a map: %s\n", spec.name.c_str(), err.what());
+            return annotated;
+        }
+    };
     while (!stopping()) {
         try {
             src.open();
@@ -314,7 +328,7 @@ void Watcher::run_source(std::size_t i) {
             if (d.changed()) {
                 Event e = state_event(spec.name, d, now_ms(), f.index, classes_);
                 e.frame_wall_ms = f.wall_ms;
-                emit(e, annotated);
+                emit(e, d.to == AlarmState::alarm ? alarm_snapshot(f.bgr, d, annotated) : annotated);
             }
         }
         if (stopping()) break;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "firesight/fileio.h"
+#include "firesight/image.h"
 #include "test_util.h"
 
 using namespace firesight;
@@ -144,4 +145,37 @@ TEST_F(CliBadInput, OneBadImageDoesNotStopTheOthers) {
     EXPECT_EQ(r.exit_code, 1) << r.out;
     EXPECT_NE(r.out.find("bad.png: not a decodable image"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("cat.bmp  "), std::string::npos) << r.out;
+}
+
+// predict --cam: one heat-map JPEG per photo, named after it (a second photo of the same name gets
+// -2), the size of the photo; the engine built from the .tflite draws the same maps as libtorch.
+TEST(CliPredict, CamWritesOneHeatMapPerPhotoAndEngineMatchesLibtorch) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    test::TempDir dir;
+    const auto samples = test::assets() / "imagenet-samples";
+    std::filesystem::create_directories(dir / "other");
+    std::filesystem::copy_file(samples / "hot_dog.jpg", dir / "other" / "parrot.jpg");
+    write_file_atomic(dir / "broken.jpg", "not an image");
+    const std::string photos = " " + shell_quote((samples / "parrot.jpg").string()) + " " + shell_quote((dir / "other" / "parrot.jpg").string()) +
+                               " " + shell_quote((dir / "broken.jpg").string()) + " " + shell_quote((samples / "owl.jpg").string());
+    const auto fse = dir / "m.fse";
+    ASSERT_EQ(run_command(test::firesight_cli() + " build --model " + shell_quote(test::mobilenet_quant().string()) + " --out " +
+                          shell_quote(fse.string())).exit_code, 0);
+    for (const auto& [model, out] : {std::pair{test::mobilenet_quant(), dir / "cam-tflite"}, std::pair{fse, dir / "cam-engine"}}) {
+        const auto r = run_command(test::firesight_cli() + " predict --json --top 3 --cam " + shell_quote(out.string()) + " --model " +
+                                   shell_quote(model.string()) + photos + " 2>&1");
+        EXPECT_EQ(r.exit_code, 1) << r.out;  // broken.jpg
+        EXPECT_NE(r.out.find("broken.jpg"), std::string::npos) << r.out;
+        for (const char* name : {"parrot.jpg", "parrot-2.jpg", "owl.jpg"}) {
+            const cv::Mat img = data::decode_image(out / name);
+            EXPECT_EQ(img.size(), data::decode_image(samples / (std::string(name) == "parrot-2.jpg" ? "hot_dog.jpg" : name)).size()) << name;
+        }
+        EXPECT_FALSE(std::filesystem::exists(out / "broken.jpg"));
+        EXPECT_NE(r.out.find("\"cam\""), std::string::npos) << r.out;
+    }
+    for (const char* name : {"parrot.jpg", "parrot-2.jpg", "owl.jpg"}) {
+        cv::Mat diff;
+        cv::absdiff(data::decode_image(dir / "cam-tflite" / name), data::decode_image(dir / "cam-engine" / name), diff);
+        EXPECT_LT(cv::mean(diff)[0], 3.0) << name << ": the engine's map differs from libtorch's";
+    }
 }

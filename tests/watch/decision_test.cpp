@@ -215,3 +215,42 @@ TEST(WatchTiling, SmallFireInAWideFrameIsFoundOnlyWithTiles) {
     EXPECT_LT(whole, 0.6f);
     EXPECT_GT(tiled, 0.6f);
 }
+
+// The yellow box mark_class_evidence draws, as the bounding box of its exact colour.
+static cv::Rect yellow_box(const cv::Mat& bgr) {
+    cv::Mat mask;
+    cv::inRange(bgr, cv::Scalar(0, 255, 255), cv::Scalar(0, 255, 255), mask);
+    return cv::boundingRect(mask);
+}
+
+// The box must cover the fire and not much more: the fake classifier's 8x8 cells (60 px here) and
+// the label above the box make it somewhat larger than the fire, the whole view would be 7x larger.
+static void expect_box_on(const cv::Rect& box, const cv::Rect& fire) {
+    EXPECT_GT((box & fire).area(), 0.9 * fire.area()) << box;
+    EXPECT_GT(fire.area(), 0.4 * box.area()) << box;
+}
+
+TEST(WatchSnapshot, AlarmBoxSitsOnTheFire) {
+    firesight::test::OrangeClassifier clf;
+    cv::Mat frame(480, 640, CV_8UC3, cv::Scalar(90, 110, 80));
+    const cv::Rect fire(300, 150, 140, 120);
+    cv::rectangle(frame, fire, cv::Scalar(20, 140, 240), cv::FILLED);
+    const cv::Mat marked = mark_class_evidence(clf, frame, TilingConfig{}, 0);
+    ASSERT_EQ(marked.size(), frame.size());
+    const cv::Rect box = yellow_box(marked);
+    expect_box_on(box, fire);
+    EXPECT_THROW(mark_class_evidence(clf, frame, TilingConfig{}, 2), Error);
+}
+
+TEST(WatchSnapshot, WithTilesTheBoxComesFromTheTileThatSawTheFire) {
+    firesight::test::OrangeClassifier clf;
+    cv::Mat frame(360, 1280, CV_8UC3, cv::Scalar(90, 110, 80));
+    const cv::Rect fire(100, 60, 120, 90);  // outside the whole frame's centre square
+    cv::rectangle(frame, fire, cv::Scalar(20, 140, 240), cv::FILLED);
+    TilingConfig on;
+    on.enabled = true;
+    on.rows = 2;
+    on.cols = 4;
+    const cv::Rect box = yellow_box(mark_class_evidence(clf, frame, on, 0));
+    expect_box_on(box, fire);
+}

@@ -45,20 +45,40 @@ public:
         std::vector<std::vector<float>> out;
         for (const auto& in : inputs) {
             ++calls;
-            int orange = 0;
-            for (int y = 0; y < in.rows; ++y)
-                for (int x = 0; x < in.cols; ++x) {
-                    const auto v = in.at<cv::Vec3f>(y, x);  // RGB, normalised
-                    const float r = v[0] / pre_.scale + pre_.mean, g = v[1] / pre_.scale + pre_.mean, b = v[2] / pre_.scale + pre_.mean;
-                    if (r > 180 && g > 50 && g < 210 && b < 100) ++orange;
-                }
-            const float fire = std::min(1.f, 4.f * orange / static_cast<float>(in.rows * in.cols));
+            const float fire = fire_score(in);
             out.push_back({fire, 1.f - fire});
         }
         return out;
     }
+    float fire_score(const cv::Mat& in) const {
+        int orange = 0;
+        for (int y = 0; y < in.rows; ++y)
+            for (int x = 0; x < in.cols; ++x) {
+                const auto v = in.at<cv::Vec3f>(y, x);  // RGB, normalised
+                const float r = v[0] / pre_.scale + pre_.mean, g = v[1] / pre_.scale + pre_.mean, b = v[2] / pre_.scale + pre_.mean;
+                if (r > 180 && g > 50 && g < 210 && b < 100) ++orange;
+            }
+        return std::min(1.f, 4.f * orange / static_cast<float>(in.rows * in.cols));
+    }
+    // Maps with a real meaning too: the orange share of each cell of an 8x8 grid for "fire", its
+    // complement for "neutral".
+    std::vector<Prediction> predict_with_maps(const std::vector<cv::Mat>& inputs) override {
+        std::vector<Prediction> out;
+        for (const auto& in : inputs) {
+            Prediction p;
+            const float score = fire_score(in);
+            p.probabilities = {score, 1.f - score};
+            cv::Mat fire(8, 8, CV_32F);
+            for (int r = 0; r < 8; ++r)
+                for (int c = 0; c < 8; ++c)
+                    fire.at<float>(r, c) = fire_score(in(cv::Rect(c * in.cols / 8, r * in.rows / 8, in.cols / 8, in.rows / 8)));
+            p.maps = {fire, 1.f - fire};
+            out.push_back(std::move(p));
+        }
+        return out;
+    }
     std::string describe() const override { return "orange-pixel test classifier"; }
-    std::atomic<int> calls{0};
+    std::atomic<int> calls{0};  // images given to probabilities(), the watcher's per-frame path
 
 private:
     std::vector<std::string> names_{"fire", "neutral"};
