@@ -160,9 +160,12 @@ Evaluation evaluate(const EvalSet& e, const Classified& c, const std::vector<int
         truth.push_back(t);
         predicted.push_back(p);
         ev.files.push_back(e.roots[static_cast<std::size_t>(s.root)] / s.path);
-        auto& g = grouped[sources.source(s)];
-        g.first.push_back(t);
-        g.second.push_back(p);
+        // Each source, and its data root as a whole when the root has several sources.
+        const std::string src = sources.source(s), root = src.substr(0, src.find('/'));
+        for (const auto& key : root == src ? std::vector<std::string>{src} : std::vector<std::string>{root, src}) {
+            grouped[key].first.push_back(t);
+            grouped[key].second.push_back(p);
+        }
         if (t != p) ev.errors.push_back({(e.roots[static_cast<std::size_t>(s.root)] / s.path).string(), model_classes[t] + " -> " + model_classes[p]});
     }
     ev.all = eval::compute_metrics(model_classes, truth, predicted);
@@ -175,7 +178,8 @@ std::string source_table(const std::map<std::string, eval::Metrics>& by_source) 
     std::size_t w = 6;
     for (const auto& [name, m] : by_source) w = std::max(w, name.size());
     char buf[512];
-    std::snprintf(buf, sizeof buf, "  %-*s %7s %9s %14s %14s\n", static_cast<int>(w), "source", "images", "accuracy", "alarm recall", "false alarms");
+    std::snprintf(buf, sizeof buf, "  %-*s %7s %9s %9s %14s %14s\n", static_cast<int>(w), "source", "images", "accuracy", "balanced",
+                  "alarm recall", "false alarms");
     out += buf;
     for (const auto& [name, m] : by_source) {
         auto pct = [](int num, int den) {
@@ -184,8 +188,9 @@ std::string source_table(const std::map<std::string, eval::Metrics>& by_source) 
             std::snprintf(b, sizeof b, "%.1f%% (%d)", 100.0 * num / den, num);
             return b + std::string();
         };
-        std::snprintf(buf, sizeof buf, "  %-*s %7d %8.1f%% %14s %14s\n", static_cast<int>(w), name.c_str(), m.total, 100 * m.accuracy,
-                      pct(m.alarm.caught, m.alarm.alarm_images).c_str(), pct(m.alarm.false_alarms, m.alarm.other_images).c_str());
+        std::snprintf(buf, sizeof buf, "  %-*s %7d %8.1f%% %8.1f%% %14s %14s\n", static_cast<int>(w), name.c_str(), m.total, 100 * m.accuracy,
+                      100 * m.balanced_accuracy, pct(m.alarm.caught, m.alarm.alarm_images).c_str(),
+                      pct(m.alarm.false_alarms, m.alarm.other_images).c_str());
         out += buf;
     }
     return out;
