@@ -84,6 +84,9 @@ struct TilingConfig {
     void validate() const;
 };
 std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tiling);
-std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling);
+// With `where`, also says for each class which part of the frame scored it: the whole frame, or
+// the tile that beat it (the region that fired, kept with the event for feedback).
+std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling,
+                                  std::vector<cv::Rect>* where = nullptr);
 
 }  // namespace firesight::watch
