@@ -186,3 +186,29 @@ TEST(WatchPipeline, ModelWithoutAlarmClassesIsRefused) {
     cfg.sources.push_back({"x", "/nonexistent.avi"});
     EXPECT_THROW(Watcher(cfg, clf), Error);
 }
+
+TEST(WatchSource, AFolderForgetsImagesThatAreGone) {
+    // A camera that rotates its snapshots reuses names: an image that was removed and comes back
+    // is new, and the names of removed images are not remembered forever.
+    test::TempDir dir;
+    const auto folder = dir / "cam";
+    fs::create_directories(folder);
+    for (const char* n : {"a.jpg", "b.jpg"}) cv::imwrite((folder / n).string(), test::scene_frame(0, false));
+    SourceSpec spec{"cam", folder.string()};
+    spec.realtime = false;
+    FrameSource src(spec);
+    Frame f;
+    auto frames_now = [&] {
+        src.open();
+        int n = 0;
+        while (src.read(f) == ReadResult::frame) ++n;
+        return n;
+    };
+    EXPECT_EQ(frames_now(), 2);
+    EXPECT_EQ(frames_now(), 0);  // nothing new
+    fs::remove(folder / "a.jpg");
+    EXPECT_EQ(frames_now(), 0);
+    cv::imwrite((folder / "a.jpg").string(), test::scene_frame(1, true));
+    EXPECT_EQ(frames_now(), 1);
+    EXPECT_EQ(frames_now(), 0);
+}
