@@ -29,7 +29,7 @@ struct WatchOptions {
     double fps = -1, duration = 0;
     int k = 0, n = 0;
     double min_alarm = -1, keep_days = -1, max_disk_mb = -1;
-    bool loop = false, no_discovery = false;
+    bool loop = false, no_discovery = false, no_pacing = false;
 };
 
 std::string iso_time(std::int64_t ms) {
@@ -71,6 +71,8 @@ int run_watch(const WatchOptions& o) {
     if (!o.model.empty()) cfg.model = o.model;
     if (cfg.model.empty()) throw Error("watch: no model (--model or model = \"...\" in the config)");
     for (const auto& s : o.sources) cfg.sources.push_back(watch::parse_source_arg(s));
+    if (o.no_pacing)
+        for (auto& s : cfg.sources) s.realtime = false;
     if (o.fps >= 0) cfg.fps = o.fps;
     cfg.loop = cfg.loop || o.loop;
     if (!o.alarm_classes.empty()) cfg.decision.alarm_classes = o.alarm_classes;
@@ -154,6 +156,7 @@ void add_watch(CLI::App& app) {
     sub->add_option("--config,-c", o->config, "TOML config file")->check(CLI::ExistingFile);
     sub->add_option("--fps", o->fps, "Frames classified per second per source (0 = every frame; default 2)")->check(CLI::NonNegativeNumber);
     sub->add_flag("--loop", o->loop, "Restart video files and rescan image folders when they end");
+    sub->add_flag("--no-pacing", o->no_pacing, "Read video files as fast as possible, not at their own frame rate (replays, soak tests)");
     sub->add_option("--alarm-class", o->alarm_classes, "Class that raises alarms (repeatable; default fire, smoke)");
     sub->add_option("--k", o->k, "Alarm when k of the last n frames are over the threshold (default 3)")->check(CLI::PositiveNumber);
     sub->add_option("--n", o->n, "Window for k-of-n (default 5)")->check(CLI::PositiveNumber);
