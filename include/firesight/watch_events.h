@@ -148,7 +148,9 @@ private:
     std::uint64_t db_used_bytes_locked() const;
     std::vector<std::pair<std::int64_t, std::string>> prune_candidates_locked(std::int64_t cutoff_ms,
                                                                               const std::set<std::string>& active) const;
-    void sweep_orphans_locked(PruneResult& res);
+    std::size_t needed_for_budget(const std::vector<std::pair<std::int64_t, std::string>>& batch, std::uint64_t usage,
+                                  std::uint64_t budget) const;
+    void sweep_orphans(PruneResult& res);
     void delete_events_locked(const std::vector<std::int64_t>& ids);
     std::filesystem::path dir_;
     std::vector<std::string> sinks_;

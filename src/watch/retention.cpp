@@ -101,13 +101,21 @@ void EventStore::delete_events_locked(const std::vector<std::int64_t>& ids) {
 PruneResult EventStore::prune(const RetentionConfig& r, std::int64_t now_ms, const std::set<std::string>& active_sources) {
     r.validate();
     PruneResult res;
-    std::lock_guard lk(mu_);
+    // The store lock is held per batch, not for the whole run: an alarm appended meanwhile waits
+    // for one batch of row deletes at most, never for a sweep over a month of snapshot files.
+    auto locked = [&](auto f) {
+        std::lock_guard lk(mu_);
+        return f();
+    };
+    auto candidates = [&](std::int64_t cutoff) { return locked([&] { return prune_candidates_locked(cutoff, active_sources); }); };
+    auto db_used = [&] { return locked([&] { return db_used_bytes_locked(); }); };
     // Rows go first, files after the commit: a crash in between leaves an orphan file (swept
     // below later), never an event whose snapshot is gone.
-    auto remove = [&](const std::vector<std::pair<std::int64_t, std::string>>& batch, std::uint64_t& snap_total) {
+    std::uint64_t snap_total = snapshot_bytes(snapshot_dir());
+    auto remove = [&](const std::vector<std::pair<std::int64_t, std::string>>& batch) {
         std::vector<std::int64_t> ids;
         for (const auto& c : batch) ids.push_back(c.first);
-        delete_events_locked(ids);
+        locked([&] { delete_events_locked(ids); });
         res.events += static_cast<std::int64_t>(ids.size());
         for (const auto& c : batch) {
             if (c.second.empty()) continue;
@@ -121,51 +129,57 @@ PruneResult EventStore::prune(const RetentionConfig& r, std::int64_t now_ms, con
             }
         }
     };
-    std::uint64_t snap_total = snapshot_bytes(snapshot_dir());
     if (r.max_age_days > 0) {
         const auto cutoff = now_ms - static_cast<std::int64_t>(r.max_age_days * 86400e3);
-        for (auto batch = prune_candidates_locked(cutoff, active_sources); !batch.empty();
-             batch = prune_candidates_locked(cutoff, active_sources))
-            remove(batch, snap_total);
+        for (auto batch = candidates(cutoff); !batch.empty(); batch = candidates(cutoff)) remove(batch);
     }
-    std::uint64_t usage = snap_total + db_used_bytes_locked();
+    std::uint64_t usage = snap_total + db_used();
     while (r.max_bytes && usage > r.max_bytes) {
-        auto batch = prune_candidates_locked(0, active_sources);
+        auto batch = candidates(0);
         if (batch.empty()) {
             res.over_budget = true;
             break;
         }
-        // Take only as many as the budget needs: each costs its snapshot and about one row's share
-        // of the database (a guess; the loop measures again after every batch).
+        batch.resize(needed_for_budget(batch, usage, r.max_bytes));
+        remove(batch);
+        usage = snap_total + db_used();
+    }
+    sweep_orphans(res);
+    res.bytes_after = snapshot_bytes(snapshot_dir()) + db_used();
+    return res;
+}
+
+// How many of the oldest candidates bring `usage` under `budget`: each costs its snapshot and
+// about one row's share of the database (a guess; prune measures again after every batch).
+std::size_t EventStore::needed_for_budget(const std::vector<std::pair<std::int64_t, std::string>>& batch, std::uint64_t usage,
+                                          std::uint64_t budget) const {
+    std::uint64_t row_bytes = 0;
+    {
+        std::lock_guard lk(mu_);
         Stmt count(db_, "SELECT COUNT(*) FROM events");
         const auto rows = sqlite3_step(count.s) == SQLITE_ROW ? std::max<std::int64_t>(1, sqlite3_column_int64(count.s, 0)) : 1;
-        const std::uint64_t row_bytes = db_used_bytes_locked() / static_cast<std::uint64_t>(rows);
-        std::uint64_t expected = usage;
-        std::size_t take = 0;
-        while (take < batch.size() && expected > r.max_bytes) {
-            const auto& snap = batch[take].second;
-            const auto cost = row_bytes + (snap.empty() ? 0 : file_size_or_zero(snapshot_dir() / snap));
-            expected -= std::min(expected, cost);
-            ++take;
-        }
-        batch.resize(std::max<std::size_t>(take, 1));
-        remove(batch, snap_total);
-        usage = snap_total + db_used_bytes_locked();
+        row_bytes = db_used_bytes_locked() / static_cast<std::uint64_t>(rows);
     }
-    sweep_orphans_locked(res);
-    res.bytes_after = snapshot_bytes(snapshot_dir()) + db_used_bytes_locked();
-    return res;
+    std::size_t take = 0;
+    while (take < batch.size() && usage > budget) {
+        const auto& snap = batch[take].second;
+        usage -= std::min(usage, row_bytes + (snap.empty() ? 0 : file_size_or_zero(snapshot_dir() / snap)));
+        ++take;
+    }
+    return std::max<std::size_t>(take, 1);
 }
 
 // Snapshot files no event names: a crash between the file and its row, or a temp file of a write
 // that never finished. Old enough ones go; held events' names are kept for their flush.
-void EventStore::sweep_orphans_locked(PruneResult& res) {
+void EventStore::sweep_orphans(PruneResult& res) {
     std::unordered_set<std::string> named;
     {
+        std::lock_guard lk(mu_);
         Stmt q(db_, "SELECT snapshot FROM events WHERE snapshot <> ''");
         while (sqlite3_step(q.s) == SQLITE_ROW) named.insert(col_text(q.s, 0));
+        for (const auto& h : held_) named.insert(h.event.snapshot);
     }
-    for (const auto& h : held_) named.insert(h.event.snapshot);
+    // Anything written after the names were read is younger than the grace period.
     const auto old = fs::file_time_type::clock::now() - kOrphanGrace;
     std::error_code ec;
     std::vector<fs::path> doomed;
