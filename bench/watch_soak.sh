@@ -33,7 +33,14 @@ fail() { printf 'watch_soak: %s\n' "$*" >&2; exit 1; }
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || fail "mosquitto is not installed (scripts/deps.txt lists it)"
 command -v curl >/dev/null || fail "curl is not installed"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A loopback port nothing answers on (bash's /dev/tcp: no other tool needed).
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
 
 mkdir -p "$OUT"
 rm -rf -- "$OUT/data" "$OUT/broker" "$OUT/samples.tsv"
@@ -64,7 +71,7 @@ trap 'kill $WATCH $BROKER 2>/dev/null || true' EXIT
 
 # One sample: seconds, RSS (KiB), open fds, threads, frames so far.
 printf 't_s\trss_kb\tfds\tthreads\tframes\n' >"$OUT/samples.tsv"
-start=$(date +%s.%N)
+SECONDS=0
 while kill -0 "$WATCH" 2>/dev/null; do
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WATCH/status" 2>/dev/null || true)
   fds=$(ls "/proc/$WATCH/fd" 2>/dev/null | wc -l || true)
@@ -72,7 +79,7 @@ while kill -0 "$WATCH" 2>/dev/null; do
   # The dashboard is used as a person would: state, events, metrics.
   curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/events?limit=50" || true
   frames=$(curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^firesight_frames_processed_total/ { print $2 }' || true)
-  [ -n "$rss" ] && [ "$fds" -gt 0 ] && printf '%.1f\t%s\t%s\t%s\t%s\n' "$(echo "$(date +%s.%N) - $start" | bc)" "$rss" "$fds" "$threads" "${frames:-?}" >>"$OUT/samples.tsv"
+  [ -n "$rss" ] && [ "$fds" -gt 0 ] && printf '%s\t%s\t%s\t%s\t%s\n' "$SECONDS" "$rss" "$fds" "$threads" "${frames:-?}" >>"$OUT/samples.tsv"
   sleep "$SAMPLE_S"
 done
 status=0
