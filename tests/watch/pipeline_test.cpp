@@ -212,3 +212,40 @@ TEST(WatchSource, AFolderForgetsImagesThatAreGone) {
     EXPECT_EQ(frames_now(), 1);
     EXPECT_EQ(frames_now(), 0);
 }
+
+TEST(WatchPipeline, TheWatcherPrunesOnItsOwnWhileItRuns) {
+    test::TempDir dir;
+    const auto data = dir / "data";
+    std::vector<Event> old;
+    {
+        EventStore store(data);  // a previous run, 40 days ago
+        for (int i = 0; i < 5; ++i) {
+            Event e;
+            e.source = "yard";
+            e.kind = "state";
+            e.from = "idle";
+            e.to = "suspected";
+            e.cls = "fire";
+            e.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                        40LL * 86400000 + i;
+            old.push_back(store.append(e, test::scene_frame(i, true)));
+        }
+    }
+    test::write_video(dir / "calm.avi", 20, 10, [](int) { return false; });
+    test::OrangeClassifier clf;
+    auto cfg = base_config(data);
+    cfg.retention.max_age_days = 30;
+    SourceSpec s{"yard", (dir / "calm.avi").string()};
+    s.loop = true;  // keeps running, as a camera would
+    cfg.sources.push_back(s);
+    Watcher w(cfg, clf);
+    w.start();
+    // Rows first, then the files (after the commit): wait for both.
+    ASSERT_TRUE(test::eventually([&] {
+        for (const auto& e : old)
+            if (w.store().get(e.id) || fs::exists(w.store().snapshot_dir() / e.snapshot)) return false;
+        return true;
+    })) << "old events not pruned";
+    EXPECT_GT(w.hub().get("yard").frames, 0);
+    w.stop();
+}
