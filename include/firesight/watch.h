@@ -52,7 +52,8 @@ struct WatchConfig {
     RetentionConfig retention;
     double reopen_min_s = 0.5, reopen_max_s = 30;  // back-off after a source drops
 };
-// Dashboard feedback on an event. "false_alarm" copies its snapshot to FEEDBACK/neutral/,
+// Dashboard feedback on an event. "false_alarm" copies its frame (the snapshot without the
+// overlay; the annotated snapshot for events stored without one) to FEEDBACK/neutral/,
 // "confirmed" to FEEDBACK/<its class>/ (fire, smoke, ...), as event-<id>-<source>.jpg, plus
 // event-<id>-<source>-region.jpg cut out of it when the event has a region; each through a temp
 // file and a rename. A later verdict replaces the earlier one and its copies. The verdict is
@@ -151,7 +152,7 @@ private:
     void run_source(std::size_t i);
     void maintain();
     std::vector<float> infer(const cv::Mat& bgr, double& seconds, std::vector<cv::Rect>* where);
-    void emit(Event e, const cv::Mat& snapshot);
+    void emit(Event e, const cv::Mat& snapshot, const cv::Mat& frame = {});
     bool sleep_interruptible(double seconds);
     std::string metrics_text() const;
 

@@ -86,12 +86,16 @@ public:
     // When that fails (a full disk) the event still gets the next id and is held in memory with
     // its JPEG: the sinks get it from there at once, and it is written, id and delivery marks
     // included, as soon as a later append or retry_storing() succeeds. Never throws for that.
-    Event append(Event e, const cv::Mat& snapshot_bgr = {});
+    // `frame_bgr`, when given with a snapshot, is the frame without the overlay, kept beside it
+    // as frame_file(snapshot): what dashboard feedback files as training data.
+    Event append(Event e, const cv::Mat& snapshot_bgr = {}, const cv::Mat& frame_bgr = {});
+    // "cam-1-2-3.jpg" -> "cam-1-2-3.frame.jpg"; "" for "".
+    static std::string frame_file(const std::string& snapshot);
     // Writes held events (and delivery marks that could not be written) when space is back.
     // True when nothing is held any more.
     bool retry_storing();
     StoreHealth health() const;
-    // The JPEG of a held event whose snapshot is not on disk yet (the dashboard serves it).
+    // A JPEG (snapshot or frame) of a held event, not on disk yet (the dashboard serves it).
     std::optional<std::string> held_snapshot(const std::string& name) const;
     // Newest first; held events (not written yet) included.
     std::vector<Event> recent(int limit, const std::string& source = {}) const;
@@ -135,7 +139,7 @@ public:
 private:
     struct Held {
         Event event;
-        std::vector<unsigned char> jpeg;     // snapshot not written yet; empty once written or dropped
+        std::vector<std::pair<std::string, std::vector<unsigned char>>> files;  // JPEGs not written yet (name, bytes)
         std::set<std::string> pending;       // sinks that have not received it
     };
     void exec(const char* sql) const;
@@ -143,7 +147,7 @@ private:
     Event read_row(void* stmt) const;
     void insert_locked(const Event& e, const std::set<std::string>& delivered);
     void flush_held_locked();
-    void hold_locked(Event& e, std::vector<unsigned char> jpeg, const std::string& why);
+    void hold_locked(Event& e, std::vector<std::pair<std::string, std::vector<unsigned char>>> files, const std::string& why);
     void note_failure_locked(const std::string& why);
     std::uint64_t db_used_bytes_locked() const;
     std::vector<std::pair<std::int64_t, std::string>> prune_candidates_locked(std::int64_t cutoff_ms,

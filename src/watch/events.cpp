@@ -135,11 +135,21 @@ void EventStore::set_listener(std::function<void(const Event&)> f) {
     listener_ = std::move(f);
 }
 
-Event EventStore::append(Event e, const cv::Mat& snapshot_bgr) {
-    std::vector<unsigned char> jpeg;
-    std::string snapshot_error;
+std::string EventStore::frame_file(const std::string& snapshot) {
+    if (snapshot.size() < 4 || snapshot.compare(snapshot.size() - 4, 4, ".jpg") != 0) return {};
+    return snapshot.substr(0, snapshot.size() - 4) + ".frame.jpg";
+}
+
+namespace {
+
+std::string_view bytes_of(const std::vector<unsigned char>& v) { return {reinterpret_cast<const char*>(v.data()), v.size()}; }
+
+}  // namespace
+
+Event EventStore::append(Event e, const cv::Mat& snapshot_bgr, const cv::Mat& frame_bgr) {
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> files;  // not on disk yet
+    std::string write_error;
     if (!snapshot_bgr.empty()) {
-        cv::imencode(".jpg", snapshot_bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
         std::uint64_t n;
         {
             std::lock_guard lk(mu_);
@@ -147,12 +157,20 @@ Event EventStore::append(Event e, const cv::Mat& snapshot_bgr) {
         }
         // Unique without the event id (not known before the insert): time, pid, counter.
         e.snapshot = e.source + "-" + std::to_string(e.time_ms) + "-" + std::to_string(::getpid()) + "-" + std::to_string(n) + ".jpg";
+        files.emplace_back(e.snapshot, std::vector<unsigned char>{});
+        cv::imencode(".jpg", snapshot_bgr, files.back().second, {cv::IMWRITE_JPEG_QUALITY, 85});
+        if (!frame_bgr.empty()) {
+            files.emplace_back(frame_file(e.snapshot), std::vector<unsigned char>{});
+            cv::imencode(".jpg", frame_bgr, files.back().second, {cv::IMWRITE_JPEG_QUALITY, 92});
+        }
         // Written outside the lock: an fsync on an SD card must not stall the dashboard.
         try {
-            write_file_atomic(snapshot_dir() / e.snapshot, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
-            jpeg.clear();  // on disk: nothing to hold
+            while (!files.empty()) {
+                write_file_atomic(snapshot_dir() / files.front().first, bytes_of(files.front().second));
+                files.erase(files.begin());  // on disk: nothing to hold
+            }
         } catch (const std::exception& err) {
-            snapshot_error = err.what();
+            write_error = err.what();
         }
     }
     std::function<void(const Event&)> listener;
@@ -160,11 +178,11 @@ Event EventStore::append(Event e, const cv::Mat& snapshot_bgr) {
         std::lock_guard lk(mu_);
         e.id = ++last_id_;
         try {
-            if (!snapshot_error.empty()) throw Error(snapshot_error);
+            if (!write_error.empty()) throw Error(write_error);
             flush_held_locked();  // older events first, so events.db gets ids in order
             insert_locked(e, {});
         } catch (const std::exception& err) {
-            hold_locked(e, std::move(jpeg), err.what());
+            hold_locked(e, std::move(files), err.what());
         }
         listener = listener_;
     }
@@ -227,14 +245,15 @@ void EventStore::flush_held_locked() {
     std::size_t written = 0;
     while (!held_.empty()) {
         auto& h = held_.front();
-        if (!h.jpeg.empty())
-            write_file_atomic(snapshot_dir() / h.event.snapshot,
-                              std::string_view(reinterpret_cast<const char*>(h.jpeg.data()), h.jpeg.size()));
+        while (!h.files.empty()) {
+            write_file_atomic(snapshot_dir() / h.files.front().first, bytes_of(h.files.front().second));
+            held_bytes_ -= h.files.front().second.size();
+            h.files.erase(h.files.begin());
+        }
         std::set<std::string> delivered;
         for (const auto& s : sinks_)
             if (!h.pending.count(s)) delivered.insert(s);
         insert_locked(h.event, delivered);
-        held_bytes_ -= h.jpeg.size();
         held_.pop_front();
         ++written;
     }
@@ -255,26 +274,28 @@ void EventStore::note_failure_locked(const std::string& why) {
     unlogged_failures_ = 0;
 }
 
-// The choice for events that cannot be written: keep them (with their JPEG) in memory and give
+// The choice for events that cannot be written: keep them (with their JPEGs) in memory and give
 // them to the dispatchers like any other, because an alarm that is not sent is worse than one
 // not recorded. Memory is bounded: past kMaxHeldJpegBytes the oldest held JPEGs are dropped
 // (the event stays, without its snapshot), past kMaxHeldEvents the oldest held events.
-void EventStore::hold_locked(Event& e, std::vector<unsigned char> jpeg, const std::string& why) {
-    held_.push_back({e, std::move(jpeg), std::set<std::string>(sinks_.begin(), sinks_.end())});
-    held_bytes_ += held_.back().jpeg.size();
+void EventStore::hold_locked(Event& e, std::vector<std::pair<std::string, std::vector<unsigned char>>> files, const std::string& why) {
+    held_.push_back({e, std::move(files), std::set<std::string>(sinks_.begin(), sinks_.end())});
+    for (const auto& f : held_.back().files) held_bytes_ += f.second.size();
     note_failure_locked(why);
     for (auto& h : held_) {
         if (held_bytes_ <= kMaxHeldJpegBytes) break;
-        if (h.jpeg.empty()) continue;
-        held_bytes_ -= h.jpeg.size();
-        h.jpeg = {};
-        h.event.snapshot.clear();
+        for (const auto& f : h.files) {
+            held_bytes_ -= f.second.size();
+            if (f.first == h.event.snapshot) h.event.snapshot.clear();
+        }
+        if (h.files.empty()) continue;
+        h.files.clear();
         h.event.detail += h.event.detail.empty() ? "snapshot dropped: disk full" : " (snapshot dropped: disk full)";
     }
     while (held_.size() > kMaxHeldEvents) {
         std::fprintf(stderr, "firesight: disk full too long: event %lld dropped from memory%s\n",
                      static_cast<long long>(held_.front().event.id), held_.front().pending.empty() ? " (it was delivered)" : "");
-        held_bytes_ -= held_.front().jpeg.size();
+        for (const auto& f : held_.front().files) held_bytes_ -= f.second.size();
         held_.pop_front();
         ++health_.dropped;
     }
@@ -302,7 +323,8 @@ StoreHealth EventStore::health() const {
 std::optional<std::string> EventStore::held_snapshot(const std::string& name) const {
     std::lock_guard lk(mu_);
     for (const auto& h : held_)
-        if (!h.jpeg.empty() && h.event.snapshot == name) return std::string(h.jpeg.begin(), h.jpeg.end());
+        for (const auto& f : h.files)
+            if (f.first == name) return std::string(f.second.begin(), f.second.end());
     return std::nullopt;
 }
 

@@ -27,7 +27,7 @@ bool safe_name(const std::string& s) {
 
 std::string label_of(const Event& e, const std::string& verdict) { return verdict == "false_alarm" ? "neutral" : e.cls; }
 
-// The snapshot's bytes: from disk, refusing anything but a regular file inside the folder (no
+// A snapshot file's bytes: from disk, refusing anything but a regular file inside the folder (no
 // symlink is followed), or from memory while a full disk holds the event.
 std::string snapshot_bytes(const EventStore& store, const std::string& name) {
     if (auto held = store.held_snapshot(name)) return *held;
@@ -87,7 +87,14 @@ FeedbackResult record_feedback(EventStore& store, const fs::path& feedback_dir, 
     const std::string label = label_of(*e, verdict);
     if (!safe_name(label)) throw FeedbackError(409, "event " + std::to_string(id) + " has no class to file it under");
     const std::string stem = "event-" + std::to_string(id) + "-" + (safe_name(e->source) ? e->source : "source");
-    const std::string jpeg = snapshot_bytes(store, e->snapshot);
+    // The frame without the overlay when the event has one (a model must not learn that a red
+    // border means fire); events stored before frames were kept have only the annotated snapshot.
+    std::string jpeg;
+    try {
+        jpeg = snapshot_bytes(store, EventStore::frame_file(e->snapshot));
+    } catch (const FeedbackError&) {
+        jpeg = snapshot_bytes(store, e->snapshot);
+    }
     if (!e->verdict.empty() && safe_name(label_of(*e, e->verdict)) && label_of(*e, e->verdict) != label)
         remove_copies(feedback_dir / label_of(*e, e->verdict), stem);
     FeedbackResult res{verdict, label, {}};

@@ -119,10 +119,11 @@ PruneResult EventStore::prune(const RetentionConfig& r, std::int64_t now_ms, con
         res.events += static_cast<std::int64_t>(ids.size());
         for (const auto& c : batch) {
             if (c.second.empty()) continue;
-            const auto p = snapshot_dir() / c.second;
-            const auto n = file_size_or_zero(p);
-            std::error_code ec;
-            if (fs::remove(p, ec)) {
+            for (const auto& name : {c.second, frame_file(c.second)}) {
+                const auto p = snapshot_dir() / name;
+                const auto n = file_size_or_zero(p);
+                std::error_code ec;
+                if (!fs::remove(p, ec)) continue;
                 ++res.snapshots;
                 res.bytes_freed += n;
                 snap_total -= std::min(snap_total, n);
@@ -163,7 +164,8 @@ std::size_t EventStore::needed_for_budget(const std::vector<std::pair<std::int64
     std::size_t take = 0;
     while (take < batch.size() && usage > budget) {
         const auto& snap = batch[take].second;
-        usage -= std::min(usage, row_bytes + (snap.empty() ? 0 : file_size_or_zero(snapshot_dir() / snap)));
+        const auto files = snap.empty() ? 0 : file_size_or_zero(snapshot_dir() / snap) + file_size_or_zero(snapshot_dir() / frame_file(snap));
+        usage -= std::min(usage, row_bytes + files);
         ++take;
     }
     return std::max<std::size_t>(take, 1);
@@ -176,8 +178,14 @@ void EventStore::sweep_orphans(PruneResult& res) {
     {
         std::lock_guard lk(mu_);
         Stmt q(db_, "SELECT snapshot FROM events WHERE snapshot <> ''");
-        while (sqlite3_step(q.s) == SQLITE_ROW) named.insert(col_text(q.s, 0));
-        for (const auto& h : held_) named.insert(h.event.snapshot);
+        while (sqlite3_step(q.s) == SQLITE_ROW) {
+            named.insert(col_text(q.s, 0));
+            named.insert(frame_file(col_text(q.s, 0)));
+        }
+        for (const auto& h : held_) {
+            named.insert(h.event.snapshot);
+            named.insert(frame_file(h.event.snapshot));
+        }
     }
     // Anything written after the names were read is younger than the grace period.
     const auto old = fs::file_time_type::clock::now() - kOrphanGrace;

@@ -237,9 +237,9 @@ std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds, std::vect
     return p;
 }
 
-void Watcher::emit(Event e, const cv::Mat& snapshot) {
+void Watcher::emit(Event e, const cv::Mat& snapshot, const cv::Mat& frame) {
     try {
-        e = store_->append(std::move(e), snapshot);
+        e = store_->append(std::move(e), snapshot, frame);
     } catch (const Error& err) {
         std::fprintf(stderr, "firesight: event lost: %s\n", err.what());
         return;
@@ -323,7 +323,7 @@ void Watcher::run_source(std::size_t i) {
                 // A tile beat the whole frame for the class in focus: that tile is the region.
                 const auto c = std::find(classes_.begin(), classes_.end(), d.cls) - classes_.begin();
                 if (static_cast<std::size_t>(c) < where.size() && where[c] != cv::Rect(0, 0, f.bgr.cols, f.bgr.rows)) e.region = where[c];
-                emit(e, annotated);
+                emit(e, annotated, f.bgr);  // the clean frame too: dashboard feedback files it for training
             }
         }
         if (stopping()) break;

@@ -14,6 +14,7 @@
 
 #include <regex>
 
+#include "firesight/fileio.h"
 #include "firesight/watch.h"
 #include "test_util.h"
 #include "watch_test_util.h"
@@ -363,6 +364,8 @@ TEST(WatchDashboard, FeedbackFilesTheSnapshotAndRecordsTheVerdict) {
 
     ASSERT_EQ(post(url, R"({"verdict": "false_alarm"})"), 200);
     EXPECT_FALSE(cv::imread((feedback / "neutral" / stem).string()).empty());
+    // Filed is the frame without the overlay, not the annotated snapshot.
+    EXPECT_EQ(read_file_text(feedback / "neutral" / stem), read_file_text(w.store().snapshot_dir() / EventStore::frame_file(alarm->snapshot)));
     EXPECT_EQ(w.store().get(alarm->id)->verdict, "false_alarm");
     EXPECT_GT(w.store().get(alarm->id)->verdict_ms, 0);
     // Changing one's mind moves the copy to the class folder.

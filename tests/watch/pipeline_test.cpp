@@ -71,6 +71,10 @@ TEST(WatchPipeline, FlickeringFireInAVideoRaisesAndClearsOneAlarm) {
         ASSERT_FALSE(e.snapshot.empty());
         const cv::Mat snap = cv::imread((w.store().snapshot_dir() / e.snapshot).string());
         EXPECT_EQ(snap.size(), cv::Size(160, 120)) << e.snapshot;
+        // Beside it the frame without the overlay (what feedback files for training).
+        const cv::Mat clean = cv::imread((w.store().snapshot_dir() / EventStore::frame_file(e.snapshot)).string());
+        ASSERT_EQ(clean.size(), cv::Size(160, 120)) << e.snapshot;
+        EXPECT_GT(cv::norm(snap, clean, cv::NORM_L1), 0) << "the frame has the overlay too";
     }
     EXPECT_EQ(events_of(w.store(), "ended").size(), 1u);
     EXPECT_EQ(w.hub().get("yard").frames, 100);

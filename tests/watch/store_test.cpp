@@ -151,7 +151,8 @@ TEST(WatchRetention, OldEventsGoButUndeliveredOnesAndAnAlarmInProgressStay) {
     EventStore store(dir / "data", {"mqtt"});
     const cv::Mat frame = test::scene_frame(1, true, {320, 240});
     std::vector<Event> old_a, recent_a, episode_b;
-    for (int i = 0; i < 10; ++i) old_a.push_back(store.append(at("a", kNow - 40 * kDay + i), frame));
+    // The old ones with their clean frame beside the snapshot, as the watcher stores state events.
+    for (int i = 0; i < 10; ++i) old_a.push_back(store.append(at("a", kNow - 40 * kDay + i), frame, test::scene_frame(1, false, {320, 240})));
     // Source b went into alarm 40 days ago and is still in it (a long smouldering fire).
     episode_b.push_back(store.append(at("b", kNow - 40 * kDay, "idle", "suspected"), frame));
     episode_b.push_back(store.append(at("b", kNow - 40 * kDay + 5, "suspected", "alarm"), frame));
@@ -163,11 +164,12 @@ TEST(WatchRetention, OldEventsGoButUndeliveredOnesAndAnAlarmInProgressStay) {
     r.max_bytes = 0;
     const auto res = store.prune(r, kNow, {"b"});
     EXPECT_EQ(res.events, 9);
-    EXPECT_EQ(res.snapshots, 9);
+    EXPECT_EQ(res.snapshots, 18);  // snapshot and frame of each
     EXPECT_GT(res.bytes_freed, 0u);
     for (const auto& e : old_a) {
         EXPECT_EQ(exists(store, e.id), e.id == old_a[3].id) << "event " << e.id;
         EXPECT_EQ(fs::exists(store.snapshot_dir() / e.snapshot), e.id == old_a[3].id) << e.snapshot;
+        EXPECT_EQ(fs::exists(store.snapshot_dir() / EventStore::frame_file(e.snapshot)), e.id == old_a[3].id) << e.snapshot;
     }
     for (const auto& e : episode_b) {
         EXPECT_TRUE(exists(store, e.id)) << "alarm in progress pruned: event " << e.id;
@@ -271,7 +273,7 @@ TEST(WatchStore, EventsThatCannotBeWrittenAreHeldDeliveredAndWrittenLater) {
     // The snapshot folder turns into a file: every snapshot write fails from now on.
     fs::rename(store.snapshot_dir(), dir / "snapshots-away");
     std::ofstream(store.snapshot_dir()) << "not a folder";
-    const auto held = store.append(make_event("cam", 2), test::scene_frame(1, true));
+    const auto held = store.append(make_event("cam", 2), test::scene_frame(1, true), test::scene_frame(1, false));
     const auto after = store.append(make_event("cam", 3));  // no snapshot, but must wait its turn
     EXPECT_EQ(held.id, first.id + 1);
     EXPECT_EQ(after.id, first.id + 2);
@@ -280,6 +282,7 @@ TEST(WatchStore, EventsThatCannotBeWrittenAreHeldDeliveredAndWrittenLater) {
     EXPECT_GE(store.health().failures, 2);
     EXPECT_EQ(store.recent(10).front().id, after.id);
     ASSERT_TRUE(store.held_snapshot(held.snapshot));
+    ASSERT_TRUE(store.held_snapshot(EventStore::frame_file(held.snapshot)));
 
     // Sinks get them anyway, in order.
     store.mark_delivered("mqtt", first.id);
@@ -301,6 +304,7 @@ TEST(WatchStore, EventsThatCannotBeWrittenAreHeldDeliveredAndWrittenLater) {
     EXPECT_EQ(store.health().held, 0);
     EXPECT_FALSE(store.held_snapshot(held.snapshot));
     EXPECT_FALSE(cv::imread((store.snapshot_dir() / held.snapshot).string()).empty());
+    EXPECT_FALSE(cv::imread((store.snapshot_dir() / EventStore::frame_file(held.snapshot)).string()).empty());
     EXPECT_EQ(store.get(held.id)->source, "cam");
     EXPECT_EQ(store.next_pending("mqtt")->event.id, after.id);
     EXPECT_EQ(store.pending_count("mqtt"), 1);
