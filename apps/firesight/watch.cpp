@@ -1,7 +1,13 @@
 // firesight watch: cameras, streams, videos or image folders in; alarms to SQLite, MQTT, a
 // webhook and a web dashboard out. Runs until Ctrl-C (or --duration, or every file ended).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <chrono>
@@ -20,12 +26,12 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 
 struct WatchOptions {
-    std::string model, labels, config, mqtt, webhook, http, token, data_dir, tile, thresholds;
+    std::string model, labels, config, mqtt, webhook, http, token, data_dir, tile, feedback_dir, thresholds;
     std::vector<std::string> sources, alarm_classes;
     double fps = -1, duration = 0;
     int k = 0, n = 0;
-    double min_alarm = -1;
-    bool loop = false, no_discovery = false;
+    double min_alarm = -1, keep_days = -1, max_disk_mb = -1;
+    bool loop = false, no_discovery = false, no_pacing = false;
 };
 
 std::string iso_time(std::int64_t ms) {
@@ -37,6 +43,15 @@ std::string iso_time(std::int64_t ms) {
     char out[48];
     std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
     return out;
+}
+
+std::string write_token_file(const std::filesystem::path& data_dir, const std::string& token) {
+    const auto path = data_dir / "dashboard-token";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 && ::write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok) throw Error(path.string() + ": cannot write the dashboard token: " + std::strerror(errno));
+    return path.string();
 }
 
 watch::TilingConfig parse_tile(const std::string& s) {
@@ -71,6 +86,8 @@ int run_watch(const WatchOptions& o) {
     if (!o.model.empty()) cfg.model = o.model;
     if (cfg.model.empty()) throw Error("watch: no model (--model or model = \"...\" in the config)");
     for (const auto& s : o.sources) cfg.sources.push_back(watch::parse_source_arg(s));
+    if (o.no_pacing)
+        for (auto& s : cfg.sources) s.realtime = false;
     if (o.fps >= 0) cfg.fps = o.fps;
     cfg.loop = cfg.loop || o.loop;
     if (!o.alarm_classes.empty()) cfg.decision.alarm_classes = o.alarm_classes;
@@ -84,6 +101,9 @@ int run_watch(const WatchOptions& o) {
     if (!o.http.empty()) cfg.http = watch::parse_http_arg(o.http);
     if (cfg.http && !o.token.empty()) cfg.http->token = o.token;
     if (!o.data_dir.empty()) cfg.data_dir = o.data_dir;
+    if (!o.feedback_dir.empty()) cfg.feedback_dir = o.feedback_dir;
+    if (o.keep_days >= 0) cfg.retention.max_age_days = o.keep_days;
+    if (o.max_disk_mb >= 0) cfg.retention.max_bytes = static_cast<std::uint64_t>(o.max_disk_mb * 1048576.0);
 
     auto clf = open_classifier(cfg.model, o.labels);
     std::fprintf(stderr, "firesight: model %s\n", clf->describe().c_str());
@@ -103,9 +123,12 @@ int run_watch(const WatchOptions& o) {
     std::signal(SIGTERM, [](int) { g_stop = 1; });
     w.start();
     if (cfg.http) {
-        const std::string host = cfg.http->host;
-        std::fprintf(stderr, "firesight: dashboard on http://%s:%d/%s\n", host.c_str(), w.http_port(),
-                     w.http_token().empty() ? "" : ("?token=" + w.http_token()).c_str());
+        // The token never goes to the log (logs are collected and shared); one we made up is
+        // written to a file only root and the owner can read.
+        std::string how;
+        if (!w.http_token().empty() && cfg.http->token.empty()) how = " (token in " + write_token_file(cfg.data_dir, w.http_token()) + ")";
+        else if (!w.http_token().empty()) how = " (token required)";
+        std::fprintf(stderr, "firesight: dashboard on http://%s:%d/%s\n", cfg.http->host.c_str(), w.http_port(), how.c_str());
     }
     std::fprintf(stderr, "firesight: watching %zu source(s), events in %s; Ctrl-C stops\n", cfg.sources.size(), cfg.data_dir.c_str());
     const auto start = std::chrono::steady_clock::now();
@@ -136,16 +159,20 @@ void add_watch(CLI::App& app) {
         "Sources: /dev/videoN (V4L2), rtsp://... or http://... (OpenCV/FFmpeg), a video file, or a folder of images.\n"
         "Events go to DATA/events.db (SQLite) with snapshots in DATA/snapshots/; MQTT topics firesight/<source>/state\n"
         "(retained) and firesight/<source>/event, QoS 1, queued while the broker is down.\n"
-        "Config file (TOML): model, fps, loop, data_dir, [sources] name = \"URI\", [decision] alarm_classes, enter, exit,\n"
+        "Config file (TOML): model, fps, loop, data_dir, feedback_dir, [sources] name = \"URI\", [decision] alarm_classes, enter, exit,\n"
         "ema_alpha, k, n, clear_frames, min_alarm_seconds, [decision.thresholds.CLASS] enter/exit, [tiling] rows, cols,\n"
         "overlap, [mqtt] host, port, client_id, topic_prefix, discovery_prefix, username, password, [webhook] url,\n"
-        "[http] listen, token. Command-line options override the file.");
+        "[http] listen, token, [retention] max_age_days (default 30), max_disk_mb (default 1024),\n"
+        "prune_interval_s (default 600). Command-line options override the file.\n"
+        "Retention removes the oldest events and snapshots first; never an alarm in progress, never an event a sink\n"
+        "has not received. Dashboard verdicts copy snapshots to FEEDBACK/neutral/ or FEEDBACK/<class>/.");
     sub->add_option("--model,-m", o->model, "Model: .tflite, run folder, model.pt or engine file");
     sub->add_option("--labels", o->labels, "Labels file for a .tflite model");
     sub->add_option("--source,-s", o->sources, "name=URI (repeatable)");
     sub->add_option("--config,-c", o->config, "TOML config file")->check(CLI::ExistingFile);
     sub->add_option("--fps", o->fps, "Frames classified per second per source (0 = every frame; default 2)")->check(CLI::NonNegativeNumber);
     sub->add_flag("--loop", o->loop, "Restart video files and rescan image folders when they end");
+    sub->add_flag("--no-pacing", o->no_pacing, "Read video files as fast as possible, not at their own frame rate (replays, soak tests)");
     sub->add_option("--alarm-class", o->alarm_classes, "Class that raises alarms (repeatable; default fire, smoke)");
     sub->add_option("--threshold", o->thresholds, "Enter threshold per class, e.g. fire=0.3,smoke=0.4 (default 0.6; exit stays below it)");
     sub->add_option("--k", o->k, "Alarm when k of the last n frames are over the threshold (default 3)")->check(CLI::PositiveNumber);
@@ -158,6 +185,11 @@ void add_watch(CLI::App& app) {
     sub->add_option("--http", o->http, "Dashboard address, e.g. 127.0.0.1:8080 or :8080");
     sub->add_option("--token", o->token, "Dashboard token (one is generated when --http is not loopback)");
     sub->add_option("--data", o->data_dir, "Folder for events.db and snapshots (default firesight-data)");
+    sub->add_option("--keep-days", o->keep_days, "Remove events and snapshots older than this (default 30; 0 = keep)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--max-disk-mb", o->max_disk_mb, "Keep events and snapshots under this many MiB (default 1024; 0 = no limit)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--feedback-dir", o->feedback_dir, "Where dashboard verdicts file snapshots (default DATA/feedback)");
     sub->add_option("--duration", o->duration, "Stop after this many seconds (0 = run until Ctrl-C)")->check(CLI::NonNegativeNumber);
     sub->callback([o]() {
         const int rc = run_watch(*o);

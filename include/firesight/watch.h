@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "firesight/error.h"
 #include "firesight/watch_decision.h"
 #include "firesight/watch_events.h"
 #include "firesight/watch_notify.h"
@@ -30,6 +31,7 @@ struct HttpConfig {
     std::string host = "127.0.0.1";
     int port = 8080;       // 0 = any free port
     std::string token;     // required (query ?token=, or Authorization: Bearer) when set
+    std::filesystem::path feedback_dir;  // where verdicts copy snapshots; "" = DATA/feedback
 };
 // "host:port", ":port" (127.0.0.1) or "port". Throws Error on a bad value.
 HttpConfig parse_http_arg(const std::string& arg);
@@ -46,8 +48,28 @@ struct WatchConfig {
     std::string webhook;
     std::optional<HttpConfig> http;
     std::filesystem::path data_dir = "firesight-data";
+    std::filesystem::path feedback_dir;  // "" = DATA/feedback
+    RetentionConfig retention;
     double reopen_min_s = 0.5, reopen_max_s = 30;  // back-off after a source drops
 };
+// Dashboard feedback on an event. "false_alarm" copies its frame (the snapshot without the
+// overlay; the annotated snapshot for events stored without one) to FEEDBACK/neutral/,
+// "confirmed" to FEEDBACK/<its class>/ (fire, smoke, ...), as event-<id>-<source>.jpg, plus
+// event-<id>-<source>-region.jpg cut out of it when the event has a region; each through a temp
+// file and a rename. A later verdict replaces the earlier one and its copies. The verdict is
+// recorded in events.db. Throws FeedbackError with the HTTP status that fits what was wrong.
+struct FeedbackResult {
+    std::string verdict, label;
+    std::vector<std::filesystem::path> files;
+};
+class FeedbackError : public Error {
+public:
+    FeedbackError(int status, const std::string& what) : Error(what), status(status) {}
+    int status;
+};
+FeedbackResult record_feedback(EventStore& store, const std::filesystem::path& feedback_dir, std::int64_t event_id,
+                               const std::string& verdict);
+
 // Reads a TOML config file (format in docs of `firesight watch --help`). Throws Error naming the
 // file, and the key or line, on anything it does not understand.
 WatchConfig load_watch_config(const std::filesystem::path& path);
@@ -128,8 +150,9 @@ public:
 
 private:
     void run_source(std::size_t i);
-    std::vector<float> infer(const cv::Mat& bgr, double& seconds);
-    void emit(Event e, const cv::Mat& snapshot);
+    void maintain();
+    std::vector<float> infer(const cv::Mat& bgr, double& seconds, std::vector<cv::Rect>* where);
+    void emit(Event e, const cv::Mat& snapshot, const cv::Mat& frame = {});
     bool sleep_interruptible(double seconds);
     std::string metrics_text() const;
 
@@ -144,6 +167,9 @@ private:
     std::unique_ptr<Dashboard> dashboard_;
     std::string http_token_;
     std::vector<std::thread> threads_;
+    std::thread maintenance_;
+    std::atomic<std::int64_t> pruned_events_{0}, pruned_snapshots_{0}, prune_failures_{0};
+    std::atomic<std::uint64_t> storage_bytes_{0};
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;

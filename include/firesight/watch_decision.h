@@ -84,7 +84,10 @@ struct TilingConfig {
     void validate() const;
 };
 std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tiling);
-std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling);
+// With `where`, also says for each class which part of the frame scored it: the whole frame, or
+// the tile that beat it (the region that fired, kept with the event for feedback).
+std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling,
+                                  std::vector<cv::Rect>* where = nullptr);
 
 // Where the frame shows class `cls`, for the alarm snapshot: the class's activation map from the
 // frame or, with tiling, from the tile that scores the class highest (as classify_frame takes the

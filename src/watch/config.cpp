@@ -56,7 +56,8 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
     }
     Reader r{path.string()};
     WatchConfig c;
-    r.only(root, "", {"model", "fps", "loop", "data_dir", "sources", "decision", "tiling", "mqtt", "webhook", "http"});
+    r.only(root, "", {"model", "fps", "loop", "data_dir", "feedback_dir", "sources", "decision", "tiling", "mqtt", "webhook", "http",
+                      "retention"});
     const auto& t = root.as_table();
     auto has = [](const toml::value::table_type& tab, const char* k) { return tab.count(k) > 0; };
     if (has(t, "model")) c.model = r.string(t.at("model"), "model");
@@ -64,6 +65,24 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
     if (c.fps < 0) r.fail("fps", "must not be negative");
     if (has(t, "loop")) c.loop = r.boolean(t.at("loop"), "loop");
     if (has(t, "data_dir")) c.data_dir = r.string(t.at("data_dir"), "data_dir");
+    if (has(t, "feedback_dir")) c.feedback_dir = r.string(t.at("feedback_dir"), "feedback_dir");
+    if (has(t, "retention")) {
+        const auto& rt = t.at("retention");
+        r.only(rt, "retention", {"max_age_days", "max_disk_mb", "prune_interval_s"});
+        const auto& tt = rt.as_table();
+        if (has(tt, "max_age_days")) c.retention.max_age_days = r.number(tt.at("max_age_days"), "retention.max_age_days");
+        if (has(tt, "max_disk_mb")) {
+            const double mb = r.number(tt.at("max_disk_mb"), "retention.max_disk_mb");
+            if (!(mb >= 0) || mb > 1e9) r.fail("retention.max_disk_mb", "must be 0 (no limit) or a size in MiB");
+            c.retention.max_bytes = static_cast<std::uint64_t>(mb * 1048576.0);
+        }
+        if (has(tt, "prune_interval_s")) c.retention.interval_s = r.number(tt.at("prune_interval_s"), "retention.prune_interval_s");
+        try {
+            c.retention.validate();
+        } catch (const Error& e) {
+            throw Error(path.string() + ": " + e.what());
+        }
+    }
     if (has(t, "sources")) {
         const auto& s = t.at("sources");
         if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");

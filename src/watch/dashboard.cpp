@@ -1,6 +1,9 @@
 // The web dashboard on cpp-httplib (see firesight/watch.h): page, MJPEG live views, events,
 // snapshots, /healthz and /metrics. Loopback by default; a token whenever one is configured.
+#include <fcntl.h>
 #include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <regex>
@@ -12,6 +15,49 @@
 #include "firesight/watch.h"
 
 namespace firesight::watch {
+
+namespace {
+
+// Compares the whole expected token whatever the guess, so the time taken does not tell an
+// attacker how many leading characters were right (it depends on the token's length only).
+bool same_token(const std::string& given, const std::string& expected) {
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+    return diff == 0;
+}
+
+// A snapshot name as the store makes them: letters, digits, '_', '-', '.', ending .jpg, no "..",
+// not hidden. Anything else (decoded traversal, NUL, backslash, slash) never reaches the disk.
+bool plain_snapshot_name(const std::string& name) {
+    if (name.size() < 5 || name.size() > 200 || name[0] == '.' || name.find("..") != std::string::npos) return false;
+    for (char c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') return false;
+    return name.compare(name.size() - 4, 4, ".jpg") == 0;
+}
+
+// Reads a regular file directly in `dir` without following a symlink (one planted in the
+// snapshot folder must not serve files from elsewhere). nullopt when it is not that.
+std::optional<std::string> read_plain_file(const std::filesystem::path& dir, const std::string& name) {
+    const int fd = ::open((dir / name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return std::nullopt;
+    struct stat st {};
+    std::optional<std::string> out;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        std::string data(static_cast<std::size_t>(st.st_size), '\0');
+        std::size_t got = 0;
+        for (ssize_t n; got < data.size() && (n = ::read(fd, data.data() + got, data.size() - got)) > 0;) got += static_cast<std::size_t>(n);
+        if (got == data.size()) out = std::move(data);
+    }
+    ::close(fd);
+    return out;
+}
+
+void json_error(httplib::Response& res, int status, const std::string& what) {
+    res.status = status;
+    res.set_content(nlohmann::json{{"error", what}}.dump(), "application/json");
+}
+
+}  // namespace
 
 struct Dashboard::Impl {
     HttpConfig config;
@@ -27,11 +73,17 @@ struct Dashboard::Impl {
 
     bool authorised(const httplib::Request& req) const {
         if (config.token.empty()) return true;
-        if (req.has_param("token") && req.get_param_value("token") == config.token) return true;
-        return req.get_header_value("Authorization") == "Bearer " + config.token;
+        if (req.has_param("token") && same_token(req.get_param_value("token"), config.token)) return true;
+        const std::string auth = req.get_header_value("Authorization");
+        return auth.rfind("Bearer ", 0) == 0 && same_token(auth.substr(7), config.token);
     }
 
+    std::filesystem::path feedback_dir() const { return config.feedback_dir.empty() ? store.dir() / "feedback" : config.feedback_dir; }
+
     void routes() {
+        // Bounds for hostile clients: bodies are small JSON, nothing else is uploaded.
+        server.set_payload_max_length(64 * 1024);
+        server.set_read_timeout(10, 0);
         server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
             // /healthz stays open so a supervisor can probe without the token; it reveals nothing.
             if (req.path == "/healthz" || authorised(req)) return httplib::Server::HandlerResponse::Unhandled;
@@ -56,16 +108,29 @@ struct Dashboard::Impl {
             for (const auto& e : store.recent(limit, req.has_param("source") ? req.get_param_value("source") : "")) j.push_back(e.to_json());
             res.set_content(j.dump(), "application/json");
         });
-        server.Get(R"(/snapshots/([A-Za-z0-9_.-]+\.jpg))", [this](const httplib::Request& req, httplib::Response& res) {
+        server.Get(R"(/snapshots/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
             const std::string name = req.matches[1];
-            if (name.find("..") != std::string::npos) {
-                res.status = 400;
-                return;
-            }
+            if (!plain_snapshot_name(name)) return json_error(res, 400, "not a snapshot name");
+            auto jpeg = read_plain_file(store.snapshot_dir(), name);
+            if (!jpeg) jpeg = store.held_snapshot(name);  // a full disk holds it in memory
+            if (!jpeg) return json_error(res, 404, "no such snapshot");
+            res.set_content(std::move(*jpeg), "image/jpeg");
+        });
+        server.Post(R"(/api/events/(\d{1,18})/feedback)", [this](const httplib::Request& req, httplib::Response& res) {
+            // JSON only: a plain HTML form on another site cannot send it without the browser
+            // asking first, so a page the operator visits cannot file verdicts for them.
+            if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
+                return json_error(res, 415, "send {\"verdict\": \"false_alarm\" | \"confirmed\"} as application/json");
+            const auto body = nlohmann::json::parse(req.body, nullptr, false);
+            if (!body.is_object() || !body.contains("verdict") || !body["verdict"].is_string())
+                return json_error(res, 400, "expected {\"verdict\": \"false_alarm\" | \"confirmed\"}");
             try {
-                res.set_content(read_file_text(store.snapshot_dir() / name), "image/jpeg");
-            } catch (const Error&) {
-                res.status = 404;
+                const auto r = record_feedback(store, feedback_dir(), std::stoll(req.matches[1]), body["verdict"].get<std::string>());
+                nlohmann::json j{{"id", std::stoll(req.matches[1])}, {"verdict", r.verdict}, {"label", r.label}, {"files", nlohmann::json::array()}};
+                for (const auto& f : r.files) j["files"].push_back(f.string());
+                res.set_content(j.dump(), "application/json");
+            } catch (const FeedbackError& e) {
+                json_error(res, e.status, e.what());
             }
         });
         server.Get(R"(/live/([A-Za-z0-9_-]+)\.jpg)", [this](const httplib::Request& req, httplib::Response& res) {

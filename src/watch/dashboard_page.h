@@ -17,12 +17,14 @@ main{padding:12px 16px} .sources{display:flex;flex-wrap:wrap;gap:12px}
 .state-idle{color:#6c6}.state-suspected{color:#fc3}.state-alarm{color:#f44}.state-cleared{color:#6af}
 table{border-collapse:collapse;width:100%;margin-top:8px;font-size:14px}
 td,th{border-bottom:1px solid #333;padding:4px 6px;text-align:left} td img{height:48px}
+button.fb{margin-right:4px;font-size:12px} .verdict{font-size:12px;color:#fc3} #feedback-status{font-size:13px;color:#9a9}
 </style></head><body>
 <header><h1>firesight</h1><span id="health">connecting...</span></header>
 <main>
 <div class="sources" id="sources"></div>
 <h2>Events</h2>
-<table><thead><tr><th>#</th><th>time</th><th>source</th><th>event</th><th>class</th><th>peak</th><th>frame</th><th>snapshot</th></tr></thead>
+<div id="feedback-status"></div>
+<table><thead><tr><th>#</th><th>time</th><th>source</th><th>event</th><th>class</th><th>peak</th><th>frame</th><th>snapshot</th><th>feedback</th></tr></thead>
 <tbody id="events"></tbody></table>
 </main>
 <script>
@@ -59,6 +61,28 @@ function card(s) {
   cards[s.name] = div;
   return div;
 }
+// Events with a snapshot can be labelled: the verdict files the snapshot as training data.
+function feedbackCell(e) {
+  if (!e.snapshot || e.kind !== 'state') return '';
+  const v = e.verdict ? '<span class="verdict">' + (e.verdict === 'false_alarm' ? 'false alarm' : 'confirmed') + '</span> ' : '';
+  return v + '<button class="fb" data-id="' + e.id + '" data-verdict="false_alarm">false alarm</button>' +
+         '<button class="fb" data-id="' + e.id + '" data-verdict="confirmed">confirmed</button>';
+}
+document.getElementById('events').addEventListener('click', async ev => {
+  const b = ev.target.closest('button.fb');
+  if (!b) return;
+  b.disabled = true;
+  const status = document.getElementById('feedback-status');
+  try {
+    const r = await fetch(withToken('/api/events/' + b.dataset.id + '/feedback'),
+                          {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({verdict: b.dataset.verdict})});
+    const j = await r.json().catch(() => ({}));
+    status.textContent = 'event ' + b.dataset.id + ': ' + (r.ok ? 'filed under ' + j.label : 'not saved: ' + (j.error || r.status));
+  } catch (err) {
+    status.textContent = 'event ' + b.dataset.id + ': not saved: ' + err;
+  }
+  refresh();
+});
 async function refresh() {
   try {
     const st = await (await fetch(withToken('/api/state'))).json();
@@ -78,7 +102,7 @@ async function refresh() {
       (e.detail ? ' <small>' + esc(e.detail) + '</small>' : '') + '</td><td>' + esc(e.class) + '</td><td>' +
       (e.kind === 'state' ? (100 * e.peak).toFixed(0) + '%' : '') + '</td><td>' + (e.frame >= 0 ? e.frame : '') + '</td><td>' +
       (e.snapshot ? '<a href="' + withToken('/snapshots/' + e.snapshot) + '"><img class="snap" src="' + withToken('/snapshots/' + e.snapshot) + '"></a>' : '') +
-      '</td></tr>').join('');
+      '</td><td>' + feedbackCell(e) + '</td></tr>').join('');
     const h = await fetch(withToken('/healthz'));
     document.getElementById('health').textContent = h.ok ? 'healthy' : 'degraded';
   } catch (err) {

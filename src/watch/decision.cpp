@@ -162,14 +162,24 @@ std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tl) {
     return out;
 }
 
-std::vector<float> classify_frame(Classifier& clf, const cv::Mat& bgr, const TilingConfig& tiling) {
+std::vector<float> classify_frame(Classifier& clf, const cv::Mat& bgr, const TilingConfig& tiling, std::vector<cv::Rect>* where) {
     std::vector<cv::Mat> inputs{data::preprocess(bgr, clf.preprocessing())};
+    std::vector<cv::Rect> rects{cv::Rect(0, 0, bgr.cols, bgr.rows)};
     if (tiling.enabled)
-        for (const auto& r : tile_rects(bgr.size(), tiling)) inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+        for (const auto& r : tile_rects(bgr.size(), tiling)) {
+            inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+            rects.push_back(r);
+        }
     auto probs = clf.probabilities(inputs);
     std::vector<float> best = probs.at(0);
+    std::vector<cv::Rect> from(best.size(), rects[0]);
     for (std::size_t i = 1; i < probs.size(); ++i)
-        for (std::size_t c = 0; c < best.size() && c < probs[i].size(); ++c) best[c] = std::max(best[c], probs[i][c]);
+        for (std::size_t c = 0; c < best.size() && c < probs[i].size(); ++c)
+            if (probs[i][c] > best[c]) {
+                best[c] = probs[i][c];
+                from[c] = rects[i];
+            }
+    if (where) *where = std::move(from);
     return best;
 }
 

@@ -6,8 +6,12 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <chrono>
+#include <cstdio>
+
 #include "firesight/error.h"
 #include "firesight/fileio.h"
+#include "sqlite_util.h"
 
 namespace firesight::watch {
 
@@ -33,31 +37,27 @@ nlohmann::json Event::to_json() const {
     nlohmann::json j{{"id", id},         {"event_id", id},   {"source", source}, {"time_ms", time_ms},
                      {"kind", kind},     {"from", from},     {"to", to},         {"class", cls},
                      {"score", score},   {"peak", peak},     {"frame", frame},   {"frame_wall_ms", frame_wall_ms},
-                     {"snapshot", snapshot}, {"detail", detail}, {"probabilities", probabilities}};
+                     {"snapshot", snapshot}, {"detail", detail}, {"probabilities", probabilities},
+                     {"verdict", verdict}};
+    j["region"] = region.empty() ? nlohmann::json(nullptr) : nlohmann::json{region.x, region.y, region.width, region.height};
     return j;
 }
 
 namespace {
 
-struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    Stmt(sqlite3* db, const char* sql) {
-        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
-            throw Error(std::string("events.db: ") + sqlite3_errmsg(db) + " in: " + sql);
-    }
-    ~Stmt() { sqlite3_finalize(s); }
-    void bind(int i, std::int64_t v) { sqlite3_bind_int64(s, i, v); }
-    void bind(int i, double v) { sqlite3_bind_double(s, i, v); }
-    void bind(int i, const std::string& v) { sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
-};
-
-std::string col_text(sqlite3_stmt* s, int i) {
-    const auto* t = sqlite3_column_text(s, i);
-    return t ? reinterpret_cast<const char*>(t) : "";
-}
-
 constexpr const char* kEventColumns =
-    "id, source, time_ms, kind, from_state, to_state, class, score, peak, frame, frame_wall_ms, snapshot, detail, probabilities";
+    "id, source, time_ms, kind, from_state, to_state, class, score, peak, frame, frame_wall_ms, snapshot, detail, probabilities,"
+    " verdict, verdict_ms, region";
+
+// Bounds on what a full disk may keep in memory. 1000 events is weeks of alarms for a few
+// cameras; 32 MiB of JPEGs is a few hundred snapshots and fits next to the model on a small board.
+constexpr std::size_t kMaxHeldEvents = 1000;
+constexpr std::uint64_t kMaxHeldJpegBytes = 32ull << 20;
+constexpr std::int64_t kFailureLogIntervalMs = 60000;
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -77,6 +77,9 @@ EventStore::EventStore(const fs::path& dir, std::vector<std::string> sinks) : di
     // survives even a power cut, not only a killed process.
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
+    // The WAL file keeps its largest size after a checkpoint unless limited; on a small card
+    // those megabytes are better spent on snapshots.
+    exec("PRAGMA journal_size_limit=1048576");
     exec("CREATE TABLE IF NOT EXISTS events ("
          " id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
          " from_state TEXT, to_state TEXT, class TEXT, score REAL, peak REAL, frame INTEGER, frame_wall_ms INTEGER,"
@@ -85,6 +88,33 @@ EventStore::EventStore(const fs::path& dir, std::vector<std::string> sinks) : di
          " id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER NOT NULL REFERENCES events(id), sink TEXT NOT NULL,"
          " delivered_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, UNIQUE(sink, event_id))");
     exec("CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sink, delivered_ms, id)");
+    migrate();
+    Stmt q(db_, "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), COALESCE((SELECT MAX(id) FROM events), 0))");
+    if (sqlite3_step(q.s) == SQLITE_ROW) last_id_ = sqlite3_column_int64(q.s, 0);
+}
+
+// Schema version 2 adds the dashboard verdict and the region that fired to events. Databases
+// written before it (version 0) get the columns added in place; their events are kept as they are.
+void EventStore::migrate() {
+    Stmt v(db_, "PRAGMA user_version");
+    const auto version = sqlite3_step(v.s) == SQLITE_ROW ? sqlite3_column_int64(v.s, 0) : 0;
+    if (version >= 2) return;
+    std::set<std::string> columns;
+    {
+        Stmt info(db_, "PRAGMA table_info(events)");
+        while (sqlite3_step(info.s) == SQLITE_ROW) columns.insert(col_text(info.s, 1));
+    }
+    exec("BEGIN IMMEDIATE");
+    try {
+        if (!columns.count("verdict")) exec("ALTER TABLE events ADD COLUMN verdict TEXT");
+        if (!columns.count("verdict_ms")) exec("ALTER TABLE events ADD COLUMN verdict_ms INTEGER");
+        if (!columns.count("region")) exec("ALTER TABLE events ADD COLUMN region TEXT");
+        exec("PRAGMA user_version = 2");
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
 }
 
 EventStore::~EventStore() {
@@ -105,10 +135,21 @@ void EventStore::set_listener(std::function<void(const Event&)> f) {
     listener_ = std::move(f);
 }
 
-Event EventStore::append(Event e, const cv::Mat& snapshot_bgr) {
+std::string EventStore::frame_file(const std::string& snapshot) {
+    if (snapshot.size() < 4 || snapshot.compare(snapshot.size() - 4, 4, ".jpg") != 0) return {};
+    return snapshot.substr(0, snapshot.size() - 4) + ".frame.jpg";
+}
+
+namespace {
+
+std::string_view bytes_of(const std::vector<unsigned char>& v) { return {reinterpret_cast<const char*>(v.data()), v.size()}; }
+
+}  // namespace
+
+Event EventStore::append(Event e, const cv::Mat& snapshot_bgr, const cv::Mat& frame_bgr) {
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> files;  // not on disk yet
+    std::string write_error;
     if (!snapshot_bgr.empty()) {
-        std::vector<unsigned char> jpeg;
-        cv::imencode(".jpg", snapshot_bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
         std::uint64_t n;
         {
             std::lock_guard lk(mu_);
@@ -116,46 +157,175 @@ Event EventStore::append(Event e, const cv::Mat& snapshot_bgr) {
         }
         // Unique without the event id (not known before the insert): time, pid, counter.
         e.snapshot = e.source + "-" + std::to_string(e.time_ms) + "-" + std::to_string(::getpid()) + "-" + std::to_string(n) + ".jpg";
-        write_file_atomic(snapshot_dir() / e.snapshot, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
+        files.emplace_back(e.snapshot, std::vector<unsigned char>{});
+        cv::imencode(".jpg", snapshot_bgr, files.back().second, {cv::IMWRITE_JPEG_QUALITY, 85});
+        if (!frame_bgr.empty()) {
+            files.emplace_back(frame_file(e.snapshot), std::vector<unsigned char>{});
+            cv::imencode(".jpg", frame_bgr, files.back().second, {cv::IMWRITE_JPEG_QUALITY, 92});
+        }
+        // Written outside the lock: an fsync on an SD card must not stall the dashboard.
+        try {
+            while (!files.empty()) {
+                write_file_atomic(snapshot_dir() / files.front().first, bytes_of(files.front().second));
+                files.erase(files.begin());  // on disk: nothing to hold
+            }
+        } catch (const std::exception& err) {
+            write_error = err.what();
+        }
     }
     std::function<void(const Event&)> listener;
     {
         std::lock_guard lk(mu_);
-        exec("BEGIN IMMEDIATE");
+        e.id = ++last_id_;
         try {
-            Stmt ins(db_,
-                     "INSERT INTO events (source, time_ms, kind, from_state, to_state, class, score, peak, frame, frame_wall_ms,"
-                     " snapshot, detail, probabilities) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
-            ins.bind(1, e.source);
-            ins.bind(2, e.time_ms);
-            ins.bind(3, e.kind);
-            ins.bind(4, e.from);
-            ins.bind(5, e.to);
-            ins.bind(6, e.cls);
-            ins.bind(7, static_cast<double>(e.score));
-            ins.bind(8, static_cast<double>(e.peak));
-            ins.bind(9, e.frame);
-            ins.bind(10, e.frame_wall_ms);
-            ins.bind(11, e.snapshot);
-            ins.bind(12, e.detail);
-            ins.bind(13, e.probabilities.dump());
-            if (sqlite3_step(ins.s) != SQLITE_DONE) throw Error(std::string("events.db: insert event: ") + sqlite3_errmsg(db_));
-            e.id = sqlite3_last_insert_rowid(db_);
-            for (const auto& sink : sinks_) {
-                Stmt q(db_, "INSERT INTO outbox (event_id, sink) VALUES (?, ?)");
-                q.bind(1, e.id);
-                q.bind(2, sink);
-                if (sqlite3_step(q.s) != SQLITE_DONE) throw Error(std::string("events.db: insert outbox: ") + sqlite3_errmsg(db_));
-            }
-            exec("COMMIT");
-        } catch (...) {
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            throw;
+            if (!write_error.empty()) throw Error(write_error);
+            flush_held_locked();  // older events first, so events.db gets ids in order
+            insert_locked(e, {});
+        } catch (const std::exception& err) {
+            hold_locked(e, std::move(files), err.what());
         }
         listener = listener_;
     }
     if (listener) listener(e);
     return e;
+}
+
+// One event and its outbox rows in one transaction, under the id already given to it. Sinks in
+// `delivered` got it while it was held: their rows are written as delivered.
+void EventStore::insert_locked(const Event& e, const std::set<std::string>& delivered) {
+    exec("BEGIN IMMEDIATE");
+    try {
+        Stmt ins(db_,
+                 "INSERT INTO events (id, source, time_ms, kind, from_state, to_state, class, score, peak, frame, frame_wall_ms,"
+                 " snapshot, detail, probabilities, region) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        ins.bind(1, e.id);
+        ins.bind(2, e.source);
+        ins.bind(3, e.time_ms);
+        ins.bind(4, e.kind);
+        ins.bind(5, e.from);
+        ins.bind(6, e.to);
+        ins.bind(7, e.cls);
+        ins.bind(8, static_cast<double>(e.score));
+        ins.bind(9, static_cast<double>(e.peak));
+        ins.bind(10, e.frame);
+        ins.bind(11, e.frame_wall_ms);
+        ins.bind(12, e.snapshot);
+        ins.bind(13, e.detail);
+        ins.bind(14, e.probabilities.dump());
+        if (!e.region.empty())
+            ins.bind(15, std::to_string(e.region.x) + "," + std::to_string(e.region.y) + "," + std::to_string(e.region.width) + "," +
+                             std::to_string(e.region.height));
+        if (sqlite3_step(ins.s) != SQLITE_DONE) throw Error(std::string("events.db: insert event: ") + sqlite3_errmsg(db_));
+        for (const auto& sink : sinks_) {
+            Stmt q(db_, "INSERT INTO outbox (event_id, sink, delivered_ms) VALUES (?, ?, ?)");
+            q.bind(1, e.id);
+            q.bind(2, sink);
+            if (delivered.count(sink)) q.bind(3, wall_ms());
+            if (sqlite3_step(q.s) != SQLITE_DONE) throw Error(std::string("events.db: insert outbox: ") + sqlite3_errmsg(db_));
+        }
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+// Writes what a full disk left in memory, oldest first; throws (keeping the rest) at the first
+// failure, so the order of ids in events.db never has a hole filled later by a newer event.
+void EventStore::flush_held_locked() {
+    while (!unmarked_.empty()) {
+        const auto [sink, id] = *unmarked_.begin();
+        Stmt q(db_, "UPDATE outbox SET delivered_ms = ?, attempts = attempts + 1 WHERE sink = ? AND event_id = ?");
+        q.bind(1, wall_ms());
+        q.bind(2, sink);
+        q.bind(3, id);
+        if (sqlite3_step(q.s) != SQLITE_DONE) throw Error(std::string("events.db: mark delivered: ") + sqlite3_errmsg(db_));
+        unmarked_.erase(unmarked_.begin());
+    }
+    std::size_t written = 0;
+    while (!held_.empty()) {
+        auto& h = held_.front();
+        while (!h.files.empty()) {
+            write_file_atomic(snapshot_dir() / h.files.front().first, bytes_of(h.files.front().second));
+            held_bytes_ -= h.files.front().second.size();
+            h.files.erase(h.files.begin());
+        }
+        std::set<std::string> delivered;
+        for (const auto& s : sinks_)
+            if (!h.pending.count(s)) delivered.insert(s);
+        insert_locked(h.event, delivered);
+        held_.pop_front();
+        ++written;
+    }
+    health_.held = 0;
+    health_.held_bytes = 0;
+    if (written) std::fprintf(stderr, "firesight: storing events again: %zu held event(s) written to %s\n", written, dir_.c_str());
+}
+
+void EventStore::note_failure_locked(const std::string& why) {
+    ++health_.failures;
+    ++unlogged_failures_;
+    // A full disk fails every event and every delivery mark: one line a minute, not thousands.
+    const auto now = wall_ms();
+    if (now - last_log_ms_ < kFailureLogIntervalMs) return;
+    std::fprintf(stderr, "firesight: cannot store events (%lld failure(s) since the last message): %s; %zu event(s) held in memory, "
+                 "delivered anyway\n", static_cast<long long>(unlogged_failures_), why.c_str(), held_.size());
+    last_log_ms_ = now;
+    unlogged_failures_ = 0;
+}
+
+// The choice for events that cannot be written: keep them (with their JPEGs) in memory and give
+// them to the dispatchers like any other, because an alarm that is not sent is worse than one
+// not recorded. Memory is bounded: past kMaxHeldJpegBytes the oldest held JPEGs are dropped
+// (the event stays, without its snapshot), past kMaxHeldEvents the oldest held events.
+void EventStore::hold_locked(Event& e, std::vector<std::pair<std::string, std::vector<unsigned char>>> files, const std::string& why) {
+    held_.push_back({e, std::move(files), std::set<std::string>(sinks_.begin(), sinks_.end())});
+    for (const auto& f : held_.back().files) held_bytes_ += f.second.size();
+    note_failure_locked(why);
+    for (auto& h : held_) {
+        if (held_bytes_ <= kMaxHeldJpegBytes) break;
+        for (const auto& f : h.files) {
+            held_bytes_ -= f.second.size();
+            if (f.first == h.event.snapshot) h.event.snapshot.clear();
+        }
+        if (h.files.empty()) continue;
+        h.files.clear();
+        h.event.detail += h.event.detail.empty() ? "snapshot dropped: disk full" : " (snapshot dropped: disk full)";
+    }
+    while (held_.size() > kMaxHeldEvents) {
+        std::fprintf(stderr, "firesight: disk full too long: event %lld dropped from memory%s\n",
+                     static_cast<long long>(held_.front().event.id), held_.front().pending.empty() ? " (it was delivered)" : "");
+        for (const auto& f : held_.front().files) held_bytes_ -= f.second.size();
+        held_.pop_front();
+        ++health_.dropped;
+    }
+    health_.held = static_cast<std::int64_t>(held_.size());
+    health_.held_bytes = held_bytes_;
+    e = held_.back().event;
+}
+
+bool EventStore::retry_storing() {
+    std::lock_guard lk(mu_);
+    if (held_.empty() && unmarked_.empty()) return true;
+    try {
+        flush_held_locked();
+    } catch (const std::exception& err) {
+        note_failure_locked(err.what());
+    }
+    return held_.empty() && unmarked_.empty();
+}
+
+StoreHealth EventStore::health() const {
+    std::lock_guard lk(mu_);
+    return health_;
+}
+
+std::optional<std::string> EventStore::held_snapshot(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    for (const auto& h : held_)
+        for (const auto& f : h.files)
+            if (f.first == name) return std::string(f.second.begin(), f.second.end());
+    return std::nullopt;
 }
 
 Event EventStore::read_row(void* stmt) const {
@@ -176,23 +346,32 @@ Event EventStore::read_row(void* stmt) const {
     e.detail = col_text(s, 12);
     e.probabilities = nlohmann::json::parse(col_text(s, 13), nullptr, false);
     if (e.probabilities.is_discarded()) e.probabilities = nlohmann::json::object();
+    e.verdict = col_text(s, 14);
+    e.verdict_ms = sqlite3_column_int64(s, 15);
+    int x = 0, y = 0, w = 0, h = 0;
+    if (std::sscanf(col_text(s, 16).c_str(), "%d,%d,%d,%d", &x, &y, &w, &h) == 4) e.region = cv::Rect(x, y, w, h);
     return e;
 }
 
 std::vector<Event> EventStore::recent(int limit, const std::string& source) const {
     std::lock_guard lk(mu_);
+    std::vector<Event> out;
+    // Held events are the newest: they come first.
+    for (auto it = held_.rbegin(); it != held_.rend() && static_cast<int>(out.size()) < limit; ++it)
+        if (source.empty() || it->event.source == source) out.push_back(it->event);
     const std::string sql = std::string("SELECT ") + kEventColumns + " FROM events" + (source.empty() ? "" : " WHERE source = ?2") +
                             " ORDER BY id DESC LIMIT ?1";
     Stmt q(db_, sql.c_str());
-    q.bind(1, static_cast<std::int64_t>(limit));
+    q.bind(1, static_cast<std::int64_t>(limit - static_cast<int>(out.size())));
     if (!source.empty()) q.bind(2, source);
-    std::vector<Event> out;
     while (sqlite3_step(q.s) == SQLITE_ROW) out.push_back(read_row(q.s));
     return out;
 }
 
 std::optional<Event> EventStore::get(std::int64_t id) const {
     std::lock_guard lk(mu_);
+    for (const auto& h : held_)
+        if (h.event.id == id) return h.event;
     Stmt q(db_, (std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?").c_str());
     q.bind(1, id);
     if (sqlite3_step(q.s) == SQLITE_ROW) return read_row(q.s);
@@ -205,32 +384,65 @@ std::int64_t EventStore::count() const {
     return sqlite3_step(q.s) == SQLITE_ROW ? sqlite3_column_int64(q.s, 0) : 0;
 }
 
+bool EventStore::set_verdict(std::int64_t id, const std::string& verdict, std::int64_t time_ms) {
+    if (verdict != "false_alarm" && verdict != "confirmed") throw Error("verdict " + verdict + ": expected false_alarm or confirmed");
+    std::lock_guard lk(mu_);
+    Stmt q(db_, "UPDATE events SET verdict = ?, verdict_ms = ? WHERE id = ?");
+    q.bind(1, verdict);
+    q.bind(2, time_ms);
+    q.bind(3, id);
+    if (sqlite3_step(q.s) != SQLITE_DONE) throw Error(std::string("events.db: record verdict: ") + sqlite3_errmsg(db_));
+    return sqlite3_changes(db_) > 0;
+}
+
 std::optional<EventStore::Pending> EventStore::next_pending(const std::string& sink) const {
     std::lock_guard lk(mu_);
-    const std::string sql = "SELECT id, event_id FROM outbox WHERE sink = ? AND delivered_ms IS NULL ORDER BY id LIMIT 1";
-    Stmt q(db_, sql.c_str());
+    // Rows delivered while their mark could not be written (unmarked_) are skipped, not resent.
+    Stmt q(db_, "SELECT id, event_id FROM outbox WHERE sink = ? AND delivered_ms IS NULL ORDER BY id");
     q.bind(1, sink);
-    if (sqlite3_step(q.s) != SQLITE_ROW) return std::nullopt;
-    Pending p;
-    p.outbox_id = sqlite3_column_int64(q.s, 0);
-    const std::int64_t event_id = sqlite3_column_int64(q.s, 1);
-    Stmt e(db_, (std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?").c_str());
-    e.bind(1, event_id);
-    if (sqlite3_step(e.s) != SQLITE_ROW) return std::nullopt;
-    p.event = read_row(e.s);
-    return p;
+    while (sqlite3_step(q.s) == SQLITE_ROW) {
+        const std::int64_t event_id = sqlite3_column_int64(q.s, 1);
+        if (unmarked_.count({sink, event_id})) continue;
+        Pending p;
+        p.outbox_id = sqlite3_column_int64(q.s, 0);
+        Stmt e(db_, (std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?").c_str());
+        e.bind(1, event_id);
+        if (sqlite3_step(e.s) != SQLITE_ROW) return std::nullopt;
+        p.event = read_row(e.s);
+        return p;
+    }
+    for (const auto& h : held_)
+        if (h.pending.count(sink)) return Pending{-1, h.event};
+    return std::nullopt;
 }
 
 void EventStore::mark_delivered(std::int64_t outbox_id) {
     std::lock_guard lk(mu_);
     Stmt q(db_, "UPDATE outbox SET delivered_ms = ?, attempts = attempts + 1 WHERE id = ?");
-    q.bind(1, static_cast<std::int64_t>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+    q.bind(1, wall_ms());
     q.bind(2, outbox_id);
     if (sqlite3_step(q.s) != SQLITE_DONE) throw Error(std::string("events.db: mark delivered: ") + sqlite3_errmsg(db_));
 }
 
+void EventStore::mark_delivered(const std::string& sink, std::int64_t event_id) {
+    std::lock_guard lk(mu_);
+    for (auto& h : held_)
+        if (h.event.id == event_id) {
+            h.pending.erase(sink);
+            return;
+        }
+    Stmt q(db_, "UPDATE outbox SET delivered_ms = ?, attempts = attempts + 1 WHERE sink = ? AND event_id = ?");
+    q.bind(1, wall_ms());
+    q.bind(2, sink);
+    q.bind(3, event_id);
+    if (sqlite3_step(q.s) != SQLITE_DONE) {
+        unmarked_.insert({sink, event_id});
+        note_failure_locked(std::string("events.db: mark delivered: ") + sqlite3_errmsg(db_));
+    }
+}
+
 void EventStore::mark_failed(std::int64_t outbox_id, const std::string& error) {
+    if (outbox_id < 0) return;  // a held event: nothing written to count attempts in
     std::lock_guard lk(mu_);
     Stmt q(db_, "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?");
     q.bind(1, error);
@@ -242,7 +454,10 @@ std::int64_t EventStore::pending_count(const std::string& sink) const {
     std::lock_guard lk(mu_);
     Stmt q(db_, "SELECT COUNT(*) FROM outbox WHERE sink = ? AND delivered_ms IS NULL");
     q.bind(1, sink);
-    return sqlite3_step(q.s) == SQLITE_ROW ? sqlite3_column_int64(q.s, 0) : 0;
+    std::int64_t n = sqlite3_step(q.s) == SQLITE_ROW ? sqlite3_column_int64(q.s, 0) : 0;
+    for (const auto& [s, id] : unmarked_) n -= s == sink;
+    for (const auto& h : held_) n += h.pending.count(sink) ? 1 : 0;
+    return n;
 }
 
 }  // namespace firesight::watch

@@ -229,7 +229,7 @@ void Dispatcher::loop() {
         }
         std::string error;
         if (sink_.deliver(p->event, error)) {
-            store_.mark_delivered(p->outbox_id);
+            store_.mark_delivered(sink_.name(), p->event.id);
             ++delivered_;
             backoff = 0.2;
             last_failed = -1;

@@ -72,9 +72,16 @@ void FrameSource::open() {
     if (kind_ == SourceKind::image_folder) {
         std::error_code ec;
         std::vector<fs::path> files;
-        for (fs::directory_iterator it(spec_.uri, ec), end; !ec && it != end; it.increment(ec))
-            if (it->is_regular_file() && is_image_file(it->path()) && !seen_.count(it->path())) files.push_back(it->path());
+        std::set<fs::path> still_there;
+        for (fs::directory_iterator it(spec_.uri, ec), end; !ec && it != end; it.increment(ec)) {
+            if (!it->is_regular_file() || !is_image_file(it->path())) continue;
+            if (seen_.count(it->path())) still_there.insert(it->path());
+            else files.push_back(it->path());
+        }
         if (ec) throw Error(spec_.name + ": cannot read folder " + spec_.uri + ": " + ec.message());
+        // Forget images that are gone: a camera that drops (and rotates) snapshots for months must
+        // not grow this set with every name it ever used.
+        seen_.swap(still_there);
         std::sort(files.begin(), files.end());
         pending_.assign(files.begin(), files.end());
         native_fps_ = spec_.fps > 0 ? spec_.fps : 1.0;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "firesight/classifier.h"
@@ -147,6 +148,7 @@ Watcher::Watcher(WatchConfig config, Classifier& classifier) : config_(std::move
     if (config_.sources.empty()) throw Error("watch: no --source given");
     config_.decision.validate();
     config_.tiling.validate();
+    config_.retention.validate();
     classes_ = classifier_.class_names();
     // Fail now, not on the first frame, when the model has none of the alarm classes.
     AlarmStateMachine probe(config_.decision, classes_);
@@ -180,6 +182,7 @@ Watcher::Watcher(WatchConfig config, Classifier& classifier) : config_(std::move
             for (int i = 0; i < 32; ++i) h.token += hex[rd() % 16];
         }
         http_token_ = h.token;
+        if (h.feedback_dir.empty()) h.feedback_dir = config_.feedback_dir.empty() ? config_.data_dir / "feedback" : config_.feedback_dir;
         dashboard_ = std::make_unique<Dashboard>(h, hub_, *store_, [this] { return metrics_text(); });
     }
 }
@@ -192,6 +195,7 @@ void Watcher::start() {
     std::lock_guard lk(mu_);
     running_ = static_cast<int>(config_.sources.size());
     for (std::size_t i = 0; i < config_.sources.size(); ++i) threads_.emplace_back([this, i] { run_source(i); });
+    maintenance_ = std::thread([this] { maintain(); });
 }
 
 void Watcher::stop() {
@@ -203,6 +207,7 @@ void Watcher::stop() {
     for (auto& t : threads_)
         if (t.joinable()) t.join();
     threads_.clear();
+    if (maintenance_.joinable()) maintenance_.join();
     hub_.shutdown();
     if (dashboard_) dashboard_->stop();
     for (auto& d : dispatchers_) d->stop();
@@ -223,18 +228,18 @@ bool Watcher::sleep_interruptible(double seconds) {
     return !cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_; });
 }
 
-std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds) {
+std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds, std::vector<cv::Rect>* where) {
     // One engine for all sources: serialise calls (the engine uses every core for one frame).
     std::lock_guard lk(classifier_mu_);
     const auto t0 = std::chrono::steady_clock::now();
-    auto p = classify_frame(classifier_, bgr, config_.tiling);
+    auto p = classify_frame(classifier_, bgr, config_.tiling, where);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return p;
 }
 
-void Watcher::emit(Event e, const cv::Mat& snapshot) {
+void Watcher::emit(Event e, const cv::Mat& snapshot, const cv::Mat& frame) {
     try {
-        e = store_->append(std::move(e), snapshot);
+        e = store_->append(std::move(e), snapshot, frame);
     } catch (const Error& err) {
         std::fprintf(stderr, "firesight: event lost: %s\n", err.what());
         return;
@@ -305,8 +310,9 @@ void Watcher::run_source(std::size_t i) {
             backoff = config_.reopen_min_s;
             double secs = 0;
             std::vector<float> probs;
+            std::vector<cv::Rect> where;
             try {
-                probs = infer(f.bgr, secs);
+                probs = infer(f.bgr, secs, &where);
             } catch (const std::exception& err) {
                 std::fprintf(stderr, "firesight: %s: frame %lld: %s\n", spec.name.c_str(), static_cast<long long>(f.index), err.what());
                 continue;
@@ -328,7 +334,11 @@ void Watcher::run_source(std::size_t i) {
             if (d.changed()) {
                 Event e = state_event(spec.name, d, now_ms(), f.index, classes_);
                 e.frame_wall_ms = f.wall_ms;
-                emit(e, d.to == AlarmState::alarm ? alarm_snapshot(f.bgr, d, annotated) : annotated);
+                // A tile beat the whole frame for the class in focus: that tile is the region.
+                const auto c = std::find(classes_.begin(), classes_.end(), d.cls) - classes_.begin();
+                if (static_cast<std::size_t>(c) < where.size() && where[c] != cv::Rect(0, 0, f.bgr.cols, f.bgr.rows)) e.region = where[c];
+                // The alarm snapshot shows where the class was seen; the clean frame goes beside it for feedback.
+                emit(e, d.to == AlarmState::alarm ? alarm_snapshot(f.bgr, d, annotated) : annotated, f.bgr);
             }
         }
         if (stopping()) break;
@@ -352,6 +362,43 @@ void Watcher::run_source(std::size_t i) {
     std::lock_guard lk(mu_);
     --running_;
     cv_.notify_all();
+}
+
+// Housekeeping off the frame path, on its own thread: held events are retried every few seconds
+// (storing resumes soon after space returns, even with no new event), and the retention policy
+// runs at start and then every retention.interval_s, sparing each source's episode in progress.
+void Watcher::maintain() {
+    constexpr double kRetrySeconds = 2;
+    auto next_prune = std::chrono::steady_clock::now();
+    for (;;) {
+        {
+            std::unique_lock lk(mu_);
+            if (cv_.wait_for(lk, std::chrono::duration<double>(kRetrySeconds), [&] { return stop_; })) return;
+        }
+        store_->retry_storing();
+        if (std::chrono::steady_clock::now() < next_prune) continue;
+        next_prune = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                             std::chrono::duration<double>(config_.retention.interval_s));
+        std::set<std::string> active;
+        for (const auto& s : hub_.all())
+            if (s.state != AlarmState::idle) active.insert(s.name);
+        try {
+            const auto r = store_->prune(config_.retention, now_ms(), active);
+            pruned_events_ += r.events;
+            pruned_snapshots_ += r.snapshots;
+            storage_bytes_ = r.bytes_after;
+            if (r.events || r.snapshots)
+                std::fprintf(stderr, "firesight: retention: removed %lld event(s) and %lld snapshot(s), %.1f MiB freed, %.1f MiB in use\n",
+                             static_cast<long long>(r.events), static_cast<long long>(r.snapshots), r.bytes_freed / 1048576.0,
+                             r.bytes_after / 1048576.0);
+            if (r.over_budget)
+                std::fprintf(stderr, "firesight: retention: %.1f MiB in use, over the %.1f MiB budget: the rest is undelivered or in "
+                             "an alarm in progress\n", r.bytes_after / 1048576.0, config_.retention.max_bytes / 1048576.0);
+        } catch (const std::exception& err) {
+            ++prune_failures_;
+            std::fprintf(stderr, "firesight: retention: %s\n", err.what());
+        }
+    }
 }
 
 std::string Watcher::metrics_text() const {
@@ -379,6 +426,21 @@ std::string Watcher::metrics_text() const {
     for (const auto& s : sinks_) o << "firesight_outbox_pending{sink=\"" << s->name() << "\"} " << store_->pending_count(s->name()) << '\n';
     family("firesight_events_total", "counter", "Events stored.");
     o << "firesight_events_total " << store_->count() << '\n';
+    const auto h = store_->health();
+    family("firesight_store_failures_total", "counter", "Failed writes of an event, snapshot or delivery mark (e.g. a full disk).");
+    o << "firesight_store_failures_total " << h.failures << '\n';
+    family("firesight_events_held", "gauge", "Events held in memory because they could not be written; delivered anyway.");
+    o << "firesight_events_held " << h.held << '\n';
+    family("firesight_events_dropped_total", "counter", "Held events given up because the memory bound was reached.");
+    o << "firesight_events_dropped_total " << h.dropped << '\n';
+    family("firesight_pruned_events_total", "counter", "Events removed by the retention policy.");
+    o << "firesight_pruned_events_total " << pruned_events_ << '\n';
+    family("firesight_pruned_snapshots_total", "counter", "Snapshot files removed by the retention policy.");
+    o << "firesight_pruned_snapshots_total " << pruned_snapshots_ << '\n';
+    family("firesight_prune_failures_total", "counter", "Retention runs that failed.");
+    o << "firesight_prune_failures_total " << prune_failures_ << '\n';
+    family("firesight_storage_bytes", "gauge", "Snapshots plus used events.db pages, at the last retention run.");
+    o << "firesight_storage_bytes " << storage_bytes_ << '\n';
     return o.str();
 }
 

@@ -82,3 +82,34 @@ TEST(WatchCli, WatchRunsAVideoToTheEndAndPublishes) {
     EXPECT_GE(store.count(), 1);
     EXPECT_EQ(store.pending_count("mqtt"), 0);
 }
+
+TEST(WatchCli, AGeneratedDashboardTokenGoesToAFileNeverToTheLog) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    test::TempDir dir;
+    test::write_video(dir / "gate.avi", 6, 6, [](int) { return false; }, {224, 168});
+    // Bound beyond loopback without --token: the watcher makes one up.
+    const auto r = run_command(test::firesight_cli() + " watch --model " + shell_quote(test::mobilenet_quant().string()) +
+                               " --alarm-class volcano --fps 0 --source gate=" + shell_quote((dir / "gate.avi").string()) +
+                               " --data " + shell_quote((dir / "data").string()) + " --http 0.0.0.0:0 --keep-days 7 --max-disk-mb 64 --duration 120");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto file = dir / "data" / "dashboard-token";
+    ASSERT_TRUE(fs::exists(file)) << r.out;
+    std::string token;
+    std::ifstream(file) >> token;
+    EXPECT_EQ(token.size(), 32u);
+    EXPECT_EQ(r.out.find(token), std::string::npos) << "the token was logged: " << r.out;
+    EXPECT_NE(r.out.find(file.string()), std::string::npos) << "the log does not say where the token is: " << r.out;
+    EXPECT_EQ(fs::status(file).permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+    // A token given on the command line is not echoed either.
+    const auto given = run_command(test::firesight_cli() + " watch --model " + shell_quote(test::mobilenet_quant().string()) +
+                                   " --alarm-class volcano --fps 0 --source gate=" + shell_quote((dir / "gate.avi").string()) +
+                                   " --data " + shell_quote((dir / "data2").string()) +
+                                   " --http 127.0.0.1:0 --token Sup3rSecretValue --duration 120");
+    ASSERT_EQ(given.exit_code, 0) << given.out;
+    EXPECT_EQ(given.out.find("Sup3rSecretValue"), std::string::npos) << given.out;
+    EXPECT_NE(given.out.find("token required"), std::string::npos) << given.out;
+    const auto bad = run_command(test::firesight_cli() + " watch --model " + shell_quote(test::mobilenet_quant().string()) +
+                                 " --source gate=" + shell_quote((dir / "gate.avi").string()) + " --max-disk-mb -5");
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.out.find("max-disk-mb"), std::string::npos) << bad.out;
+}

@@ -109,3 +109,26 @@ TEST(WatchConfig, CommandLineArguments) {
     EXPECT_EQ(h.port, 8081);
     EXPECT_THROW(parse_http_arg("host:99999"), Error);
 }
+
+TEST(WatchConfig, RetentionAndFeedbackKeys) {
+    test::TempDir d;
+    const auto c = load_watch_config(write(d, R"(
+feedback_dir = "/srv/feedback"
+[retention]
+max_age_days = 7.5
+max_disk_mb = 256
+prune_interval_s = 60
+)"));
+    EXPECT_EQ(c.feedback_dir, "/srv/feedback");
+    EXPECT_DOUBLE_EQ(c.retention.max_age_days, 7.5);
+    EXPECT_EQ(c.retention.max_bytes, 256ull << 20);
+    EXPECT_DOUBLE_EQ(c.retention.interval_s, 60);
+    // Defaults that fit a small SD card.
+    const auto def = load_watch_config(write(d, "fps = 1\n"));
+    EXPECT_DOUBLE_EQ(def.retention.max_age_days, 30);
+    EXPECT_EQ(def.retention.max_bytes, 1024ull << 20);
+    EXPECT_NE(error_of(write(d, "[retention]\nmax_age_days = -1\n")).find("max_age_days"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "[retention]\nmax_disk_mb = \"1G\"\n")).find("retention.max_disk_mb: must be a number"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "[retention]\nprune_interval_s = 0\n")).find("interval"), std::string::npos);
+    EXPECT_NE(error_of(write(d, "[retention]\nmax_days = 3\n")).find("retention.max_days: unknown key"), std::string::npos);
+}

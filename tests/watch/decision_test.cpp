@@ -210,10 +210,17 @@ TEST(WatchTiling, SmallFireInAWideFrameIsFoundOnlyWithTiles) {
     on.enabled = true;
     on.rows = 2;
     on.cols = 4;
-    const float whole = classify_frame(clf, frame, off)[0];
-    const float tiled = classify_frame(clf, frame, on)[0];
+    std::vector<cv::Rect> where_off, where_on;
+    const float whole = classify_frame(clf, frame, off, &where_off)[0];
+    const float tiled = classify_frame(clf, frame, on, &where_on)[0];
     EXPECT_LT(whole, 0.6f);
     EXPECT_GT(tiled, 0.6f);
+    // The region that fired: the whole frame without tiles, the tile holding the fire with them.
+    ASSERT_EQ(where_off.size(), 2u);
+    EXPECT_EQ(where_off[0], cv::Rect(0, 0, 1280, 360));
+    ASSERT_EQ(where_on.size(), 2u);
+    EXPECT_EQ(where_on[0] & cv::Rect(100, 60, 120, 90), cv::Rect(100, 60, 120, 90)) << where_on[0];
+    EXPECT_LT(where_on[0].area(), 1280 * 360 / 4);
 }
 
 // The yellow box mark_class_evidence draws, as the bounding box of its exact colour.

@@ -4,6 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <mosquitto.h>
+#include <sys/mount.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <cstring>
+#include <regex>
 
 #include <httplib.h>
 
@@ -277,4 +283,153 @@ TEST(WatchWebhook, PostsEveryEventOnceInOrderAcrossAReceiverOutage) {
     std::lock_guard lk(mu);
     EXPECT_EQ(received, iota_ids(1, 8));
     EXPECT_GE(refused, 2);
+}
+
+namespace {
+
+// A webhook receiver on a free loopback port that keeps every payload.
+class Receiver {
+public:
+    Receiver() : port_(test::free_port()) {
+        svr_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+            std::lock_guard lk(mu_);
+            got_.push_back(nlohmann::json::parse(req.body));
+            res.set_content("ok", "text/plain");
+        });
+        ok_ = svr_.bind_to_port("127.0.0.1", port_);
+        th_ = std::thread([this] { svr_.listen_after_bind(); });
+    }
+    ~Receiver() {
+        svr_.stop();
+        th_.join();
+    }
+    bool ok() const { return ok_; }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+    std::vector<nlohmann::json> got() const {
+        std::lock_guard lk(mu_);
+        return got_;
+    }
+
+private:
+    int port_;
+    bool ok_ = false;
+    httplib::Server svr_;
+    std::thread th_;
+    mutable std::mutex mu_;
+    std::vector<nlohmann::json> got_;
+};
+
+// Fills the filesystem holding `path` until a write fails for want of space.
+void fill(const fs::path& path) {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    const std::vector<char> block(16384, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+}
+
+double metric(int port, const std::string& name) {
+    httplib::Client cli("127.0.0.1", port);
+    auto r = cli.Get("/metrics");
+    std::smatch m;
+    if (!r || !std::regex_search(r->body, m, std::regex("\n" + name + " ([0-9.e+]+)"))) return -1;
+    return std::stod(m[1]);
+}
+
+}  // namespace
+
+// A full disk must not stop an alarm: it goes out over MQTT and the webhook, the failure is counted
+// in /metrics, and the events are written, under the ids already sent, once space is back.
+TEST(WatchDiskFull, AlarmsGoOutWhileTheDiskIsFullAndAreStoredWhenSpaceReturns) {
+    test::TempDir dir;
+    const auto data = dir / "data";
+    fs::create_directories(data);
+    if (::mount("tmpfs", data.c_str(), "tmpfs", 0, "size=1m") != 0)
+        GTEST_SKIP() << "cannot mount a 1 MiB tmpfs on " << data << ": " << std::strerror(errno) << " (needs root)";
+    struct Unmount {
+        fs::path p;
+        ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+    } unmount{data};
+
+    test::Broker broker(dir / "broker");
+    broker.start();
+    Subscriber sub(broker.port(), "sub-diskfull");
+    ASSERT_TRUE(test::eventually([&] { return sub.subscribed(); }, 30));
+    Receiver hook;
+    ASSERT_TRUE(hook.ok());
+
+    const auto frames = dir / "frames";
+    fs::create_directories(frames);
+    auto add_frames = [&](const std::string& prefix, int n, bool fire) {
+        for (int i = 0; i < n; ++i) {
+            const auto tmp = dir / "tmp.jpg";
+            cv::imwrite(tmp.string(), test::scene_frame(i, fire));
+            fs::rename(tmp, frames / (prefix + std::to_string(i) + ".jpg"));  // whole files only
+        }
+    };
+    add_frames("a", 3, false);
+    test::OrangeClassifier clf;
+    WatchConfig cfg;
+    cfg.data_dir = data;
+    cfg.fps = 0;
+    cfg.decision.min_alarm_seconds = 0;
+    cfg.mqtt = mqtt_at(broker.port(), "firesight-diskfull");
+    cfg.webhook = hook.url();
+    HttpConfig http;
+    http.port = 0;
+    cfg.http = http;
+    SourceSpec s{"cam", frames.string()};
+    s.realtime = false;
+    s.loop = true;  // a camera dropping snapshots into a folder
+    cfg.sources.push_back(s);
+    Watcher w(cfg, clf);
+    w.start();
+    ASSERT_TRUE(test::eventually([&] { return w.hub().get("cam").frames == 3; }));
+    const auto stored_before = w.store().count();
+
+    fill(data / "filler");
+    add_frames("b", 8, true);
+    auto alarm_of = [](const std::vector<nlohmann::json>& events) {
+        for (const auto& e : events)
+            if (e.value("to", "") == "alarm") return e;
+        return nlohmann::json();
+    };
+    ASSERT_TRUE(test::eventually([&] { return !alarm_of(hook.got()).is_null(); })) << "alarm not posted to the webhook";
+    ASSERT_TRUE(test::eventually([&] {
+        for (const auto& m : sub.on("firesight/cam/event"))
+            if (nlohmann::json::parse(m.payload).value("to", "") == "alarm") return true;
+        return false;
+    })) << "alarm not published over MQTT";
+    const auto alarm = alarm_of(hook.got());
+    EXPECT_EQ(w.store().count(), stored_before) << "the disk was full, yet events were written";
+    EXPECT_GT(metric(w.http_port(), "firesight_store_failures_total"), 0);
+    EXPECT_GE(metric(w.http_port(), "firesight_events_held"), 2);
+    // The dashboard still shows it, snapshot included (from memory).
+    httplib::Client cli("127.0.0.1", w.http_port());
+    auto snap = cli.Get(("/snapshots/" + alarm["snapshot"].get<std::string>()).c_str());
+    ASSERT_TRUE(snap);
+    EXPECT_EQ(snap->status, 200);
+
+    fs::remove(data / "filler");
+    const auto id = alarm["event_id"].get<std::int64_t>();
+    ASSERT_TRUE(test::eventually([&] { return w.store().count() >= stored_before + 2; })) << "storing did not resume";
+    const auto stored = w.store().get(id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->to, "alarm");
+    EXPECT_FALSE(cv::imread((w.store().snapshot_dir() / stored->snapshot).string()).empty());
+    EXPECT_EQ(metric(w.http_port(), "firesight_events_held"), 0);
+    // Written as delivered: nothing is sent a second time.
+    ASSERT_TRUE(test::eventually([&] { return w.store().pending_count("mqtt") == 0 && w.store().pending_count("webhook") == 0; }));
+    add_frames("c", 40, false);  // the fire goes out: new events are stored as usual
+    ASSERT_TRUE(test::eventually([&] {
+        for (const auto& e : w.store().recent(50))
+            if (e.to == "idle") return true;
+        return false;
+    }));
+    ASSERT_TRUE(test::eventually([&] { return w.store().pending_count("webhook") == 0; }));
+    w.stop();
+    std::vector<std::int64_t> ids;
+    for (const auto& e : hook.got()) ids.push_back(e["event_id"].get<std::int64_t>());
+    EXPECT_EQ(ids, iota_ids(1, static_cast<std::int64_t>(ids.size()))) << "each event once, in order";
 }

@@ -71,6 +71,10 @@ TEST(WatchPipeline, FlickeringFireInAVideoRaisesAndClearsOneAlarm) {
         ASSERT_FALSE(e.snapshot.empty());
         const cv::Mat snap = cv::imread((w.store().snapshot_dir() / e.snapshot).string());
         EXPECT_EQ(snap.size(), cv::Size(160, 120)) << e.snapshot;
+        // Beside it the frame without the overlay (what feedback files for training).
+        const cv::Mat clean = cv::imread((w.store().snapshot_dir() / EventStore::frame_file(e.snapshot)).string());
+        ASSERT_EQ(clean.size(), cv::Size(160, 120)) << e.snapshot;
+        EXPECT_GT(cv::norm(snap, clean, cv::NORM_L1), 0) << "the frame has the overlay too";
     }
     EXPECT_EQ(events_of(w.store(), "ended").size(), 1u);
     EXPECT_EQ(w.hub().get("yard").frames, 100);
@@ -185,4 +189,67 @@ TEST(WatchPipeline, ModelWithoutAlarmClassesIsRefused) {
     cfg.decision.alarm_classes = {"smoke"};
     cfg.sources.push_back({"x", "/nonexistent.avi"});
     EXPECT_THROW(Watcher(cfg, clf), Error);
+}
+
+TEST(WatchSource, AFolderForgetsImagesThatAreGone) {
+    // A camera that rotates its snapshots reuses names: an image that was removed and comes back
+    // is new, and the names of removed images are not remembered forever.
+    test::TempDir dir;
+    const auto folder = dir / "cam";
+    fs::create_directories(folder);
+    for (const char* n : {"a.jpg", "b.jpg"}) cv::imwrite((folder / n).string(), test::scene_frame(0, false));
+    SourceSpec spec{"cam", folder.string()};
+    spec.realtime = false;
+    FrameSource src(spec);
+    Frame f;
+    auto frames_now = [&] {
+        src.open();
+        int n = 0;
+        while (src.read(f) == ReadResult::frame) ++n;
+        return n;
+    };
+    EXPECT_EQ(frames_now(), 2);
+    EXPECT_EQ(frames_now(), 0);  // nothing new
+    fs::remove(folder / "a.jpg");
+    EXPECT_EQ(frames_now(), 0);
+    cv::imwrite((folder / "a.jpg").string(), test::scene_frame(1, true));
+    EXPECT_EQ(frames_now(), 1);
+    EXPECT_EQ(frames_now(), 0);
+}
+
+TEST(WatchPipeline, TheWatcherPrunesOnItsOwnWhileItRuns) {
+    test::TempDir dir;
+    const auto data = dir / "data";
+    std::vector<Event> old;
+    {
+        EventStore store(data);  // a previous run, 40 days ago
+        for (int i = 0; i < 5; ++i) {
+            Event e;
+            e.source = "yard";
+            e.kind = "state";
+            e.from = "idle";
+            e.to = "suspected";
+            e.cls = "fire";
+            e.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                        40LL * 86400000 + i;
+            old.push_back(store.append(e, test::scene_frame(i, true)));
+        }
+    }
+    test::write_video(dir / "calm.avi", 20, 10, [](int) { return false; });
+    test::OrangeClassifier clf;
+    auto cfg = base_config(data);
+    cfg.retention.max_age_days = 30;
+    SourceSpec s{"yard", (dir / "calm.avi").string()};
+    s.loop = true;  // keeps running, as a camera would
+    cfg.sources.push_back(s);
+    Watcher w(cfg, clf);
+    w.start();
+    // Rows first, then the files (after the commit): wait for both.
+    ASSERT_TRUE(test::eventually([&] {
+        for (const auto& e : old)
+            if (w.store().get(e.id) || fs::exists(w.store().snapshot_dir() / e.snapshot)) return false;
+        return true;
+    })) << "old events not pruned";
+    EXPECT_GT(w.hub().get("yard").frames, 0);
+    w.stop();
 }
