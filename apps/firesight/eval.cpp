@@ -263,6 +263,11 @@ int run_eval(const EvalOptions& o) {
     nlohmann::json errs = nlohmann::json::array();
     for (const auto& [file, what] : ev.errors) errs.push_back({{"file", file}, {"error", what}});
     j["errors"] = errs;
+    // Every image's probabilities, so thresholds and operating points can be studied afterwards.
+    nlohmann::json preds = nlohmann::json::array();
+    for (std::size_t k = 0; k < plain.used.size(); ++k)
+        preds.push_back({{"file", ev.files[k].string()}, {"truth", model_classes[static_cast<std::size_t>(ev.truth[k])]}, {"probabilities", plain.probs[k]}});
+    j["predictions"] = preds;
     if (o.json) {
         std::printf("%s\n", j.dump(2).c_str());
     } else {

@@ -14,7 +14,7 @@ namespace {
 
 struct TrainCliOptions {
     std::vector<std::string> data;
-    std::string out = "runs/train", backbone, split = "0.7,0.15,0.15", batch = "auto", budget = "2G", blocks = "3";
+    std::string out = "runs/train", backbone, split = "0.7,0.15,0.15", batch = "auto", budget = "2G", blocks = "6";
     train::TrainOptions t;
 };
 
@@ -85,6 +85,10 @@ void add_train(CLI::App& app) {
     sub->add_option("--head-lr", o->t.head_lr, "Learning rate of the head stage")->capture_default_str();
     sub->add_option("--weight-decay", o->t.weight_decay, "AdamW weight decay")->capture_default_str();
     sub->add_option("--label-smoothing", o->t.label_smoothing, "Label smoothing of the training loss")->capture_default_str();
+    sub->add_option("--class-prior", o->t.class_prior,
+                    "Class shares the decision assumes: balanced (every class equally likely; best for per-class recall) "
+                    "or data (the training data's shares)")
+        ->capture_default_str();
     sub->add_option("--patience", o->t.patience, "Early stopping: fine-tuning epochs without a better validation loss")->capture_default_str();
     sub->add_option("--batch-size", o->batch, "Images per batch, or 'auto' (from --memory-budget)")->capture_default_str();
     sub->add_option("--memory-budget", o->budget, "Peak memory the run may use (e.g. 2G, 800M)")->capture_default_str();

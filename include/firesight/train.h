@@ -48,8 +48,9 @@ struct TrainOptions {
     int image_size = 224;
     int head_epochs = 30;
     double head_lr = 3e-3;
-    int finetune_epochs = 3;  // 0: head only
-    int finetune_blocks = 3;  // last N inverted-residual blocks (+ the final 1x1 conv); -1: all
+    int finetune_epochs = 4;  // 0: head only
+    int finetune_blocks = 6;  // last N inverted-residual blocks (+ the final 1x1 conv); -1: all
+    std::string class_prior = "balanced";  // the class shares the decision assumes: "balanced" or "data" (see trainer.cpp)
     double finetune_lr = 1e-4;
     double weight_decay = 1e-4;
     double label_smoothing = 0.1;

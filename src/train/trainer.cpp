@@ -94,6 +94,7 @@ private:
     void save_checkpoint(const std::string& stage, int epoch, double best_val, int bad_epochs, torch::optim::Optimizer* o);
     void save_best();
     void write_outputs(TrainResult& r);
+    torch::Tensor prior_shift() const;
     void log(const std::string& s) const { std::fprintf(stderr, "%s\n", s.c_str()); }
     std::string data_names() const {
         std::string out;
@@ -239,9 +240,9 @@ void Trainer::save_best() {
     nlohmann::json info = {{"backbone", opt_.backbone.filename().string()}, {"data", data_json()},
                            {"image_size", opt_.image_size}, {"finetune_start_block", from_}, {"seed", opt_.seed}};
     if (prior_adjusted_) {
-        std::vector<float> shift(class_weights_.data_ptr<float>(), class_weights_.data_ptr<float>() + class_weights_.numel());
-        for (auto& v : shift) v = -std::log(v);
-        info["classifier_bias_shift"] = shift;  // what the final step added, so a resume can undo it
+        const auto s = prior_shift();
+        info["classifier_bias_shift"] = std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());  // so a resume can undo it
+        info["class_prior"] = opt_.class_prior;
     }
     tm_.info_json = info.dump();
     save_trained_model(tm_, opt_.out / "model.pt");
@@ -458,15 +459,24 @@ void Trainer::finetune() {
     timings_.push_back({"finetune", seconds_since(t0), images_seen});
 }
 
+// The class-weighted loss learns probabilities as if the class shares were the data's shares times
+// the weights. Post-hoc logit adjustment moves them to the shares the decision should assume:
+// "data" (bias - log w) gives back the data's shares, so argmax does not over-call a rare class;
+// "balanced" (bias + log w, as w ~ share^-1/2) makes every class equally likely a priori, which is
+// what balanced accuracy and per-class recall ask for, and right when a root such as the hard
+// negatives inflates a class's share for training's sake. On the three-class set, balanced gave
+// the best validation balanced accuracy of the three (docs/three-classes.md).
+torch::Tensor Trainer::prior_shift() const {
+    if (opt_.class_prior == "data") return -class_weights_.log();
+    if (opt_.class_prior == "balanced") return class_weights_.log();
+    throw Error("--class-prior '" + opt_.class_prior + "': expected balanced or data");
+}
+
 void Trainer::write_outputs(TrainResult& r) {
     restore_params(*tm_.net, best_params_);
-    // The class-weighted loss learns probabilities as if the weighted class shares were the real
-    // ones. Shifting the head's bias by -log(weight) gives back probabilities for the class shares
-    // of the data (post-hoc logit adjustment), so argmax does not over-call the rare class; the
-    // weighting still did its job of making the rare class matter while learning.
     {
         torch::NoGradGuard g;
-        tm_.net->classifier->bias.sub_(class_weights_.log());
+        tm_.net->classifier->bias.add_(prior_shift());
     }
     prior_adjusted_ = true;
     save_best();
