@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> skipped;
         const auto images = eval::load_eval_images(named.front().second, paths, labels, classes, &skipped);
         for (const auto& s : skipped) std::fprintf(stderr, "warning: skipped %s\n", s.c_str());
-        std::fprintf(stderr, "%zu images (%zu skipped) from %s\n", images.inputs.size(), skipped.size(), root.c_str());
+        std::fprintf(stderr, "%zu images (%zu skipped) from %s\n", images.inputs.size(), skipped.size(), roots[0].c_str());
 
         std::vector<eval::VariantResult> v;
         ProgressBar bar("variants", named.size());
