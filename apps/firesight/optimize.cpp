@@ -5,7 +5,6 @@
 
 #include "commands.h"
 #include "firesight/allocator.h"
-#include "firesight/blas_info.h"
 #include "firesight/error.h"
 #include "firesight/optimize.h"
 
@@ -21,7 +20,6 @@ struct OptimizeArgs {
 };
 
 void run_optimize_command(OptimizeArgs& a) {
-    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
     keep_freed_memory();  // batch after batch of large tensors: see allocator.h
     a.o.model = a.model;
     a.o.data.assign(a.data.begin(), a.data.end());

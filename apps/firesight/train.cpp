@@ -19,7 +19,6 @@ struct TrainCliOptions {
 };
 
 int run_train(TrainCliOptions& o) {
-    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
     keep_freed_memory();  // batch after batch of large tensors: see allocator.h
     auto& t = o.t;
     t.data.clear();
@@ -55,6 +54,7 @@ int run_train(TrainCliOptions& o) {
     std::string roots;
     for (const auto& d : t.data) roots += (roots.empty() ? "" : " + ") + d.string();
     std::fprintf(stderr, "training on %s, backbone %s, run folder %s\n", roots.c_str(), t.backbone.string().c_str(), t.out.string().c_str());
+    report_blas();  // libtorch is several times slower on the reference BLAS: say which one this is
     const auto r = train::train_classifier(t);
     std::printf("%s", eval::to_text(r.test).c_str());
     const int fire = eval::fire_class_index(r.test.classes);

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "firesight/blas_info.h"
 #include "firesight/compress_torch.h"
 #include "firesight/dataset.h"
 #include "firesight/engine_convert.h"
@@ -623,6 +624,7 @@ OptimizeResult Optimizer::run() {
     const auto t0 = Clock::now();
     check_options(opt_);
     load_run();
+    report_blas();  // after the options and the run are known good: a bad one stays one clear error line
     if (opt_.threads > 0) torch::set_num_threads(opt_.threads);
     fs::create_directories(opt_.out / "variants");
 
