@@ -43,7 +43,7 @@ public:
                             std::to_string(pre_.size) + " float RGB image");
             std::memcpy(batch_.data() + i * per, m.ptr<float>(), per * sizeof(float));
         }
-        return session_.probabilities(batch_.data(), static_cast<int>(inputs.size()));
+        return session_.probabilities(batch_, static_cast<int>(inputs.size()));
     }
 
 private:

@@ -34,7 +34,7 @@ TEST(FiresightRun, RawTensorGivesTheSessionsTopClass) {
         out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
     }
     Session s(Engine::from_graph(g), {Backend::Reference, 1});
-    const auto p = s.probabilities(x.data())[0];
+    const auto p = s.probabilities(x)[0];
     const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
     for (const char* backend : {"reference", "xnnpack"}) {
         if (std::string(backend) == "xnnpack" && !backend_available(Backend::Xnnpack)) continue;

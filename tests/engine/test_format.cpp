@@ -110,7 +110,7 @@ TEST(EngineFormat, LoadsMemoryMappedFromDisk) {
     EXPECT_EQ(e->inputs()[0].shape, (std::vector<std::int32_t>{1, 6, 6, 3}));
     Session s(e, {Backend::Reference, 1});
     std::vector<float> x(108, 0.25f);
-    auto p = s.probabilities(x.data());
+    auto p = s.probabilities(x);
     ASSERT_EQ(p.size(), 1u);
     EXPECT_NEAR(p[0][0] + p[0][1] + p[0][2], 1.0f, 1e-6f);
 }
@@ -279,7 +279,7 @@ TEST(EngineFormat, UniformQuantizationArraysAreStoredOnceAndReadBackWhole) {
     Session b(Engine::from_graph(back), ref);
     std::vector<float> x(6 * 6 * 3);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.f;
-    EXPECT_EQ(a.logits(x.data()), b.logits(x.data()));
+    EXPECT_EQ(a.logits(x), b.logits(x));
 }
 
 TEST(EngineFormat, Version2FilesStillReadAndUniformFlagsNeedVersion3) {

@@ -36,10 +36,10 @@ TEST(EngineTflite, BackendsAgreeOnMobileNetV2AndFileRoundTrips) {
     testing::GraphMaker m(5);
     const auto x = m.random(224 * 224 * 3);
     Session ref(e, {Backend::Reference, 1});
-    const auto r = ref.logits(x.data())[0];
+    const auto r = ref.logits(x)[0];
     if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "built without xnnpack";
     Session xnn(e, {Backend::Xnnpack, 2});
-    const auto l = xnn.logits(x.data())[0];
+    const auto l = xnn.logits(x)[0];
     EXPECT_LT(testing::max_abs_diff(r, l), 1e-4f);
 }
 
