@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
         engine::Graph c;
         engine::Tensor cx;
         cx.name = "input";
-        cx.shape = {1, 2, 2, 8};
+        cx.shape = {1, 2, 2, 3};  // an RGB image, as the loader requires of an engine's input
         c.inputs = {c.add_tensor(cx)};
         auto one_by_one = [&](std::int32_t in, int cin, int cout, const std::string& name, auto value_of) {
             std::vector<float> w(static_cast<std::size_t>(cin * cout));
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
             c.ops.push_back(op);
             return op.outputs[0];
         };
-        auto a1 = one_by_one(c.inputs[0], 8, 16, "palette", [](std::size_t i) { return 0.25f * static_cast<float>(i % 4) - 0.3f; });
+        auto a1 = one_by_one(c.inputs[0], 3, 16, "palette", [](std::size_t i) { return 0.25f * static_cast<float>(i % 4) - 0.3f; });
         auto a2 = one_by_one(a1, 16, 16, "sparse", [](std::size_t i) { return i % 10 == 0 ? 0.01f * static_cast<float>(i) : 0.f; });
         auto a3 = one_by_one(a2, 16, 16, "sparse_palette", [](std::size_t i) { return i % 4 == 0 ? 0.5f * static_cast<float>(i % 3) + 0.5f : 0.f; });
         engine::Op cp;
