@@ -90,6 +90,18 @@ TEST(WatchConfig, MistakesNameTheKey) {
     EXPECT_NE(error_of(d / "missing.toml").find("missing.toml"), std::string::npos);
 }
 
+// toml11 read out of bounds on invalid UTF-8 in a literal string (fuzz_watch_config found it);
+// such a file is now refused before parsing, naming the file and the line, and UTF-8 still loads.
+TEST(WatchConfig, InvalidUtf8IsRefusedNamingTheLine) {
+    test::TempDir d;
+    for (const std::string bad : {"\xff\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+        const auto msg = error_of(write(d, "fps = 2\nmodel = '" + bad + "'\n"));
+        EXPECT_NE(msg.find("firesight.toml: line 2: invalid UTF-8"), std::string::npos) << msg;
+    }
+    const auto c = load_watch_config(write(d, "model = 'feu \xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5.fse'\n"));
+    EXPECT_EQ(c.model, "feu \xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5.fse");
+}
+
 TEST(WatchConfig, CommandLineArguments) {
     const auto s = parse_source_arg("cam1=rtsp://host/a?b=c");
     EXPECT_EQ(s.name, "cam1");
