@@ -100,8 +100,13 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
         const auto& s = t.at("sources");
         if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");
         for (const auto& [name, uri] : s.as_table()) {
-            auto spec = parse_source_arg(name + "=" + r.string(uri, "sources." + name));
-            c.sources.push_back(spec);
+            // parse_source_arg speaks of --source; the file and key say where the value came from.
+            try {
+                c.sources.push_back(parse_source_arg(name + "=" + r.string(uri, "sources." + name)));
+            } catch (const Error& e) {
+                if (std::string(e.what()).rfind(r.file, 0) == 0) throw;  // already names the file
+                r.fail("sources." + name, e.what());
+            }
         }
         // toml11 keeps tables unordered; name order makes the thread and dashboard order stable.
         std::sort(c.sources.begin(), c.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -181,7 +186,14 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
         r.only(h, "http", {"listen", "token"});
         const auto& ht = h.as_table();
         HttpConfig hc;
-        if (has(ht, "listen")) hc = parse_http_arg(r.string(ht.at("listen"), "http.listen"));
+        if (has(ht, "listen")) {
+            const auto listen = r.string(ht.at("listen"), "http.listen");
+            try {
+                hc = parse_http_arg(listen);
+            } catch (const Error& e) {
+                r.fail("http.listen", e.what());  // parse_http_arg speaks of --http, not of the file
+            }
+        }
         if (has(ht, "token")) hc.token = r.string(ht.at("token"), "http.token");
         c.http = hc;
     }

@@ -88,6 +88,11 @@ TEST(WatchConfig, MistakesNameTheKey) {
     const auto syntax = error_of(write(d, "fps = = 2\n"));
     EXPECT_NE(syntax.find("firesight.toml"), std::string::npos) << syntax;
     EXPECT_NE(error_of(d / "missing.toml").find("missing.toml"), std::string::npos);
+    // Values checked by the command-line parsers still name the file and the key (fuzz_watch_config).
+    const auto http = error_of(write(d, "[http]\nlisten = \":80#80\"\n"));
+    EXPECT_NE(http.find("firesight.toml: http.listen: "), std::string::npos) << http;
+    const auto source = error_of(write(d, "[sources]\ncam = \"\"\n"));
+    EXPECT_NE(source.find("firesight.toml: sources.cam: "), std::string::npos) << source;
 }
 
 // toml11 read out of bounds on invalid UTF-8 in a literal string (fuzz_watch_config found it);
