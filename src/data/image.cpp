@@ -3,6 +3,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cctype>
 #include <cstring>
 
 #include "firesight/error.h"
@@ -18,12 +19,14 @@ namespace {
 // assert (found by tests/fuzz/fuzz_image_decode).
 bool supported_format(const unsigned char* p, std::size_t n) {
     auto starts = [&](const char* magic, std::size_t k) { return n >= k && std::memcmp(p, magic, k) == 0; };
+    // OpenCV tries its DICOM decoder on any file with "DICM" at byte 128, whatever comes first.
+    if (n >= 132 && std::memcmp(p + 128, "DICM", 4) == 0) return false;
     return starts("\xFF\xD8\xFF", 3)                                            // JPEG
            || starts("\x89PNG\r\n\x1A\n", 8)                                  // PNG
            || starts("BM", 2)                                                   // BMP
            || (starts("RIFF", 4) && n >= 12 && std::memcmp(p + 8, "WEBP", 4) == 0)  // WebP
            || starts("II*\0", 4) || starts("MM\0*", 4)                           // TIFF
-           || (n >= 2 && p[0] == 'P' && p[1] >= '1' && p[1] <= '6');            // PBM, PGM, PPM
+           || (n >= 3 && p[0] == 'P' && p[1] >= '1' && p[1] <= '6' && std::isspace(p[2]));  // PBM, PGM, PPM
 }
 
 }  // namespace

@@ -80,6 +80,12 @@ TEST(Decode, OnlyTheSupportedFormatsReachTheDecoders) {
         EXPECT_NE(std::string(e.what()).find("scan.dcm: not a decodable image (JPEG, PNG, BMP, WebP, TIFF or PPM/PGM)"), std::string::npos)
             << e.what();
     }
+    // A valid-looking first line does not let a DICOM preamble through either (fuzz_image_decode).
+    for (const char* head : {"P1\n", "BM", "\xFF\xD8\xFF"}) {
+        std::string disguised = dicom;
+        disguised.replace(0, std::strlen(head), head);
+        EXPECT_THROW(data::decode_image_bytes(disguised.data(), disguised.size(), "scan.dcm"), Error) << head;
+    }
     cv::Mat img(12, 16, CV_8UC3, cv::Scalar(0, 100, 200));
     for (const char* ext : {".jpg", ".png", ".bmp", ".webp", ".tiff", ".ppm", ".pgm"}) {
         std::vector<std::uint8_t> bytes;
