@@ -204,14 +204,14 @@ int main(int argc, char** argv) {
                 engine::Session sd(e, od), ss(e, os);
                 const auto in = e->inputs()[0].shape;
                 std::vector<float> x(static_cast<std::size_t>(in[1] * in[2] * in[3]), 0.1f);
-                for (int w = 0; w < 3; ++w) sd.run(x.data()), ss.run(x.data());
+                for (int w = 0; w < 3; ++w) sd.run(x), ss.run(x);
                 std::vector<double> td, ts;
                 for (int r = 0; r < runs; ++r) {  // interleaved, so load bursts hit both alike
                     auto t0 = Clock::now();
-                    sd.run(x.data());
+                    sd.run(x);
                     td.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
                     t0 = Clock::now();
-                    ss.run(x.data());
+                    ss.run(x);
                     ts.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
                 }
                 lat_dense = median(td);

@@ -94,11 +94,11 @@ LayerTiming time_layer(engine::OpKind kind, int hw, int c, int out, int runs, in
     std::vector<double> a, b, n8;
     for (int r = 0; r < runs + 5; ++r) {
         const auto t0 = Clock::now();
-        s32.run(input.data(), 1);
+        s32.run(input, 1);
         const auto t1 = Clock::now();
-        s8.run(input.data(), 1);
+        s8.run(input, 1);
         const auto t2 = Clock::now();
-        sn.run(input.data(), 1);
+        sn.run(input, 1);
         const auto t3 = Clock::now();
         if (r < 5) continue;
         a.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
@@ -168,11 +168,11 @@ int main(int argc, char** argv) {
 
         int agree = 0, native_same = 0;
         for (std::size_t i = 0; i < inputs.size(); ++i) {
-            const auto a = argmax(s32.run(inputs[i].data(), 1)[0], s32.output_size(0));
-            const float* xo = s8.run(inputs[i].data(), 1)[1];
+            const auto a = argmax(s32.run(inputs[i], 1)[0], s32.output_size(0));
+            const float* xo = s8.run(inputs[i], 1)[1];
             const std::vector<float> xnn_logits(xo, xo + s8.output_size(1));
-            const auto b = argmax(s8.run(inputs[i].data(), 1)[0], s8.output_size(0));
-            native_same += std::memcmp(sn.run(inputs[i].data(), 1)[1], xnn_logits.data(), xnn_logits.size() * sizeof(float)) == 0;
+            const auto b = argmax(s8.run(inputs[i], 1)[0], s8.output_size(0));
+            native_same += std::memcmp(sn.run(inputs[i], 1)[1], xnn_logits.data(), xnn_logits.size() * sizeof(float)) == 0;
             const auto& names = e32->metadata().class_names;
             std::printf("%-20s fp32 %-24s int8 %-24s\n", files[i].filename().string().c_str(),
                         a < names.size() ? names[a].c_str() : std::to_string(a).c_str(),
@@ -184,19 +184,19 @@ int main(int argc, char** argv) {
         // per session so XNNPACK's setup is paid once, as a steady camera loop does.
         const auto& x = inputs.front();
         for (int w = 0; w < 5; ++w) {
-            s32.run(x.data(), 1);
-            s8.run(x.data(), 1);
-            sn.run(x.data(), 1);
+            s32.run(x, 1);
+            s8.run(x, 1);
+            sn.run(x, 1);
         }
         std::vector<double> t32, t8, tn;
         ProgressBar bar("timing", static_cast<std::size_t>(runs));
         for (int r = 0; r < runs; ++r) {
             auto t0 = Clock::now();
-            s32.run(x.data(), 1);
+            s32.run(x, 1);
             auto t1 = Clock::now();
-            s8.run(x.data(), 1);
+            s8.run(x, 1);
             auto t2 = Clock::now();
-            sn.run(x.data(), 1);
+            sn.run(x, 1);
             auto t3 = Clock::now();
             t32.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
             t8.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
         std::vector<double> tn_alone;
         for (int r = 0; r < runs; ++r) {
             const auto t0 = Clock::now();
-            sn.run(x.data(), 1);
+            sn.run(x, 1);
             tn_alone.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         }
         std::printf("\nmodel %s, batch 1, %d thread(s), %d runs, MACs %lld\n", model.filename().string().c_str(), threads, runs,

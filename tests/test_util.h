@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -16,10 +17,22 @@ inline std::filesystem::path binary_dir() { return FIRESIGHT_BINARY_DIR; }
 inline std::filesystem::path mobilenet_quant() { return assets() / "mobilenet_v2" / "mobilenet_v2_1.0_224_quant.tflite"; }
 inline std::filesystem::path mobilenet_tf2() { return assets() / "mobilenet_v2" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"; }
 
-#define FIRESIGHT_REQUIRE_ASSET(p)                                                     \
-    do {                                                                               \
-        if (!std::filesystem::exists(p)) GTEST_SKIP() << "asset missing: " << (p)      \
-                                                      << " (run scripts/assets.sh)";   \
+// Under CI (CI=true) ../shared/assets is always present, so a missing asset there means a broken
+// set-up or a renamed file, and a skip would hide it: it fails the test. Elsewhere it skips.
+inline bool running_under_ci() {
+    const char* ci = std::getenv("CI");
+    return ci && std::string(ci) == "true";
+}
+
+// Skips the test (fails it under CI) when the asset `p` is missing. Every test that needs an
+// asset uses this one rule; it works in a test body and in a fixture's SetUp().
+#define FIRESIGHT_REQUIRE_ASSET(p)                                                                          \
+    do {                                                                                                    \
+        if (!std::filesystem::exists(p)) {                                                                  \
+            if (::firesight::test::running_under_ci())                                                      \
+                GTEST_FAIL() << "asset missing under CI=true: " << (p) << " (../shared/assets should be there)"; \
+            GTEST_SKIP() << "asset missing: " << (p) << " (run scripts/assets.sh)";                         \
+        }                                                                                                   \
     } while (0)
 
 // A fresh directory under the system temp dir, removed when the object dies.

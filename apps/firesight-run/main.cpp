@@ -58,12 +58,12 @@ int bench(const std::string& model, firesight::engine::Session& session, double 
     std::vector<float> x(n);
     for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i % 1009)));
     const int warmup = std::max(2, runs / 10);
-    for (int i = 0; i < warmup; ++i) session.run(x.data(), 1);
+    for (int i = 0; i < warmup; ++i) session.run(x, 1);
     std::vector<double> ms;
     ms.reserve(static_cast<std::size_t>(runs));
     for (int i = 0; i < runs; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
-        session.run(x.data(), 1);
+        session.run(x, 1);
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     const double rss_mb = peak_rss_mb();
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
                 } else {
                     x = run::preprocess(run::decode_ppm(bytes, path), meta);
                 }
-                const auto probs = session.probabilities(x.data())[0];
+                const auto probs = session.probabilities(x)[0];
                 std::vector<std::size_t> order(probs.size());
                 std::iota(order.begin(), order.end(), 0);
                 const auto k = std::min<std::size_t>(static_cast<std::size_t>(top), order.size());

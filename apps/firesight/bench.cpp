@@ -201,9 +201,9 @@ void run_bench(const BenchOptions& o) {
                             s.prepare(1);  // buffers planned, weights packed: ready to serve
                             const double load = ms_since(t0);
                             const auto t1 = Clock::now();
-                            s.run(input.data());
+                            s.run(input);
                             const double first = ms_since(t1);
-                            auto r = time_runs(warmup, runs, load, name, [&] { s.run(input.data()); });
+                            auto r = time_runs(warmup, runs, load, name, [&] { s.run(input); });
                             r["first_run_ms"] = first;
                             return r;
                         }});

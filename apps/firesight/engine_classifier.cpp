@@ -65,7 +65,7 @@ public:
 
 private:
     // The inputs copied into one contiguous NHWC batch.
-    const float* batch(const std::vector<cv::Mat>& inputs) {
+    std::span<const float> batch(const std::vector<cv::Mat>& inputs) {
         const std::size_t per = static_cast<std::size_t>(pre_.size) * pre_.size * 3;
         batch_.resize(per * inputs.size());
         for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -75,7 +75,7 @@ private:
                             std::to_string(pre_.size) + " float RGB image");
             std::memcpy(batch_.data() + i * per, m.ptr<float>(), per * sizeof(float));
         }
-        return batch_.data();
+        return batch_;
     }
 
     std::shared_ptr<const engine::Engine> engine_;

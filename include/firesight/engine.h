@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -114,15 +115,18 @@ public:
     // Plans buffers (and, for xnnpack, packs weights) for this batch size now rather than on
     // the first run.
     void prepare(int batch = 1);
-    // Runs on `batch` inputs laid out contiguously (NHWC f32 for input 0). Returns pointers to
-    // the outputs, valid until the next run.
-    const std::vector<const float*>& run(const float* input, int batch = 1);
+    // Runs on `batch` inputs laid out contiguously (NHWC f32 for input 0): `input` must hold
+    // exactly batch x input_size() floats, or firesight::Error says how many it should. Returns
+    // pointers to the outputs, valid until the next run.
+    const std::vector<const float*>& run(std::span<const float> input, int batch = 1);
+    // Input 0's element count per batch item (H x W x C).
+    std::int64_t input_size() const;
     // Output i's element count per batch item.
     std::int64_t output_size(int i) const;
     // Probabilities (output 0) of each batch item.
-    std::vector<std::vector<float>> probabilities(const float* input, int batch = 1);
+    std::vector<std::vector<float>> probabilities(std::span<const float> input, int batch = 1);
     // Output 1 when the graph has one (the logits), else output 0.
-    std::vector<std::vector<float>> logits(const float* input, int batch = 1);
+    std::vector<std::vector<float>> logits(std::span<const float> input, int batch = 1);
     // After a run: class `cls`'s activation map for batch item `item`, sum over channels k of
     // W[cls][k] * F[y][x][k] (F the feature map before the global average pool, W the linear
     // layer's weights, bias left out), so its mean over positions is the class logit minus its bias.

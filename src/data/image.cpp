@@ -3,13 +3,38 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cctype>
+#include <cstring>
+
 #include "firesight/error.h"
 #include "firesight/fileio.h"
 
 namespace firesight::data {
 
+namespace {
+
+// The formats firesight reads (those calibration and dataset folders list), told by their first
+// bytes. Anything else never reaches cv::imdecode: Debian's OpenCV also hands bytes to GDAL, GDCM
+// (DICOM), OpenJPEG and more, and a crafted DICOM file made GDCM abort the whole process on an
+// assert (found by tests/fuzz/fuzz_image_decode).
+bool supported_format(const unsigned char* p, std::size_t n) {
+    auto starts = [&](const char* magic, std::size_t k) { return n >= k && std::memcmp(p, magic, k) == 0; };
+    // OpenCV tries its DICOM decoder on any file with "DICM" at byte 128, whatever comes first.
+    if (n >= 132 && std::memcmp(p + 128, "DICM", 4) == 0) return false;
+    return starts("\xFF\xD8\xFF", 3)                                            // JPEG
+           || starts("\x89PNG\r\n\x1A\n", 8)                                  // PNG
+           || starts("BM", 2)                                                   // BMP
+           || (starts("RIFF", 4) && n >= 12 && std::memcmp(p + 8, "WEBP", 4) == 0)  // WebP
+           || starts("II*\0", 4) || starts("MM\0*", 4)                           // TIFF
+           || (n >= 3 && p[0] == 'P' && p[1] >= '1' && p[1] <= '6' && std::isspace(p[2]));  // PBM, PGM, PPM
+}
+
+}  // namespace
+
 cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string& name) {
     if (size == 0) throw Error(name + ": empty file, not an image");
+    if (!supported_format(static_cast<const unsigned char*>(data), size))
+        throw Error(name + ": not a decodable image (JPEG, PNG, BMP, WebP, TIFF or PPM/PGM)");
     const cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<void*>(data));
     cv::Mat img;
     try {
@@ -17,7 +42,7 @@ cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string
     } catch (const cv::Exception& e) {
         throw Error(name + ": cannot decode image: " + e.what());
     }
-    if (img.empty()) throw Error(name + ": not a decodable image (JPEG, PNG, BMP, ...)");
+    if (img.empty()) throw Error(name + ": not a decodable image (JPEG, PNG, BMP, WebP, TIFF or PPM/PGM)");
     if (img.rows < 8 || img.cols < 8)
         throw Error(name + ": image is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) + ", too small");
     return img;

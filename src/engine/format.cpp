@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "firesight/engine_ir.h"
@@ -147,6 +148,24 @@ std::string metadata_json(const Metadata& m) {
     return j.dump();
 }
 
+// preprocess.size and resize_shorter: JSON integers, read without a float-to-int conversion
+// (out of range it would be undefined behaviour, and 2.5 would silently become 2).
+int preprocess_int(const nlohmann::json& pre, const char* key, const std::string& where) {
+    const auto& v = pre.at(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > 1'000'000)
+        throw Error(where + ": preprocess." + key + " " + v.dump() + " is not an integer from 0 to 1000000");
+    return static_cast<int>(v.get<std::int64_t>());
+}
+
+// preprocess.mean and scale: finite numbers. The writer stores NaN and infinity as null.
+float preprocess_float(const nlohmann::json& pre, const char* key, const std::string& where) {
+    const auto& v = pre.at(key);
+    const double d = v.is_number() ? v.get<double>() : NAN;
+    if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<float>::max())  // checked before the cast, which would be UB
+        throw Error(where + ": preprocess." + key + " " + v.dump() + " is not a finite number");
+    return static_cast<float>(d);
+}
+
 Metadata parse_metadata(const std::uint8_t* p, std::size_t n, const std::string& name) {
     const std::string where = name + ": metadata section";
     const auto j = nlohmann::json::parse(p, p + n, nullptr, false);
@@ -155,19 +174,60 @@ Metadata parse_metadata(const std::uint8_t* p, std::size_t n, const std::string&
     try {
         for (const auto& c : j.at("class_names")) m.class_names.push_back(c.get<std::string>());
         const auto& pre = j.at("preprocess");
-        m.size = pre.at("size").get<int>();
-        m.resize_shorter = pre.at("resize_shorter").get<int>();
-        m.mean = pre.at("mean").get<float>();
-        m.scale = pre.at("scale").get<float>();
+        m.size = preprocess_int(pre, "size", where);
+        m.resize_shorter = preprocess_int(pre, "resize_shorter", where);
+        m.mean = preprocess_float(pre, "mean", where);
+        m.scale = preprocess_float(pre, "scale", where);
         m.build_json = j.contains("build") ? j.at("build").dump() : "{}";
     } catch (const nlohmann::json::exception& e) {
         throw Error(where + ": " + e.what());
     }
-    if (m.size < 1 || m.size > 8192) throw Error(where + ": preprocess.size " + std::to_string(m.size) + " is out of range");
+    if (m.size < 1 || m.size > 8192) throw Error(where + ": preprocess.size " + std::to_string(m.size) + " is out of range (1 to 8192)");
     if (m.resize_shorter < m.size || m.resize_shorter > 16384)
-        throw Error(where + ": preprocess.resize_shorter must be at least preprocess.size");
-    if (!std::isfinite(m.mean) || !std::isfinite(m.scale) || m.scale == 0.f) throw Error(where + ": preprocess.mean/scale are invalid");
+        throw Error(where + ": preprocess.resize_shorter " + std::to_string(m.resize_shorter) + " must be at least preprocess.size " +
+                    std::to_string(m.size) + " (and at most 16384)");
+    if (m.scale == 0.f) throw Error(where + ": preprocess.scale is 0 (every pixel would become 0)");
     return m;
+}
+
+std::string shape_str(const std::vector<std::int32_t>& s) {
+    std::string r;
+    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+    return r.empty() ? "a scalar" : r;
+}
+
+std::int64_t per_item(const std::vector<std::int32_t>& s) {
+    std::int64_t n = 1;
+    for (std::size_t i = 1; i < s.size(); ++i) n *= s[i];
+    return n;
+}
+
+// The metadata must describe the graph it ships with: predict and firesight-run size the input
+// buffer from preprocess.size and name classes from class_names, so a file where they disagree
+// with the graph would have the kernels read past the input or the names index past the output.
+void check_metadata_against_graph(const Graph& g, const std::string& name) {
+    const std::string where = name + ": metadata disagrees with the graph: ";
+    const auto& m = g.metadata;
+    if (g.inputs.size() != 1)
+        throw Error(where + "the graph has " + std::to_string(g.inputs.size()) + " inputs, an engine takes exactly one (the image)");
+    const auto& in = g.tensors[static_cast<std::size_t>(g.inputs[0])];
+    const std::vector<std::int32_t> want = {1, m.size, m.size, 3};
+    if (in.dtype != DType::F32 || in.shape != want)
+        throw Error(where + "input '" + in.name + "' is " + dtype_name(in.dtype) + " " + shape_str(in.shape) + " but preprocess.size " +
+                    std::to_string(m.size) + " needs f32 " + shape_str(want) + " (NHWC, RGB)");
+    const auto& out = g.tensors[static_cast<std::size_t>(g.outputs[0])];
+    if (out.dtype != DType::F32) throw Error(where + "output 0 '" + out.name + "' is " + dtype_name(out.dtype) + ", not f32 probabilities");
+    const auto classes = per_item(out.shape);
+    // No names is allowed (predict then prints class indices); a list must name every class.
+    if (!m.class_names.empty() && static_cast<std::int64_t>(m.class_names.size()) != classes)
+        throw Error(where + "class_names has " + std::to_string(m.class_names.size()) + " names but output 0 '" + out.name + "' (" +
+                    shape_str(out.shape) + ") has " + std::to_string(classes) + " classes");
+    if (g.outputs.size() > 1) {
+        const auto& logits = g.tensors[static_cast<std::size_t>(g.outputs[1])];
+        if (logits.dtype != DType::F32 || per_item(logits.shape) != classes)
+            throw Error(where + "output 1 '" + logits.name + "' (the logits) is " + dtype_name(logits.dtype) + " " + shape_str(logits.shape) +
+                        ", not f32 with the " + std::to_string(classes) + " classes of output 0");
+    }
 }
 
 }  // namespace
@@ -514,11 +574,7 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
     } catch (const Error& e) {
         throw Error(name + ": inconsistent graph: " + e.what());
     }
-    const auto& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
-    const std::size_t classes = out_shape.empty() ? 1 : static_cast<std::size_t>(out_shape.back());
-    if (!g.metadata.class_names.empty() && g.metadata.class_names.size() != classes)
-        throw Error(name + ": metadata.class_names has " + std::to_string(g.metadata.class_names.size()) + " names but output 0 has " +
-                    std::to_string(classes) + " classes");
+    check_metadata_against_graph(g, name);
     return g;
 }
 

@@ -204,11 +204,21 @@ void Session::prepare(int batch) {
     }
 }
 
-const std::vector<const float*>& Session::run(const float* input, int batch) {
-    if (!input) throw Error("session: no input");
+const std::vector<const float*>& Session::run(std::span<const float> input, int batch) {
+    if (batch < 1) throw Error("session: batch must be at least 1");
+    // The kernels read batch x input_size() floats from wherever input points: a shorter buffer
+    // would be read past its end, a longer one means the caller's layout is not what it thinks.
+    const std::int64_t want = static_cast<std::int64_t>(batch) * input_size();
+    if (static_cast<std::int64_t>(input.size()) != want) {
+        const auto& in = engine_->graph().tensors[static_cast<std::size_t>(engine_->graph().inputs[0])];
+        std::string dims;
+        for (std::size_t k = 1; k < in.shape.size(); ++k) dims += "x" + std::to_string(in.shape[k]);
+        throw Error("session: input has " + std::to_string(input.size()) + " floats, expected " + std::to_string(want) + " (batch " +
+                    std::to_string(batch) + dims + " for input '" + in.name + "')");
+    }
     prepare(batch);
     features_ = nullptr;
-    executor_->run(input, outputs_);
+    executor_->run(input.data(), outputs_);
     if (head_) {  // the feature map is the executor's last output; callers see the engine's outputs
         features_ = outputs_.back();
         features_batch_ = batch;
@@ -241,13 +251,23 @@ ActivationMap Session::class_activation_map(int cls, int item) const {
     return m;
 }
 
-std::int64_t Session::output_size(int i) const {
-    const auto& g = engine_->graph();
-    if (i < 0 || i >= static_cast<int>(g.outputs.size())) throw Error("session: no output " + std::to_string(i));
-    const auto& s = g.tensors[static_cast<std::size_t>(g.outputs[static_cast<std::size_t>(i)])].shape;
+namespace {
+std::int64_t per_item(const std::vector<std::int32_t>& s) {
     std::int64_t n = 1;
     for (std::size_t k = 1; k < s.size(); ++k) n *= s[k];
     return n;
+}
+}  // namespace
+
+std::int64_t Session::input_size() const {
+    const auto& g = engine_->graph();
+    return per_item(g.tensors[static_cast<std::size_t>(g.inputs.at(0))].shape);
+}
+
+std::int64_t Session::output_size(int i) const {
+    const auto& g = engine_->graph();
+    if (i < 0 || i >= static_cast<int>(g.outputs.size())) throw Error("session: no output " + std::to_string(i));
+    return per_item(g.tensors[static_cast<std::size_t>(g.outputs[static_cast<std::size_t>(i)])].shape);
 }
 
 namespace {
@@ -258,12 +278,12 @@ std::vector<std::vector<float>> split(const float* p, int batch, std::int64_t n)
 }
 }  // namespace
 
-std::vector<std::vector<float>> Session::probabilities(const float* input, int batch) {
+std::vector<std::vector<float>> Session::probabilities(std::span<const float> input, int batch) {
     const auto& out = run(input, batch);
     return split(out[0], batch, output_size(0));
 }
 
-std::vector<std::vector<float>> Session::logits(const float* input, int batch) {
+std::vector<std::vector<float>> Session::logits(std::span<const float> input, int batch) {
     const auto& out = run(input, batch);
     const int i = out.size() > 1 ? 1 : 0;
     return split(out[static_cast<std::size_t>(i)], batch, output_size(i));

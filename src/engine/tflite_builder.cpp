@@ -40,11 +40,16 @@ Graph graph_from_tflite(const tflite::Model& m) {
     if (m.inputs.size() != 1 || m.outputs.size() != 1) throw Error("tflite model: expected one input and one output");
     // Tensors are created on first use, so unused ones never reach the engine.
     std::vector<std::int32_t> map(m.tensors.size(), -1);
-    auto tensor = [&](std::int32_t ti, const std::string& what) -> std::int32_t {
+    // Every tensor index an operator names goes through here: -1 (an absent optional input) or one
+    // past the table is a refusal, not a read outside m.tensors (fuzz_tflite_import found one).
+    auto model_tensor = [&](std::int32_t ti, const std::string& what) -> const tflite::Tensor& {
         if (ti < 0 || static_cast<std::size_t>(ti) >= m.tensors.size()) throw Error(what + ": tensor index " + std::to_string(ti) + " is out of range");
+        return m.tensors[static_cast<std::size_t>(ti)];
+    };
+    auto tensor = [&](std::int32_t ti, const std::string& what) -> std::int32_t {
+        const auto& t = model_tensor(ti, what);
         auto& slot = map[static_cast<std::size_t>(ti)];
         if (slot >= 0) return slot;
-        const auto& t = m.tensors[static_cast<std::size_t>(ti)];
         Tensor e;
         e.name = t.name;
         e.shape = t.shape;
@@ -57,7 +62,7 @@ Graph graph_from_tflite(const tflite::Model& m) {
         slot = g.add_tensor(std::move(e));
         return slot;
     };
-    auto shape = [&](std::int32_t ti) -> const std::vector<std::int32_t>& { return m.tensors[static_cast<std::size_t>(ti)].shape; };
+    auto shape = [&](std::int32_t ti, const std::string& what) -> const std::vector<std::int32_t>& { return model_tensor(ti, what).shape; };
 
     const auto in_t = tensor(m.inputs[0], "input");
     g.inputs = {in_t};
@@ -77,8 +82,8 @@ Graph graph_from_tflite(const tflite::Model& m) {
                 e.kind = op.code == TOp::Conv2D ? OpKind::Conv2D : OpKind::DepthwiseConv2D;
                 e.inputs = {in(0), in(1)};
                 if (op.inputs.size() > 2 && op.inputs[2] >= 0) e.inputs.push_back(in(2));
-                const auto& xs = shape(op.inputs[0]);
-                const auto& ws = shape(op.inputs[1]);
+                const auto& xs = shape(op.inputs[0], what);
+                const auto& ws = shape(op.inputs[1], what);
                 if (xs.size() != 4 || ws.size() != 4) throw Error(what + ": input and filter must be rank 4");
                 e.stride_h = op.stride_h, e.stride_w = op.stride_w;
                 e.dilation_h = op.dilation_h, e.dilation_w = op.dilation_w;
@@ -98,7 +103,7 @@ Graph graph_from_tflite(const tflite::Model& m) {
                 e.inputs = {in(0), in(1)};
                 break;
             case TOp::AveragePool2D: {
-                const auto& xs = shape(op.inputs[0]);
+                const auto& xs = shape(op.inputs[0], what);
                 if (xs.size() != 4 || op.filter_h != xs[1] || op.filter_w != xs[2] || op.padding != tflite::Padding::Valid)
                     throw Error(what + ": only a pool over the whole image (global average) is supported");
                 e.kind = OpKind::GlobalAveragePool;
@@ -107,8 +112,9 @@ Graph graph_from_tflite(const tflite::Model& m) {
                 break;
             }
             case TOp::Mean: {
-                const auto& xs = shape(op.inputs[0]);
-                const auto& axes_t = m.tensors.at(static_cast<std::size_t>(op.inputs.at(1)));
+                const auto& xs = shape(op.inputs[0], what);
+                if (op.inputs.size() < 2) throw Error(what + ": missing input 1 (the axes)");
+                const auto& axes_t = model_tensor(op.inputs[1], what);
                 std::vector<std::int64_t> axes = axes_t.int_values;
                 std::sort(axes.begin(), axes.end());
                 if (xs.size() != 4 || axes != std::vector<std::int64_t>{1, 2})
@@ -133,7 +139,7 @@ Graph graph_from_tflite(const tflite::Model& m) {
             case TOp::Reshape:
             case TOp::Squeeze:
                 e.kind = OpKind::Reshape;
-                e.new_shape = shape(op.outputs[0]);
+                e.new_shape = shape(op.outputs[0], what);
                 e.inputs = {in(0)};
                 break;
             // The engine runs in float: quantize/dequantize steps become identities that the

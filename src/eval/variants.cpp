@@ -274,7 +274,7 @@ VariantResult evaluate_variant(const std::string& name, const nlohmann::json& se
         if (images.inputs[i].size() != per)
             throw Error(where + ": " + std::to_string(images.inputs[i].size()) + " input values, " + engine_path.string() + " expects " +
                         std::to_string(per));
-        const auto probs = session.probabilities(images.inputs[i].data())[0];
+        const auto probs = session.probabilities(images.inputs[i])[0];
         truth.push_back(to_engine[static_cast<std::size_t>(label)]);
         // The rule `firesight eval` uses by default (no fire threshold): argmax, so the figures agree.
         predicted.push_back(decide(probs, -1, -1));

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "firesight/error.h"
+#include "firesight/fileio.h"
 #include "firesight/watch.h"
 
 namespace firesight::watch {
@@ -44,12 +46,42 @@ struct Reader {
     }
 };
 
+// Length of the valid UTF-8 sequence at s[i], or 0 (overlong forms, surrogates and code points
+// past U+10FFFF are invalid too).
+std::size_t utf8_sequence(const std::string& s, std::size_t i) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned c = b(i);
+    if (c < 0x80) return 1;
+    const std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((b(i + k) & 0xC0) != 0x80) return 0;
+    const unsigned c1 = b(i + 1);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F)) return 0;
+    return n;
+}
+
+// TOML files are UTF-8. Checked before toml11 sees the text: toml11 3.7.1 reads out of bounds
+// while reporting invalid UTF-8 in a literal string (found by tests/fuzz/fuzz_watch_config).
+void check_utf8(const std::string& text, const std::string& file) {
+    std::size_t line = 1;
+    for (std::size_t i = 0; i < text.size();) {
+        const auto n = utf8_sequence(text, i);
+        if (n == 0) throw Error(file + ": line " + std::to_string(line) + ": invalid UTF-8 (a TOML file must be UTF-8 text)");
+        line += text[i] == '\n';
+        i += n;
+    }
+}
+
 }  // namespace
 
 WatchConfig load_watch_config(const std::filesystem::path& path) {
     Value root;
+    const std::string text = read_file_text(path);
+    check_utf8(text, path.string());
     try {
-        root = toml::parse(path.string());
+        std::istringstream in(text);
+        root = toml::parse(in, path.string());
     } catch (const std::exception& e) {
         // toml11 reports the line and column with a caret; keep its text.
         throw Error(path.string() + ": " + e.what());
@@ -87,8 +119,13 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
         const auto& s = t.at("sources");
         if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");
         for (const auto& [name, uri] : s.as_table()) {
-            auto spec = parse_source_arg(name + "=" + r.string(uri, "sources." + name));
-            c.sources.push_back(spec);
+            // parse_source_arg speaks of --source; the file and key say where the value came from.
+            try {
+                c.sources.push_back(parse_source_arg(name + "=" + r.string(uri, "sources." + name)));
+            } catch (const Error& e) {
+                if (std::string(e.what()).rfind(r.file, 0) == 0) throw;  // already names the file
+                r.fail("sources." + name, e.what());
+            }
         }
         // toml11 keeps tables unordered; name order makes the thread and dashboard order stable.
         std::sort(c.sources.begin(), c.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -168,7 +205,14 @@ WatchConfig load_watch_config(const std::filesystem::path& path) {
         r.only(h, "http", {"listen", "token"});
         const auto& ht = h.as_table();
         HttpConfig hc;
-        if (has(ht, "listen")) hc = parse_http_arg(r.string(ht.at("listen"), "http.listen"));
+        if (has(ht, "listen")) {
+            const auto listen = r.string(ht.at("listen"), "http.listen");
+            try {
+                hc = parse_http_arg(listen);
+            } catch (const Error& e) {
+                r.fail("http.listen", e.what());  // parse_http_arg speaks of --http, not of the file
+            }
+        }
         if (has(ht, "token")) hc.token = r.string(ht.at("token"), "http.token");
         c.http = hc;
     }

@@ -14,7 +14,7 @@ namespace {
 class OptimizeCli : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (!std::filesystem::exists(test::mobilenet_quant())) GTEST_SKIP() << "asset missing: " << test::mobilenet_quant();
+        FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
         test::write_synthetic_images(dir / "data", 10);
         test::write_tiny_run(dir / "data", dir / "run");
     }

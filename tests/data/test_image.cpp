@@ -67,6 +67,35 @@ TEST(Decode, NotAnImageIsAClearError) {
     EXPECT_THROW(data::decode_image(dir / "missing.png"), Error);
 }
 
+// Only JPEG, PNG, BMP, WebP, TIFF and PPM/PGM reach OpenCV: a DICOM file (128 bytes, "DICM", a
+// broken element) once made GDCM abort the process from inside cv::imdecode (fuzz_image_decode).
+TEST(Decode, OnlyTheSupportedFormatsReachTheDecoders) {
+    std::string dicom(128, '\0');
+    dicom += "DICM";
+    dicom += std::string("\x02\x00\x00\x00\xff\xff\xff\xff", 8);
+    try {
+        data::decode_image_bytes(dicom.data(), dicom.size(), "scan.dcm");
+        FAIL() << "decoded";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("scan.dcm: not a decodable image (JPEG, PNG, BMP, WebP, TIFF or PPM/PGM)"), std::string::npos)
+            << e.what();
+    }
+    // A valid-looking first line does not let a DICOM preamble through either (fuzz_image_decode).
+    for (const char* head : {"P1\n", "BM", "\xFF\xD8\xFF"}) {
+        std::string disguised = dicom;
+        disguised.replace(0, std::strlen(head), head);
+        EXPECT_THROW(data::decode_image_bytes(disguised.data(), disguised.size(), "scan.dcm"), Error) << head;
+    }
+    cv::Mat img(12, 16, CV_8UC3, cv::Scalar(0, 100, 200));
+    for (const char* ext : {".jpg", ".png", ".bmp", ".webp", ".tiff", ".ppm", ".pgm"}) {
+        std::vector<std::uint8_t> bytes;
+        cv::Mat src = std::string(ext) == ".pgm" ? cv::Mat(12, 16, CV_8UC1, cv::Scalar(77)) : img;
+        ASSERT_TRUE(cv::imencode(ext, src, bytes)) << ext;
+        const auto back = data::decode_image_bytes(bytes.data(), bytes.size(), std::string("x") + ext);
+        EXPECT_EQ(back.size(), img.size()) << ext;
+    }
+}
+
 TEST(Decode, TruncatedJpegDoesNotCrash) {
     test::TempDir dir;
     cv::Mat img(64, 64, CV_8UC3, cv::Scalar(0, 100, 200));

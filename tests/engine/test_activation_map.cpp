@@ -80,7 +80,7 @@ TEST(ActivationMap, EqualsTheHandComputationOnAKnownHead) {
     auto engine = Engine::from_graph(m.g);
     for (auto b : backends()) {
         Session s(engine, with_maps(b));
-        const auto& out = s.run(input.data());
+        const auto& out = s.run(input);
         ASSERT_EQ(out.size(), 2u) << "the feature map must not show up as an output";
         const auto m0 = s.class_activation_map(0), m1 = s.class_activation_map(1);
         EXPECT_EQ(m0.height, 2);
@@ -102,7 +102,7 @@ TEST(ActivationMap, MeanIsTheLogitMinusBiasOnEveryBackend) {
         const auto input = random_input(g, batch, 11);
         for (auto b : backends()) {
             Session s(engine, with_maps(b));
-            const auto logits = s.logits(input.data(), batch);
+            const auto logits = s.logits(input, batch);
             for (int item = 0; item < batch; ++item)
                 for (int c = 0; c < 4; ++c) {
                     const auto map = s.class_activation_map(c, item);
@@ -119,11 +119,11 @@ TEST(ActivationMap, EveryBackendGivesTheSameMapAndBatchItemsAreIndependent) {
     auto engine = Engine::from_graph(g);
     const auto input = random_input(g, 2, 5);
     Session ref(engine, with_maps(Backend::Reference));
-    ref.run(input.data(), 2);
+    ref.run(input, 2);
     const auto expected = ref.class_activation_map(2, 1);
     for (auto b : backends()) {
         Session s(engine, with_maps(b));
-        s.run(input.data() + input.size() / 2, 1);  // item 1 alone
+        s.run(std::span<const float>(input).subspan(input.size() / 2), 1);  // item 1 alone
         EXPECT_LT(testing::max_abs_diff(s.class_activation_map(2).values, expected.values), 1e-4f) << backend_name(b);
     }
 }
@@ -133,12 +133,12 @@ TEST(ActivationMap, Int8GraphsGiveTheDequantizedMapOnEveryBackend) {
     const auto bias = fc_bias(g);
     const auto input = random_input(g, 1, 7);
     Session fp32(Engine::from_graph(g), with_maps(Backend::Reference));
-    fp32.run(input.data());
+    fp32.run(input);
     const auto float_map = fp32.class_activation_map(1);
     quantize_int8(g, testing::minmax_ranges(g, {input}, 1));
     auto engine = Engine::from_graph(g);
     Session ref(engine, with_maps(Backend::Reference));
-    const auto logits = ref.logits(input.data()).at(0);
+    const auto logits = ref.logits(input).at(0);
     const auto expected = ref.class_activation_map(1);
     // Quantization moves the map by a few steps of the feature map's scale times the weights.
     float spread = 0.f;
@@ -148,7 +148,7 @@ TEST(ActivationMap, Int8GraphsGiveTheDequantizedMapOnEveryBackend) {
     EXPECT_NEAR(mean(expected.values), logits[1] - bias[1], 0.05f * (std::abs(logits[1]) + 1.f));
     for (auto b : backends()) {
         Session s(engine, with_maps(b));
-        s.run(input.data());
+        s.run(input);
         EXPECT_LT(testing::max_abs_diff(s.class_activation_map(1).values, expected.values), 1e-5f) << backend_name(b);
     }
 }
@@ -167,7 +167,7 @@ TEST(ActivationMap, AOneByOneConvHeadLikeTfliteMobileNetWorks) {
     const auto input = random_input(m.g, 1, 2);
     for (auto b : backends()) {
         Session s(engine, with_maps(b));
-        const auto l = s.logits(input.data()).at(0);
+        const auto l = s.logits(input).at(0);
         for (int c = 0; c < 5; ++c) EXPECT_NEAR(mean(s.class_activation_map(c).values), l[static_cast<std::size_t>(c)] - bias[static_cast<std::size_t>(c)], 1e-4f);
     }
 }
@@ -182,7 +182,7 @@ void expect_refused(const Graph& g, const std::string& why) {
         EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
     }
     Session plain(engine, {Backend::Reference, 1});  // without maps the graph still runs
-    EXPECT_NO_THROW(plain.run(random_input(g, 1, 1).data()));
+    EXPECT_NO_THROW(plain.run(random_input(g, 1, 1)));
 }
 
 TEST(ActivationMap, GraphsWithoutThePatternAreRefused) {
@@ -214,11 +214,11 @@ TEST(ActivationMap, MisuseGivesClearErrors) {
     auto engine = Engine::from_graph(small_classifier());
     Session plain(engine, {Backend::Reference, 1});
     const auto input = random_input(engine->graph(), 1, 1);
-    plain.run(input.data());
+    plain.run(input);
     EXPECT_THROW(plain.class_activation_map(0), Error);  // not asked for
     Session s(engine, with_maps(Backend::Reference));
     EXPECT_THROW(s.class_activation_map(0), Error);  // no run yet
-    s.run(input.data());
+    s.run(input);
     EXPECT_THROW(s.class_activation_map(4), Error);
     EXPECT_THROW(s.class_activation_map(-1), Error);
     EXPECT_THROW(s.class_activation_map(0, 1), Error);  // batch of 1

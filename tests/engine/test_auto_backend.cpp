@@ -80,8 +80,8 @@ TEST(AutoBackend, ResultsEqualTheResolvedBackends) {
         ASSERT_NE(automatic.backend(), Backend::Auto);
         for (int batch : {1, 2}) {
             const auto input = sample_input(batch);
-            const auto a = automatic.run(input.data(), batch);
-            const auto b = explicit_backend.run(input.data(), batch);
+            const auto a = automatic.run(input, batch);
+            const auto b = explicit_backend.run(input, batch);
             ASSERT_EQ(a.size(), b.size());
             for (std::size_t k = 0; k < a.size(); ++k) {
                 const auto n = static_cast<std::size_t>(automatic.output_size(static_cast<int>(k)) * batch);

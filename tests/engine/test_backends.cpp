@@ -50,8 +50,8 @@ void compare_backends(const Graph& graph, int batch, int threads) {
         per *= graph.tensors[static_cast<std::size_t>(graph.inputs[0])].shape[i];
     const auto input = m.random(static_cast<std::size_t>(per * batch), -2.f, 2.f);
     for (int rep = 0; rep < 2; ++rep) {  // the second run reuses the planned buffers
-        const auto r = ref.run(input.data(), batch);
-        const auto x = xnn.run(input.data(), batch);
+        const auto r = ref.run(input, batch);
+        const auto x = xnn.run(input, batch);
         ASSERT_EQ(r.size(), x.size());
         for (std::size_t k = 0; k < r.size(); ++k) {
             const auto n = ref.output_size(static_cast<int>(k)) * batch;
@@ -79,10 +79,42 @@ TEST(EngineSession, BatchSizeCanChangeBetweenRuns) {
     Session s(engine, {Backend::Reference, 1});
     GraphMaker m(8);
     const auto input = m.random(4 * 243);
-    const auto one = s.logits(input.data(), 1);
-    const auto four = s.logits(input.data(), 4);
+    const auto one = s.logits(std::span(input).first(243), 1);
+    const auto four = s.logits(input, 4);
     ASSERT_EQ(four.size(), 4u);
     EXPECT_EQ(one[0], four[0]);
+}
+
+// The session reads batch x 9x9x3 floats: any other length is refused, naming both counts,
+// before a kernel could read past the caller's buffer.
+TEST(EngineSession, RefusesAnInputOfTheWrongLength) {
+    auto engine = Engine::from_graph(stem_graph(4));
+    for (auto backend : {Backend::Reference, Backend::Xnnpack, Backend::NativeInt8}) {
+        if (!backend_available(backend)) continue;
+        Session s(engine, {backend, 1});
+        EXPECT_EQ(s.input_size(), 243);
+        const std::vector<float> input(2 * 243 + 1, 0.5f);
+        const auto refusal = [&](std::span<const float> x, int batch, int which) {
+            try {
+                if (which == 0) s.run(x, batch);
+                if (which == 1) s.probabilities(x, batch);
+                if (which == 2) s.logits(x, batch);
+            } catch (const Error& e) {
+                return std::string(e.what());
+            }
+            return std::string();
+        };
+        for (int which = 0; which < 3; ++which) {
+            const auto what = std::string(backend_name(backend)) + " call " + std::to_string(which);
+            EXPECT_NE(refusal(std::span(input).first(242), 1, which).find("session: input has 242 floats, expected 243 (batch 1x9x9x3 for input 'input')"),
+                      std::string::npos) << what;
+            EXPECT_NE(refusal(std::span(input).first(244), 1, which).find("input has 244 floats, expected 243"), std::string::npos) << what;
+            EXPECT_NE(refusal(std::span(input).first(243), 2, which).find("input has 243 floats, expected 486 (batch 2x9x9x3"), std::string::npos) << what;
+            EXPECT_NE(refusal({}, 1, which).find("input has 0 floats"), std::string::npos) << what;
+            EXPECT_NE(refusal(std::span(input).first(243), 0, which).find("batch must be at least 1"), std::string::npos) << what;
+            EXPECT_EQ(refusal(std::span(input).first(486), 2, which), "") << what;
+        }
+    }
 }
 
 TEST(EngineSession, UnknownBackendAndBadThreadsAreErrors) {

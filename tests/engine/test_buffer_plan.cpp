@@ -116,7 +116,7 @@ TEST(BufferPlan, SessionsOnSharedBuffersComputeWhatSeparateBuffersCompute) {
             for (int batch : {2, 1, 3}) {
                 const auto input = m.random(static_cast<std::size_t>(17 * 15 * 3 * batch), -1.2f, 1.2f);
                 const auto expected = run_reference_all(engine->graph(), {input.data()}, batch);
-                const auto out = s.run(input.data(), batch);
+                const auto out = s.run(input, batch);
                 for (std::size_t k = 0; k < g->outputs.size(); ++k) {
                     const auto& e = expected[static_cast<std::size_t>(g->outputs[k])];
                     EXPECT_EQ(std::memcmp(e.data(), out[k], e.size() * sizeof(float)), 0)

@@ -34,7 +34,7 @@ TEST(FiresightRun, RawTensorGivesTheSessionsTopClass) {
         out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
     }
     Session s(Engine::from_graph(g), {Backend::Reference, 1});
-    const auto p = s.probabilities(x.data())[0];
+    const auto p = s.probabilities(x)[0];
     const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
     for (const char* backend : {"reference", "xnnpack"}) {
         if (std::string(backend) == "xnnpack" && !backend_available(Backend::Xnnpack)) continue;
@@ -70,6 +70,25 @@ TEST(FiresightRun, DecodesPpmAndRefusesBadInputs) {
                                   test::shell_quote((dir / "img.ppm").string()));
     EXPECT_NE(junk.exit_code, 0);
     EXPECT_NE(junk.out.find("junk.fse: not a firesight engine file"), std::string::npos) << junk.out;
+}
+
+// The file: a 64x64 input with preprocess.size 2. firesight-run used to preprocess to 2x2
+// and run the kernels past the end of that buffer; now the load refuses it in one line.
+TEST(FiresightRun, RefusesAnEngineWhoseMetadataDisagreesWithItsInput) {
+    test::TempDir dir;
+    testing::GraphMaker m(5);
+    auto l = m.fc(m.pool(m.input({1, 64, 64, 3})), 2);
+    m.g.outputs = {m.softmax(l), l};
+    m.g.metadata.class_names = {"fire", "neutral"};
+    m.g.metadata.size = m.g.metadata.resize_shorter = 2;
+    save_engine(m.g, dir / "bad.fse");
+    std::ofstream(dir / "img.ppm", std::ios::binary) << "P6\n2 2\n255\n" << std::string(12, '\x40');
+    const auto r = test::run_command(run_cli() + " --backend reference --model " + test::shell_quote((dir / "bad.fse").string()) + " " +
+                                     test::shell_quote((dir / "img.ppm").string()));
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("bad.fse: metadata disagrees with the graph: input 'input' is f32 1x64x64x3 but preprocess.size 2"),
+              std::string::npos)
+        << r.out;
 }
 
 }  // namespace

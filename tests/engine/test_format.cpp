@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "firesight/error.h"
 #include "graph_helpers.h"
@@ -110,7 +112,7 @@ TEST(EngineFormat, LoadsMemoryMappedFromDisk) {
     EXPECT_EQ(e->inputs()[0].shape, (std::vector<std::int32_t>{1, 6, 6, 3}));
     Session s(e, {Backend::Reference, 1});
     std::vector<float> x(108, 0.25f);
-    auto p = s.probabilities(x.data());
+    auto p = s.probabilities(x);
     ASSERT_EQ(p.size(), 1u);
     EXPECT_NEAR(p[0][0] + p[0][1] + p[0][2], 1.0f, 1e-6f);
 }
@@ -212,6 +214,155 @@ TEST(EngineFormat, RefusesWrongMagicVersionAndInconsistentGraph) {
     }
 }
 
+// ---- metadata against the graph -------------------------------------------------------------
+
+// input [1, side, side, channels] -> global average pool -> fc(classes) -> softmax; outputs
+// probabilities and logits, metadata consistent with it.
+Graph pool_classifier(int side, int channels = 3, int classes = 2) {
+    GraphMaker m(5);
+    auto x = m.input({1, side, side, channels});
+    auto logits = m.fc(m.pool(x), classes);
+    auto probs = m.softmax(logits);
+    m.g.tensors[static_cast<std::size_t>(probs)].name = "probabilities";
+    m.g.outputs = {probs, logits};
+    for (int c = 0; c < classes; ++c) m.g.metadata.class_names.push_back("class" + std::to_string(c));
+    m.g.metadata.size = m.g.metadata.resize_shorter = side;
+    return m.g;
+}
+
+// Saves g and loads it back: the loader's refusal, or "" when it loads.
+std::string load_error(const Graph& g) {
+    test::TempDir dir;
+    save_engine(g, dir / "m.fse");
+    try {
+        Engine::load(dir / "m.fse");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// The saved graph with preprocess[key] replaced by `value` (JSON text), checksums resealed, so
+// values the writer cannot produce (fractions, 1e39) reach the loader.
+std::string with_preprocess(const Graph& g, const std::string& key, const std::string& value) {
+    std::string b = serialize(g);
+    const auto m = section(b, 2);
+    auto j = nlohmann::json::parse(b.substr(m.offset));
+    j["preprocess"][key] = nlohmann::json::parse(value);
+    b.resize(m.offset);
+    b += j.dump();
+    write_at<std::uint64_t>(b, 64 + 2 * 32 + 16, b.size() - m.offset);  // metadata section size
+    write_at<std::uint64_t>(b, 16, b.size());                           // header.file_size
+    reseal(b);
+    return b;
+}
+
+// The case of the issue: a 64x64 input with preprocess.size 2 loaded, and firesight-run then
+// gave the kernels a 2x2x3 buffer for a 64x64x3 input.
+TEST(EngineMetadata, InputMustBeSizeBySizeAsPreprocessSays) {
+    Graph g = pool_classifier(64);
+    EXPECT_EQ(load_error(g), "");
+    g.metadata.size = g.metadata.resize_shorter = 2;
+    const auto msg = load_error(g);
+    EXPECT_NE(msg.find("m.fse: metadata disagrees with the graph"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("input 'input' is f32 1x64x64x3 but preprocess.size 2 needs f32 1x2x2x3"), std::string::npos) << msg;
+}
+
+TEST(EngineMetadata, InputMustBeOneRgbImageInNhwc) {
+    const auto four_channels = load_error(pool_classifier(6, 4));
+    EXPECT_NE(four_channels.find("is f32 1x6x6x4 but preprocess.size 6 needs f32 1x6x6x3 (NHWC, RGB)"), std::string::npos)
+        << four_channels;
+    {
+        GraphMaker m(3);  // channels first: 3x6x6 taken as an image of 3 rows of 6 pixels with 6 channels
+        auto logits = m.fc(m.pool(m.input({1, 3, 6, 6})), 2);
+        m.g.outputs = {m.softmax(logits)};
+        m.g.metadata.size = m.g.metadata.resize_shorter = 6;
+        const auto msg = load_error(m.g);
+        EXPECT_NE(msg.find("is f32 1x3x6x6 but preprocess.size 6"), std::string::npos) << msg;
+    }
+    {
+        GraphMaker m(4);  // a flat vector, not an image
+        auto logits = m.fc(m.input({1, 108}), 2);
+        m.g.outputs = {m.softmax(logits)};
+        m.g.metadata.size = m.g.metadata.resize_shorter = 6;
+        const auto msg = load_error(m.g);
+        EXPECT_NE(msg.find("is f32 1x108 but"), std::string::npos) << msg;
+    }
+    {
+        GraphMaker m(6);  // two inputs: the runtime feeds one image
+        auto a = m.input({1, 6, 6, 3});
+        auto b = m.input({1, 6, 6, 3});
+        auto logits = m.fc(m.pool(m.add(a, b)), 2);
+        m.g.outputs = {m.softmax(logits)};
+        m.g.metadata.size = m.g.metadata.resize_shorter = 6;
+        const auto msg = load_error(m.g);
+        EXPECT_NE(msg.find("the graph has 2 inputs, an engine takes exactly one"), std::string::npos) << msg;
+    }
+}
+
+TEST(EngineMetadata, ClassNamesMustNameEveryClassOfTheOutput) {
+    Graph g = pool_classifier(6, 3, 3);
+    EXPECT_EQ(load_error(g), "");
+    g.metadata.class_names = {"fire", "smoke"};
+    const auto msg = load_error(g);
+    EXPECT_NE(msg.find("class_names has 2 names but output 0 'probabilities' (1x3) has 3 classes"), std::string::npos) << msg;
+    g.metadata.class_names.clear();  // unnamed classes are allowed: predict prints indices
+    EXPECT_EQ(load_error(g), "");
+}
+
+TEST(EngineMetadata, LogitsOutputMustHaveTheClassesOfOutputZero) {
+    GraphMaker m(8);
+    auto pooled = m.pool(m.input({1, 6, 6, 3}));
+    auto logits = m.fc(pooled, 2);
+    m.g.outputs = {m.softmax(logits), pooled};  // output 1 has 3 values, not the 2 classes
+    m.g.metadata.class_names = {"fire", "neutral"};
+    m.g.metadata.size = m.g.metadata.resize_shorter = 6;
+    const auto msg = load_error(m.g);
+    EXPECT_NE(msg.find("output 1 '" + m.g.tensors[static_cast<std::size_t>(pooled)].name + "' (the logits) is f32 1x3"),
+              std::string::npos)
+        << msg;
+}
+
+TEST(EngineMetadata, PreprocessValuesMustBeFiniteAndSane) {
+    const Graph g = pool_classifier(6);
+    EXPECT_EQ(parse_error(with_preprocess(g, "size", "6")), "");  // the helper alone changes nothing the loader sees
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"size", "0"},
+        {"size", "-3"},
+        {"size", "2.5"},
+        {"size", "\"6\""},
+        {"resize_shorter", "5"},
+        {"scale", "0"},
+        {"scale", "1e39"},
+        {"scale", "null"},
+        {"mean", "null"},
+        {"mean", "-1e300"},
+    };
+    const std::vector<std::string> expect = {
+        "preprocess.size 0 is out of range (1 to 8192)",
+        "preprocess.size -3 is not an integer",
+        "preprocess.size 2.5 is not an integer",
+        "preprocess.size \"6\" is not an integer",
+        "preprocess.resize_shorter 5 must be at least preprocess.size 6",
+        "preprocess.scale is 0",
+        "preprocess.scale 1e+39 is not a finite number",
+        "preprocess.scale null is not a finite number",
+        "preprocess.mean null is not a finite number",
+        "preprocess.mean -1e+300 is not a finite number",
+    };
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const auto msg = parse_error(with_preprocess(g, cases[i].first, cases[i].second));
+        EXPECT_NE(msg.find("x.fse: metadata section: " + expect[i]), std::string::npos) << cases[i].first << " = " << cases[i].second << ": " << msg;
+    }
+    // NaN and infinity from the writer (which stores them as null) are refused the same way.
+    Graph nan_mean = g;
+    nan_mean.metadata.mean = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_NE(load_error(nan_mean).find("preprocess.mean null is not a finite number"), std::string::npos) << load_error(nan_mean);
+    Graph inf_scale = g;
+    inf_scale.metadata.scale = std::numeric_limits<float>::infinity();
+    EXPECT_NE(load_error(inf_scale).find("preprocess.scale null is not a finite number"), std::string::npos) << load_error(inf_scale);
+}
+
 // small_graph() in int8: its conv filter is given clustered values so that it has one scale
 // (stored replicated per channel), and every filter has all-zero zero points.
 Graph small_int8_graph() {
@@ -279,7 +430,7 @@ TEST(EngineFormat, UniformQuantizationArraysAreStoredOnceAndReadBackWhole) {
     Session b(Engine::from_graph(back), ref);
     std::vector<float> x(6 * 6 * 3);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.f;
-    EXPECT_EQ(a.logits(x.data()), b.logits(x.data()));
+    EXPECT_EQ(a.logits(x), b.logits(x));
 }
 
 TEST(EngineFormat, Version2FilesStillReadAndUniformFlagsNeedVersion3) {

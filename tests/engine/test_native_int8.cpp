@@ -72,8 +72,8 @@ void expect_same_bytes(Graph g, const std::vector<float>& input, int batch, cons
     auto engine = Engine::from_graph(std::move(g));
     Session ref(engine, {Backend::Reference, 1});
     Session fast(engine, {Backend::NativeInt8, 1});
-    const auto a = ref.run(input.data(), batch);
-    const auto b = fast.run(input.data(), batch);
+    const auto a = ref.run(input, batch);
+    const auto b = fast.run(input, batch);
     const auto& gr = engine->graph();
     for (std::size_t k = 0; k < gr.outputs.size(); ++k) {
         const auto& t = gr.tensors[static_cast<std::size_t>(gr.outputs[k])];
@@ -270,7 +270,7 @@ TEST(NativeInt8, FiresightRunSelectsTheBackendForAnInt8Engine) {
         out.write(reinterpret_cast<const char*>(input.data()), static_cast<std::streamsize>(input.size() * sizeof(float)));
     }
     Session s(Engine::from_graph(g), {Backend::Reference, 1});
-    const auto p = s.probabilities(input.data())[0];
+    const auto p = s.probabilities(input)[0];
     const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
     const auto cli = test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string());
     const auto r = test::run_command(cli + " --raw --top 1 --backend native-int8 --model " + test::shell_quote((dir / "m.fse").string()) +
@@ -296,13 +296,13 @@ void expect_same_bytes_on_all_thread_counts(const Graph& g, const std::vector<fl
     Session ref(engine, {Backend::Reference, 1});
     const auto& gr = engine->graph();
     std::vector<std::vector<float>> expected;
-    const auto r = ref.run(input.data(), batch);
+    const auto r = ref.run(input, batch);
     for (std::size_t k = 0; k < gr.outputs.size(); ++k)
         expected.emplace_back(r[k], r[k] + elements(gr.tensors[static_cast<std::size_t>(gr.outputs[k])].shape, batch));
     for (int threads : {1, 2, 3}) {
         Session fast(engine, {Backend::NativeInt8, threads});
         for (int run = 0; run < 2; ++run) {
-            const auto out = fast.run(input.data(), batch);
+            const auto out = fast.run(input, batch);
             for (std::size_t k = 0; k < gr.outputs.size(); ++k) {
                 const auto& e = expected[k];
                 std::size_t differ = 0;

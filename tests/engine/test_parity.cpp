@@ -41,7 +41,7 @@ void check_parity(model::MobileNetV2 net, const engine::Graph& g, float toleranc
         }
         for (auto b : backends) {
             engine::Session s(e, {b, 2});
-            const auto got = s.logits(x.ptr<float>())[0];
+            const auto got = s.logits({x.ptr<float>(), x.total() * 3})[0];
             const float diff = engine::testing::max_abs_diff(expect, got);
             EXPECT_LE(diff, tolerance) << path.filename() << " backend " << engine::backend_name(b);
             std::printf("[parity] %s %-9s max |logit diff| = %.2e (logit range %.1f)\n", path.filename().c_str(),
@@ -105,7 +105,7 @@ TEST(EngineCli, BuildFromATrainedRunKeepsNamesPreprocessingAndLogits) {
         expect.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
     }
     engine::Session s(e, {engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference, 2});
-    EXPECT_LE(engine::testing::max_abs_diff(expect, s.logits(x.ptr<float>())[0]), 1e-4f);
+    EXPECT_LE(engine::testing::max_abs_diff(expect, s.logits({x.ptr<float>(), x.total() * 3})[0]), 1e-4f);
 }
 
 TEST(EngineCli, BuildThenPredictOnTheEngineFile) {

@@ -62,7 +62,7 @@ std::vector<float> input_for(const Graph& g, int batch, unsigned seed) {
 // Logits (output 1) of one backend configuration.
 std::vector<float> run_logits(const std::shared_ptr<const Engine>& e, SessionOptions o, const std::vector<float>& input, int batch) {
     Session s(e, o);
-    const auto out = s.run(input.data(), batch);
+    const auto out = s.run(input, batch);
     return std::vector<float>(out[1], out[1] + s.output_size(1) * batch);
 }
 
@@ -81,8 +81,8 @@ TEST_P(SparseXnnpack, MatchesReference) {
     Session sparse(engine, so);
     const auto input = input_for(g, batch, static_cast<unsigned>(batch * 7 + threads));
     for (int rep = 0; rep < 2; ++rep) {
-        const auto r = ref.run(input.data(), batch);
-        const auto x = sparse.run(input.data(), batch);
+        const auto r = ref.run(input, batch);
+        const auto x = sparse.run(input, batch);
         for (std::size_t k = 0; k < r.size(); ++k) {
             const auto n = ref.output_size(static_cast<int>(k)) * batch;
             float worst = 0.f;

@@ -2,12 +2,37 @@
 // labels, preprocessing, file round trip, and the two backends agreeing on it.
 #include <gtest/gtest.h>
 
+#include "firesight/error.h"
 #include "firesight/tflite.h"
 #include "graph_helpers.h"
+#include "import/tflite_builder.h"
 #include "test_util.h"
 
 namespace firesight::engine {
 namespace {
+
+// An operator input of -1 (an absent optional tensor) or a missing axes input, where the builder
+// needs a tensor, is refused naming the operator; fuzz_tflite_import found the builder reading
+// tensor -1 (std::vector::at threw out_of_range, which nothing caught) and shape(-1) unchecked.
+TEST(EngineTflite, OperatorsWithAbsentInputsAreRefusedNamingTheOperator) {
+    const test::FakeTensor in{"in", {1, 4, 4, 3}}, out{"out", {1, 1, 1, 3}};
+    const std::vector<std::pair<test::FakeOp, std::string>> cases = {
+        {{40, {0, -1}, {1}}, "tflite operator 0 (MEAN): tensor index -1 is out of range"},
+        {{40, {0}, {1}}, "tflite operator 0 (MEAN): missing input 1 (the axes)"},
+        {{1, {-1}, {1}}, "tflite operator 0 (AVERAGE_POOL_2D): tensor index -1 is out of range"},
+        {{22, {-1}, {1}}, "tflite operator 0 (RESHAPE): tensor index -1 is out of range"},
+    };
+    for (const auto& [op, message] : cases) {
+        const auto bytes = test::build_tflite({in, out}, {op});
+        std::string error;
+        try {
+            graph_from_tflite(tflite::parse_model(bytes.data(), bytes.size()));
+        } catch (const Error& e) {
+            error = e.what();
+        }
+        EXPECT_NE(error.find(message), std::string::npos) << message << " / got: " << error;
+    }
+}
 
 TEST(EngineTflite, BuildsQuantMobileNetV2WithLabelsAndPreprocessing) {
     FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
@@ -36,10 +61,10 @@ TEST(EngineTflite, BackendsAgreeOnMobileNetV2AndFileRoundTrips) {
     testing::GraphMaker m(5);
     const auto x = m.random(224 * 224 * 3);
     Session ref(e, {Backend::Reference, 1});
-    const auto r = ref.logits(x.data())[0];
+    const auto r = ref.logits(x)[0];
     if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "built without xnnpack";
     Session xnn(e, {Backend::Xnnpack, 2});
-    const auto l = xnn.logits(x.data())[0];
+    const auto l = xnn.logits(x)[0];
     EXPECT_LT(testing::max_abs_diff(r, l), 1e-4f);
 }
 

@@ -1,5 +1,6 @@
 // Writes small valid seed inputs for the fuzz targets: an engine file with every op kind the
-// loader knows about, and a small .tflite, so fuzzing starts past the magic numbers.
+// loader knows about, a small .tflite, codec streams and (built with OpenCV) small images in each
+// format OpenCV encodes here, so fuzzing starts past the magic numbers.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,11 +10,49 @@
 #include "firesight/weight_codec.h"
 #include "import/tflite_builder.h"
 
+#ifdef FIRESIGHT_SEED_IMAGES
+#include <opencv2/imgcodecs.hpp>
+#endif
+
 using namespace firesight;
 
+namespace {
+
+#ifdef FIRESIGHT_SEED_IMAGES
+// A 16x12 colour gradient (the decoder refuses images under 8x8, so seeds must be larger) in
+// each format, plus a grey PNG and one with alpha, which the decoder turns into 3 channels.
+void write_image_seeds(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    cv::Mat bgr(12, 16, CV_8UC3);
+    for (int y = 0; y < bgr.rows; ++y)
+        for (int x = 0; x < bgr.cols; ++x) bgr.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uchar>(16 * x), static_cast<uchar>(20 * y), 200);
+    cv::Mat grey, bgra;
+    cv::extractChannel(bgr, grey, 1);
+    cv::merge(std::vector<cv::Mat>{bgr, grey}, bgra);
+    const std::vector<std::pair<std::string, const cv::Mat*>> files = {
+        {"seed.jpg", &bgr}, {"seed.png", &bgr}, {"seed.bmp", &bgr}, {"seed.ppm", &bgr}, {"seed.tiff", &bgr},
+        {"seed.webp", &bgr}, {"grey.png", &grey}, {"alpha.png", &bgra}};
+    for (const auto& [name, img] : files) {
+        std::vector<uchar> bytes;
+        try {
+            if (!cv::imencode(std::filesystem::path(name).extension().string(), *img, bytes)) bytes.clear();
+        } catch (const cv::Exception&) {
+            bytes.clear();  // a codec this OpenCV lacks: the others still make seeds
+        }
+        if (bytes.empty()) {
+            std::fprintf(stderr, "write_seeds: this OpenCV cannot encode %s, skipped\n", name.c_str());
+            continue;
+        }
+        std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+}
+#endif
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    if (argc != 3 && argc != 4) {
-        std::fprintf(stderr, "usage: write_seeds ENGINE_DIR TFLITE_DIR [CODEC_DIR]\n");
+    if (argc < 3 || argc > 5) {
+        std::fprintf(stderr, "usage: write_seeds ENGINE_DIR TFLITE_DIR [CODEC_DIR [IMAGE_DIR]]\n");
         return 2;
     }
     std::filesystem::create_directories(argv[1]);
@@ -71,7 +110,7 @@ int main(int argc, char** argv) {
         engine::Graph c;
         engine::Tensor cx;
         cx.name = "input";
-        cx.shape = {1, 2, 2, 8};
+        cx.shape = {1, 2, 2, 3};  // an RGB image, as the loader requires of an engine's input
         c.inputs = {c.add_tensor(cx)};
         auto one_by_one = [&](std::int32_t in, int cin, int cout, const std::string& name, auto value_of) {
             std::vector<float> w(static_cast<std::size_t>(cin * cout));
@@ -86,7 +125,7 @@ int main(int argc, char** argv) {
             c.ops.push_back(op);
             return op.outputs[0];
         };
-        auto a1 = one_by_one(c.inputs[0], 8, 16, "palette", [](std::size_t i) { return 0.25f * static_cast<float>(i % 4) - 0.3f; });
+        auto a1 = one_by_one(c.inputs[0], 3, 16, "palette", [](std::size_t i) { return 0.25f * static_cast<float>(i % 4) - 0.3f; });
         auto a2 = one_by_one(a1, 16, 16, "sparse", [](std::size_t i) { return i % 10 == 0 ? 0.01f * static_cast<float>(i) : 0.f; });
         auto a3 = one_by_one(a2, 16, 16, "sparse_palette", [](std::size_t i) { return i % 4 == 0 ? 0.5f * static_cast<float>(i % 3) + 0.5f : 0.f; });
         engine::Op cp;
@@ -112,7 +151,7 @@ int main(int argc, char** argv) {
 
     // Codec inputs (fuzz_weight_codec): encoding, element size, u16 count, then each encoding of
     // a small pruned and clustered tensor.
-    if (argc == 4) {
+    if (argc >= 4) {
         std::filesystem::create_directories(argv[3]);
         std::vector<float> w(37, 0.f);
         for (std::size_t i = 0; i < w.size(); i += 3) w[i] = 0.5f * static_cast<float>(i % 4) - 0.75f;
@@ -122,6 +161,14 @@ int main(int argc, char** argv) {
             bytes.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
             std::ofstream(std::filesystem::path(argv[3]) / ("codec" + std::to_string(e)), std::ios::binary) << bytes;
         }
+    }
+    // Image seeds (fuzz_image_decode) need OpenCV's encoders; a runtime-only build has no image fuzzer.
+    if (argc == 5) {
+#ifdef FIRESIGHT_SEED_IMAGES
+        write_image_seeds(argv[4]);
+#else
+        std::fprintf(stderr, "write_seeds: built without OpenCV, no image seeds written to %s\n", argv[4]);
+#endif
     }
     return 0;
 }

@@ -45,7 +45,7 @@ TEST(ActivationMapTorch, EngineMapsMatchLibtorchOnTheSameWeights) {
         engine::SessionOptions o{b, 2};
         o.class_activation_maps = true;
         engine::Session s(engine, o);
-        const auto probs = s.probabilities(x.ptr<float>()).at(0);
+        const auto probs = s.probabilities({x.ptr<float>(), x.total() * 3}).at(0);
         for (int c = 0; c < 3; ++c) {
             const auto m = s.class_activation_map(c);
             ASSERT_EQ(m.height, 7);

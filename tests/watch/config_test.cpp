@@ -88,6 +88,23 @@ TEST(WatchConfig, MistakesNameTheKey) {
     const auto syntax = error_of(write(d, "fps = = 2\n"));
     EXPECT_NE(syntax.find("firesight.toml"), std::string::npos) << syntax;
     EXPECT_NE(error_of(d / "missing.toml").find("missing.toml"), std::string::npos);
+    // Values checked by the command-line parsers still name the file and the key (fuzz_watch_config).
+    const auto http = error_of(write(d, "[http]\nlisten = \":80#80\"\n"));
+    EXPECT_NE(http.find("firesight.toml: http.listen: "), std::string::npos) << http;
+    const auto source = error_of(write(d, "[sources]\ncam = \"\"\n"));
+    EXPECT_NE(source.find("firesight.toml: sources.cam: "), std::string::npos) << source;
+}
+
+// toml11 read out of bounds on invalid UTF-8 in a literal string (fuzz_watch_config found it);
+// such a file is now refused before parsing, naming the file and the line, and UTF-8 still loads.
+TEST(WatchConfig, InvalidUtf8IsRefusedNamingTheLine) {
+    test::TempDir d;
+    for (const std::string bad : {"\xff\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+        const auto msg = error_of(write(d, "fps = 2\nmodel = '" + bad + "'\n"));
+        EXPECT_NE(msg.find("firesight.toml: line 2: invalid UTF-8"), std::string::npos) << msg;
+    }
+    const auto c = load_watch_config(write(d, "model = 'feu \xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5.fse'\n"));
+    EXPECT_EQ(c.model, "feu \xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5.fse");
 }
 
 TEST(WatchConfig, CommandLineArguments) {

@@ -39,6 +39,13 @@ Requant make_requant(Activation a, const Quantization& out) {
 
 namespace {
 
+// bias - zero x sum(w), the zero point folded into the bias, in wrapping int32 like the vector adds
+// that consume it (and the reference kernels' sums): a bias clamped near INT32_MAX by a degenerate
+// calibration overflows here, which on int32 would be undefined behaviour.
+std::int32_t folded_bias(std::int32_t bias, std::int32_t zero, std::int32_t sum) {
+    return static_cast<std::int32_t>(static_cast<std::uint32_t>(bias) - static_cast<std::uint32_t>(zero) * static_cast<std::uint32_t>(sum));
+}
+
 float layer_scale(const Quantization& xq, const std::vector<float>& w_scale, int o, const Quantization& yq) {
     // Evaluated in the reference kernels' order, in float, so the products match to the bit.
     return xq.scale[0] * w_scale[w_scale.size() == 1 ? 0 : static_cast<std::size_t>(o)] / yq.scale[0];
@@ -140,7 +147,7 @@ PackedGemm pack_gemm(const std::int8_t* w, int O, int K, const std::vector<float
                                     static_cast<std::size_t>(o % 16)) * 4 + static_cast<std::size_t>(k % 4);
             p.weights[at] = v;
         }
-        p.bias[static_cast<std::size_t>(o)] = (bias ? bias[o] : 0) - u8_zero * sum;
+        p.bias[static_cast<std::size_t>(o)] = folded_bias(bias ? bias[o] : 0, u8_zero, sum);
         p.scale[static_cast<std::size_t>(o)] = layer_scale(xq, w_scale, o, yq);
     }
     p.rq = make_requant(act, yq);
@@ -245,7 +252,7 @@ PackedDepthwise pack_depthwise(const std::int8_t* w, int KH, int KW, int C, cons
             p.weights[static_cast<std::size_t>(t) * static_cast<std::size_t>(p.Cp) + static_cast<std::size_t>(c)] =
                 static_cast<std::int32_t>(static_cast<std::uint16_t>(static_cast<std::int16_t>(v)));
         }
-        p.bias[static_cast<std::size_t>(c)] = (bias ? bias[c] : 0) - p.x_zero * sum;
+        p.bias[static_cast<std::size_t>(c)] = folded_bias(bias ? bias[c] : 0, p.x_zero, sum);
         p.scale[static_cast<std::size_t>(c)] = layer_scale(xq, w_scale, c, yq);
     }
     p.rq = make_requant(act, yq);

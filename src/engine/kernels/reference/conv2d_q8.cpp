@@ -26,7 +26,7 @@ void conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, const Shap
                             if (ix < 0 || ix >= W) continue;
                             const std::int8_t* xp = x.data + ((static_cast<std::int64_t>(n) * H + iy) * W + ix) * C + g * CG;
                             const std::int8_t* wp = w.filter + ((static_cast<std::int64_t>(o) * KH + ky) * KW + kx) * CG;
-                            for (int c = 0; c < CG; ++c) acc += (static_cast<std::int32_t>(xp[c]) - xz) * wp[c];
+                            for (int c = 0; c < CG; ++c) acc = add_wrapping(acc, (static_cast<std::int32_t>(xp[c]) - xz) * wp[c]);
                         }
                     }
                     out[o] = requantize(acc, o);

@@ -23,8 +23,10 @@ void depthwise_conv2d_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, 
                         if (ix < 0 || ix >= W) continue;
                         const std::int8_t* xp = x.data + ((static_cast<std::int64_t>(n) * H + iy) * W + ix) * C;
                         const std::int8_t* wp = w.filter + (static_cast<std::int64_t>(ky) * KW + kx) * O;
-                        for (int o = 0; o < O; ++o)
-                            acc[static_cast<std::size_t>(o)] += (static_cast<std::int32_t>(xp[o / M]) - xz) * wp[o];
+                        for (int o = 0; o < O; ++o) {
+                            auto& a = acc[static_cast<std::size_t>(o)];
+                            a = add_wrapping(a, (static_cast<std::int32_t>(xp[o / M]) - xz) * wp[o]);
+                        }
                     }
                 }
                 std::int8_t* out = y + ((static_cast<std::int64_t>(n) * OH + oy) * OW + ox) * O;

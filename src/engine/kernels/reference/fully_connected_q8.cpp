@@ -10,7 +10,7 @@ void fully_connected_q8(const Op& op, Q8Tensor x, Q8Weights w, std::int8_t* y, c
     for (std::int64_t o = 0; o < O; ++o) {
         for (std::int64_t n = 0; n < N; ++n) {
             std::int32_t acc = w.bias ? w.bias[o] : 0;
-            for (std::int64_t i = 0; i < I; ++i) acc += (static_cast<std::int32_t>(x.data[n * I + i]) - xz) * w.filter[o * I + i];
+            for (std::int64_t i = 0; i < I; ++i) acc = add_wrapping(acc, (static_cast<std::int32_t>(x.data[n * I + i]) - xz) * w.filter[o * I + i]);
             y[n * O + o] = requantize(acc, o);
         }
     }

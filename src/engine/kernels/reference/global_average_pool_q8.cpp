@@ -13,7 +13,10 @@ void global_average_pool_q8(const Op& op, Q8Tensor x, std::int8_t* y, const Quan
     for (std::int64_t n = 0; n < N; ++n) {
         std::fill(acc.begin(), acc.end(), init);
         for (std::int64_t p = 0; p < HW; ++p)
-            for (std::int64_t c = 0; c < C; ++c) acc[static_cast<std::size_t>(c)] += x.data[(n * HW + p) * C + c];
+            for (std::int64_t c = 0; c < C; ++c) {
+                auto& a = acc[static_cast<std::size_t>(c)];
+                a = add_wrapping(a, x.data[(n * HW + p) * C + c]);
+            }
         for (std::int64_t c = 0; c < C; ++c)
             y[n * C + c] = requantize_fp32(acc[static_cast<std::size_t>(c)], scale, yq.zero_point[0], bounds);
     }

@@ -51,6 +51,14 @@ struct Q8Bounds {
 };
 Q8Bounds q8_bounds(Activation a, const Quantization& out);
 
+// int32 accumulation that wraps on overflow, as XNNPACK's qs8 kernels (and the native-int8 VNNI
+// ones) do in their vector adds: the reference must equal them byte for byte, and a layer whose
+// bias was clamped near INT32_MAX (a degenerate calibration) does overflow. Done in unsigned
+// arithmetic, where wrapping is defined; `acc += ...` on int32 was undefined behaviour (UBSan).
+inline std::int32_t add_wrapping(std::int32_t a, std::int32_t b) {
+    return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
+}
+
 inline std::int8_t requantize_fp32(std::int32_t acc, float scale, std::int32_t zero_point, Q8Bounds b) {
     float v = static_cast<float>(acc) * scale;
     v = std::min(std::max(v, static_cast<float>(b.lo - zero_point)), static_cast<float>(b.hi - zero_point));
