@@ -18,7 +18,7 @@ model=$ASSETS/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for round in $(seq "$ROUNDS"); do
-  for v in openblas-pthread openblas-openmp blas; do
+  for v in ${BLAS_VARIANTS:-openblas-pthread openblas-openmp blas}; do
     dir=/usr/lib/$multiarch/$v
     if [ ! -e "$dir/libblas.so.3" ]; then echo "== $v: not installed, skipped"; continue; fi
     echo "== round $round: $v (load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -45,7 +45,9 @@ BlasInfo loaded_blas() {
     dl_iterate_phdr(visit, &b.path);
     b.variant = blas_variant_of_path(b.path);
     using ConfigFn = const char* (*)();
-    if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) b.config = fn();
+    // Only when libblas.so.3 is OpenBLAS: LAPACK may load libopenblas.so.0 beside the reference BLAS.
+    if (b.variant.rfind("openblas", 0) == 0)
+        if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) b.config = fn();
     return b;
 }
 
