@@ -9,9 +9,9 @@
 #include <iostream>
 #include <string>
 
-#include "firesight/compress_torch.h"
-#include "firesight/error.h"
-#include "firesight/prune.h"
+#include "firesight/compress/compress_torch.h"
+#include "firesight/common/error.h"
+#include "firesight/compress/prune.h"
 
 using namespace firesight;
 using namespace firesight::compress;

@@ -20,11 +20,14 @@
 #include <string>
 #include <vector>
 
-#include "firesight/cluster.h"
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/weight_codec.h"
+#include "firesight/compress/cluster.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/passes.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/engine/weight_codec.h"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "firesight/engine.h"
-#include "firesight/error.h"
+#include "firesight/engine/session.h"
+#include "firesight/common/error.h"
 
 int main(int argc, char** argv) {
     using namespace firesight;

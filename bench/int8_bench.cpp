@@ -17,11 +17,16 @@
 #include <random>
 #include <vector>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/image.h"
-#include "firesight/progress.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/passes.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
+#include "firesight/engine/reference.h"
+#include "firesight/common/error.h"
+#include "firesight/data/image.h"
+#include "firesight/common/progress.h"
 
 namespace {
 

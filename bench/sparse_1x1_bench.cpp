@@ -26,10 +26,10 @@
 #include <utility>
 #include <vector>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/progress.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/common/error.h"
+#include "firesight/common/progress.h"
 
 namespace {
 

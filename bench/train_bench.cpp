@@ -7,10 +7,10 @@
 #include <cstring>
 #include <string>
 
-#include "firesight/allocator.h"
-#include "firesight/blas_info.h"
-#include "firesight/error.h"
-#include "firesight/train.h"
+#include "firesight/common/allocator.h"
+#include "firesight/common/blas_info.h"
+#include "firesight/common/error.h"
+#include "firesight/train/train.h"
 
 using namespace firesight;
 

@@ -14,11 +14,11 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "firesight/dataset.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/progress.h"
-#include "firesight/variants.h"
+#include "firesight/data/dataset.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/common/progress.h"
+#include "firesight/eval/variants.h"
 
 namespace fs = std::filesystem;
 using namespace firesight;

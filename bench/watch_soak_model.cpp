@@ -9,7 +9,8 @@
 #include <cstdio>
 #include <exception>
 
-#include "firesight/engine_ir.h"
+#include "firesight/engine/ir.h"
+#include "firesight/engine/format.h"
 
 using namespace firesight::engine;
 

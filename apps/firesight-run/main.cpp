@@ -14,9 +14,9 @@
 #include <cstdio>
 #include <numeric>
 
-#include "firesight/engine.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
+#include "firesight/engine/session.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
 #include "ppm.h"
 
 namespace {

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cmath>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::run {
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "firesight/engine.h"
+#include "firesight/engine/session.h"
 
 namespace firesight::run {
 

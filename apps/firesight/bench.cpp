@@ -17,20 +17,22 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "firesight/blas_info.h"
-#include "firesight/engine.h"
-#include "firesight/engine_convert.h"
-#include "firesight/engine_ir.h"
+#include "firesight/common/blas_info.h"
+#include "firesight/engine/session.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
 #ifdef FIRESIGHT_HAVE_ONNX_EXPORT
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
 
-#include "firesight/engine_onnx.h"
+#include "firesight/builder/onnx_export.h"
 #endif
-#include "firesight/error.h"
-#include "firesight/mobilenet_v2.h"
-#include "firesight/progress.h"
-#include "firesight/trained_model.h"
+#include "firesight/common/error.h"
+#include "firesight/model/mobilenet_v2.h"
+#include "firesight/common/progress.h"
+#include "firesight/model/trained_model.h"
 
 namespace firesight::cli {
 namespace {

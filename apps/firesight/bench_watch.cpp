@@ -23,9 +23,10 @@
 #include <thread>
 
 #include "commands.h"
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/watch.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/watch/watch.h"
 
 extern char** environ;
 

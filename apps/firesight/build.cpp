@@ -5,10 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "firesight/engine_convert.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/trained_model.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/model/trained_model.h"
 
 namespace firesight::cli {
 namespace {

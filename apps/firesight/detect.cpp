@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/progress.h"
-#include "firesight/watch.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/common/progress.h"
+#include "firesight/watch/watch.h"
 
 namespace firesight::cli {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <thread>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight {
 namespace {

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <memory>
 
-#include "firesight/classifier.h"
-#include "firesight/engine.h"
+#include "firesight/data/classifier.h"
+#include "firesight/engine/session.h"
 
 namespace firesight {
 

@@ -10,14 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "firesight/allocator.h"
-#include "firesight/classifier.h"
-#include "firesight/dataset.h"
-#include "firesight/error.h"
-#include "firesight/eval.h"
-#include "firesight/eval_maps.h"
-#include "firesight/fileio.h"
-#include "firesight/progress.h"
+#include "firesight/common/allocator.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/data/dataset.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/eval.h"
+#include "firesight/eval/maps.h"
+#include "firesight/common/fileio.h"
+#include "firesight/common/progress.h"
 
 namespace fs = std::filesystem;
 

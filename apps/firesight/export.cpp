@@ -3,12 +3,14 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "firesight/engine_convert.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/trained_model.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/model/trained_model.h"
 #ifdef FIRESIGHT_HAVE_ONNX_EXPORT
-#include "firesight/engine_onnx.h"
+#include "firesight/builder/onnx_export.h"
 #endif
 
 namespace firesight::cli {

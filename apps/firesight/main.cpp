@@ -4,7 +4,7 @@
 #include <exception>
 
 #include "commands.h"
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::cli {
 std::vector<CommandEntry>& command_registry() {

@@ -1,8 +1,9 @@
 // Chooses how to open a model from what the path is. One branch per model kind.
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "model/torch_classifier.h"
-#include "firesight/trained_model.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/model/torch_classifier.h"
+#include "firesight/model/trained_model.h"
 #include "engine_classifier.h"
 
 namespace firesight {

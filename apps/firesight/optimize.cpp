@@ -4,9 +4,9 @@
 #include <sstream>
 
 #include "commands.h"
-#include "firesight/allocator.h"
-#include "firesight/error.h"
-#include "firesight/optimize.h"
+#include "firesight/common/allocator.h"
+#include "firesight/common/error.h"
+#include "firesight/compress/optimize.h"
 
 namespace firesight::cli {
 namespace {

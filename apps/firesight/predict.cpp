@@ -9,11 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/eval.h"
-#include "firesight/fileio.h"
-#include "firesight/heatmap.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/eval.h"
+#include "firesight/common/fileio.h"
+#include "firesight/data/heatmap.h"
 
 namespace firesight::cli {
 

@@ -3,10 +3,10 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "firesight/allocator.h"
-#include "firesight/blas_info.h"
-#include "firesight/error.h"
-#include "firesight/train.h"
+#include "firesight/common/allocator.h"
+#include "firesight/common/blas_info.h"
+#include "firesight/common/error.h"
+#include "firesight/train/train.h"
 
 namespace firesight::cli {
 

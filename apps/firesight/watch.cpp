@@ -14,10 +14,11 @@
 #include <thread>
 
 #include "commands.h"
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/eval.h"
-#include "firesight/watch.h"
+#include "firesight/data/classifier.h"
+#include "open_classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/eval.h"
+#include "firesight/watch/watch.h"
 
 namespace firesight::cli {
 

@@ -1,4 +1,4 @@
-#include "firesight/allocator.h"
+#include "firesight/common/allocator.h"
 
 #include <cstdlib>
 

@@ -1,4 +1,4 @@
-#include "firesight/blas_info.h"
+#include "firesight/common/blas_info.h"
 
 #include <dlfcn.h>
 #include <link.h>

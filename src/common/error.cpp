@@ -1,2 +1,2 @@
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 // Keeps the vtable and typeinfo of Error in one translation unit.

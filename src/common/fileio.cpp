@@ -1,4 +1,4 @@
-#include "firesight/fileio.h"
+#include "firesight/common/fileio.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight {
 

@@ -1,4 +1,4 @@
-#include "firesight/progress.h"
+#include "firesight/common/progress.h"
 
 #include <cstdio>
 #include <unistd.h>

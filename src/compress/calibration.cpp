@@ -2,8 +2,9 @@
 #include <cmath>
 #include <limits>
 
-#include "firesight/calibrate.h"
-#include "firesight/error.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/compress/calibrate.h"
+#include "firesight/common/error.h"
 
 namespace firesight::compress {
 

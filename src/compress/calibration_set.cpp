@@ -3,9 +3,9 @@
 #include <random>
 #include <set>
 
-#include "firesight/calibrate.h"
-#include "firesight/error.h"
-#include "firesight/progress.h"
+#include "firesight/compress/calibrate.h"
+#include "firesight/common/error.h"
+#include "firesight/common/progress.h"
 
 namespace firesight::compress {
 

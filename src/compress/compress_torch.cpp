@@ -1,10 +1,10 @@
-#include "firesight/compress_torch.h"
+#include "firesight/compress/compress_torch.h"
 
 #include <cstring>
 #include <functional>
 
-#include "firesight/error.h"
-#include "firesight/progress.h"
+#include "firesight/common/error.h"
+#include "firesight/common/progress.h"
 
 namespace firesight::compress {
 

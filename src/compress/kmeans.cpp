@@ -3,8 +3,8 @@
 #include <limits>
 #include <string>
 
-#include "firesight/cluster.h"
-#include "firesight/error.h"
+#include "firesight/compress/cluster.h"
+#include "firesight/common/error.h"
 
 namespace firesight::compress {
 

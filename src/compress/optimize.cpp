@@ -12,18 +12,20 @@
 #include <map>
 #include <set>
 
-#include "firesight/blas_info.h"
-#include "firesight/compress_torch.h"
-#include "firesight/dataset.h"
-#include "firesight/engine_convert.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/optimize.h"
-#include "firesight/progress.h"
-#include "firesight/prune.h"
-#include "firesight/train.h"
-#include "firesight/trained_model.h"
+#include "firesight/common/blas_info.h"
+#include "firesight/compress/compress_torch.h"
+#include "firesight/data/dataset.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/compress/optimize.h"
+#include "firesight/common/progress.h"
+#include "firesight/compress/prune.h"
+#include "firesight/train/train.h"
+#include "firesight/model/trained_model.h"
 
 namespace fs = std::filesystem;
 
@@ -270,7 +272,7 @@ std::map<std::string, torch::Tensor> Optimizer::tail_input_norms(model::MobileNe
     };
     for (std::int64_t b = 0; b < cache.size(0); b += 64) {
         auto x = cache.slice(0, b, std::min(cache.size(0), b + 64));
-        for (int i = opt_.finetune_from; i < model::MobileNetV2Impl::kFeatureBlocks; ++i) {
+        for (int i = opt_.finetune_from; i < model::kFeatureBlocks; ++i) {
             const std::string p = "features." + std::to_string(i) + ".";
             auto* blk = net->features->ptr(static_cast<std::size_t>(i))->as<model::InvertedResidualImpl>();
             if (!blk) {  // features.18: the last 1x1 conv
@@ -294,7 +296,7 @@ std::map<std::string, torch::Tensor> Optimizer::tail_input_norms(model::MobileNe
 }
 
 torch::Tensor Optimizer::tail_logits(model::MobileNetV2& net, const torch::Tensor& x) {
-    return net->classifier->forward(net->dropout->forward(net->forward_features(x, opt_.finetune_from, 19).mean({2, 3})));
+    return net->classifier->forward(net->dropout->forward(net->forward_features(x, opt_.finetune_from, model::kFeatureBlocks).mean({2, 3})));
 }
 
 void Optimizer::finetune(model::MobileNetV2& net, const torch::Tensor& cache, const std::string& label, std::vector<torch::Tensor> params,

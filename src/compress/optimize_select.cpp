@@ -5,9 +5,9 @@
 #include <fstream>
 #include <limits>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/optimize.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/compress/optimize.h"
 
 namespace fs = std::filesystem;
 

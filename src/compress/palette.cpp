@@ -1,8 +1,8 @@
 #include <string>
 
-#include "firesight/cluster.h"
-#include "firesight/error.h"
-#include "firesight/weight_codec.h"
+#include "firesight/compress/cluster.h"
+#include "firesight/common/error.h"
+#include "firesight/engine/weight_codec.h"
 
 namespace firesight::compress {
 

@@ -1,9 +1,9 @@
-#include "firesight/prune.h"
+#include "firesight/compress/prune.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::compress {
 

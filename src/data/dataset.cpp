@@ -1,4 +1,4 @@
-#include "firesight/dataset.h"
+#include "firesight/data/dataset.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace fs = std::filesystem;
 

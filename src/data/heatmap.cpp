@@ -1,11 +1,11 @@
-// Heat maps and boxes from class activation maps (see firesight/heatmap.h).
-#include "firesight/heatmap.h"
+// Heat maps and boxes from class activation maps (see firesight/data/heatmap.h).
+#include "firesight/data/heatmap.h"
 
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::data {
 namespace {

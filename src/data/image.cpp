@@ -1,4 +1,4 @@
-#include "firesight/image.h"
+#include "firesight/data/image.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -6,8 +6,8 @@
 #include <cctype>
 #include <cstring>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
 
 namespace firesight::data {
 

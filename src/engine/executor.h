@@ -3,7 +3,7 @@
 #include <memory>
 #include <vector>
 
-#include "firesight/engine_ir.h"
+#include "firesight/engine/ir.h"
 
 namespace firesight::engine {
 

@@ -13,10 +13,12 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/weight_codec.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/engine/weight_codec.h"
 
 namespace firesight::engine {
 
@@ -263,89 +265,97 @@ std::uint32_t crc32(const void* data, std::size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
-std::string serialize(const Graph& g) {
-    validate(g);
-    // Weights first, so the graph section can record where each constant lies.
-    // Each constant in its smallest encoding (weight_codec.h); dense ones stay usable in place.
-    std::string weights;
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> where(g.tensors.size());
-    std::vector<WeightEncoding> encoding(g.tensors.size(), WeightEncoding::Dense);
+namespace {
+
+// The weights section: each constant in its smallest encoding (weight_codec.h), 64-byte aligned;
+// dense ones stay usable in place when the file is mapped.
+struct PackedWeights {
+    std::string bytes;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> where;  // offset, size per tensor
+    std::vector<WeightEncoding> encoding;
+};
+
+PackedWeights pack_weights(const Graph& g) {
+    PackedWeights p;
+    p.where.resize(g.tensors.size());
+    p.encoding.assign(g.tensors.size(), WeightEncoding::Dense);
     for (std::size_t i = 0; i < g.tensors.size(); ++i) {
         const auto& t = g.tensors[i];
         if (!t.constant) continue;
-        weights.resize(align_up(weights.size()), '\0');
+        p.bytes.resize(align_up(p.bytes.size()), '\0');
         const auto enc = encode_weights(t.bytes(), static_cast<std::size_t>(t.element_count()), dtype_size(t.dtype));
-        encoding[i] = enc.encoding;
-        where[i] = {weights.size(), enc.bytes.size()};
-        weights.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
+        p.encoding[i] = enc.encoding;
+        p.where[i] = {p.bytes.size(), enc.bytes.size()};
+        p.bytes.append(reinterpret_cast<const char*>(enc.bytes.data()), enc.bytes.size());
     }
-    // An i32 bias whose scales are bitwise its layer's input scale x filter scales (every bias
-    // quantize_int8 makes) is marked, and its scales are recomputed at load instead of stored.
+    return p;
+}
+
+// An i32 bias whose scales are bitwise its layer's input scale x filter scales (every bias
+// quantize_int8 makes) is marked, and its scales are recomputed at load instead of stored.
+std::vector<bool> derived_bias_tensors(const Graph& g) {
     std::vector<bool> derived(g.tensors.size(), false);
-    std::vector<int> bias_uses(g.tensors.size(), 0);
+    std::vector<int> uses(g.tensors.size(), 0);
     for (const auto& op : g.ops)
         for (auto k : op.inputs)
-            if (k >= 0) ++bias_uses[static_cast<std::size_t>(k)];
+            if (k >= 0) ++uses[static_cast<std::size_t>(k)];
     for (const auto& op : g.ops) {
         if (!has_bias(op)) continue;
         const auto b = static_cast<std::size_t>(op.inputs[2]);
         const auto& bt = g.tensors[b];
         const auto want = derived_bias_scales(g.tensors, op);
-        derived[b] = bt.dtype == DType::I32 && bias_uses[b] == 1 && !want.empty() && want.size() == bt.quant.scale.size() &&
+        derived[b] = bt.dtype == DType::I32 && uses[b] == 1 && !want.empty() && want.size() == bt.quant.scale.size() &&
                      std::memcmp(want.data(), bt.quant.scale.data(), want.size() * sizeof(float)) == 0;
     }
-    Writer w;
-    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.tensors.size()));
-    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-        const auto& t = g.tensors[i];
-        w.put_str(t.name);
-        w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dtype));
-        const bool one_scale = !derived[i] && uniform(t.quant.scale), one_zero = uniform(t.quant.zero_point);
-        w.put<std::uint8_t>(static_cast<std::uint8_t>((t.constant ? kFlagConstant : 0) | (one_scale ? kFlagUniformScale : 0) |
-                                                      (one_zero ? kFlagUniformZeroPoint : 0) | (derived[i] ? kFlagDerivedScale : 0)));
-        w.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape.size()));
-        w.put<std::uint8_t>(0);
-        for (auto d : t.shape) w.put<std::int32_t>(d);
-        if (t.quant.zero_point.size() != t.quant.scale.size())
-            throw Error("tensor '" + t.name + "' has " + std::to_string(t.quant.scale.size()) + " scales and " +
-                        std::to_string(t.quant.zero_point.size()) + " zero points");
-        w.put<std::uint32_t>(static_cast<std::uint32_t>(t.quant.scale.size()));
-        if (one_scale)
-            w.put<float>(t.quant.scale[0]);
-        else if (!derived[i])
-            for (auto s : t.quant.scale) w.put<float>(s);
-        if (one_zero)
-            w.put<std::int32_t>(t.quant.zero_point[0]);
-        else
-            for (auto z : t.quant.zero_point) w.put<std::int32_t>(z);
-        w.put<std::int32_t>(t.quant.axis);
-        if (t.constant) {
-            w.put<std::uint64_t>(where[i].first);
-            w.put<std::uint64_t>(where[i].second);
-            w.put<std::uint8_t>(static_cast<std::uint8_t>(encoding[i]));
-            for (int k = 0; k < 3; ++k) w.put<std::uint8_t>(0);
-        }
-    }
-    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.ops.size()));
-    for (const auto& op : g.ops) {
-        w.put<std::uint16_t>(static_cast<std::uint16_t>(op.kind));
-        w.put<std::uint8_t>(static_cast<std::uint8_t>(op.activation));
-        w.put<std::uint8_t>(0);
-        w.put_ints(op.inputs);
-        w.put_ints(op.outputs);
-        for (auto v : {op.stride_h, op.stride_w, op.dilation_h, op.dilation_w, op.pad_top, op.pad_left, op.pad_bottom,
-                       op.pad_right, op.groups, op.depth_multiplier, op.keep_dims})
-            w.put<std::int32_t>(v);
-        w.put<float>(op.beta);
-        w.put<float>(op.epsilon);
-        w.put_ints(op.new_shape);
-    }
-    w.put_ints(g.inputs);
-    w.put_ints(g.outputs);
-    const std::string meta = metadata_json(g.metadata);
+    return derived;
+}
 
-    const std::array<std::pair<std::uint32_t, const std::string*>, kSectionCount> sections = {
-        std::pair{kGraph, &w.bytes}, std::pair{kWeights, &weights}, std::pair{kMetadata, &meta}};
+void write_tensor(Writer& w, const Tensor& t, bool derived, std::pair<std::uint64_t, std::uint64_t> where, WeightEncoding encoding) {
+    w.put_str(t.name);
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dtype));
+    const bool one_scale = !derived && uniform(t.quant.scale), one_zero = uniform(t.quant.zero_point);
+    w.put<std::uint8_t>(static_cast<std::uint8_t>((t.constant ? kFlagConstant : 0) | (one_scale ? kFlagUniformScale : 0) |
+                                                  (one_zero ? kFlagUniformZeroPoint : 0) | (derived ? kFlagDerivedScale : 0)));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape.size()));
+    w.put<std::uint8_t>(0);
+    for (auto d : t.shape) w.put<std::int32_t>(d);
+    if (t.quant.zero_point.size() != t.quant.scale.size())
+        throw Error("tensor '" + t.name + "' has " + std::to_string(t.quant.scale.size()) + " scales and " +
+                    std::to_string(t.quant.zero_point.size()) + " zero points");
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(t.quant.scale.size()));
+    if (one_scale)
+        w.put<float>(t.quant.scale[0]);
+    else if (!derived)
+        for (auto s : t.quant.scale) w.put<float>(s);
+    if (one_zero)
+        w.put<std::int32_t>(t.quant.zero_point[0]);
+    else
+        for (auto z : t.quant.zero_point) w.put<std::int32_t>(z);
+    w.put<std::int32_t>(t.quant.axis);
+    if (t.constant) {
+        w.put<std::uint64_t>(where.first);
+        w.put<std::uint64_t>(where.second);
+        w.put<std::uint8_t>(static_cast<std::uint8_t>(encoding));
+        for (int k = 0; k < 3; ++k) w.put<std::uint8_t>(0);
+    }
+}
+
+void write_op(Writer& w, const Op& op) {
+    w.put<std::uint16_t>(static_cast<std::uint16_t>(op.kind));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(op.activation));
+    w.put<std::uint8_t>(0);
+    w.put_ints(op.inputs);
+    w.put_ints(op.outputs);
+    for (auto v : {op.stride_h, op.stride_w, op.dilation_h, op.dilation_w, op.pad_top, op.pad_left, op.pad_bottom, op.pad_right,
+                   op.groups, op.depth_multiplier, op.keep_dims})
+        w.put<std::int32_t>(v);
+    w.put<float>(op.beta);
+    w.put<float>(op.epsilon);
+    w.put_ints(op.new_shape);
+}
+
+// Header, section table (with each section's checksum), then the sections at aligned offsets.
+std::string assemble_file(const std::array<std::pair<std::uint32_t, const std::string*>, kSectionCount>& sections) {
     Writer table;
     std::size_t offset = align_up(kHeaderSize + kSectionCount * kSectionEntrySize);
     std::vector<std::size_t> offsets;
@@ -377,20 +387,49 @@ std::string serialize(const Graph& g) {
     return out;
 }
 
+}  // namespace
+
+std::string serialize(const Graph& g) {
+    validate(g);
+    // Weights first, so the graph section can record where each constant lies.
+    const PackedWeights weights = pack_weights(g);
+    const std::vector<bool> derived = derived_bias_tensors(g);
+    Writer w;
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.tensors.size()));
+    for (std::size_t i = 0; i < g.tensors.size(); ++i) write_tensor(w, g.tensors[i], derived[i], weights.where[i], weights.encoding[i]);
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(g.ops.size()));
+    for (const auto& op : g.ops) write_op(w, op);
+    w.put_ints(g.inputs);
+    w.put_ints(g.outputs);
+    const std::string meta = metadata_json(g.metadata);
+    return assemble_file({std::pair{kGraph, &w.bytes}, std::pair{kWeights, &weights.bytes}, std::pair{kMetadata, &meta}});
+}
+
 void save_engine(const Graph& g, const std::filesystem::path& path) { write_file_atomic(path, serialize(g)); }
 
-Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<const void> keep_alive,
-                   const std::string& name) {
+namespace {
+
+struct Section {
+    std::uint64_t offset = 0, size = 0;
+};
+struct FileLayout {
+    std::uint32_t version = 0;
+    std::array<Section, kSectionCount + 1> sections{};  // indexed by section kind (1-based)
+};
+
+// The header and the section table: magic, version, sizes, checksums, alignment, zero padding.
+FileLayout read_layout(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
     const std::size_t table_end = kHeaderSize + kSectionCount * kSectionEntrySize;
     if (size < table_end)
         throw Error(name + ": " + std::to_string(size) + " bytes is too small for an engine file header (" +
                     std::to_string(table_end) + " bytes)");
     if (std::memcmp(bytes, kMagic, 8) != 0) throw Error(name + ": not a firesight engine file (magic is not FSENGINE)");
+    FileLayout layout;
     Reader h(bytes, kHeaderSize, name + ": header");
     h.get<std::uint64_t>("magic");
-    const auto version = h.get<std::uint32_t>("format_version");
-    if (version < kOldestVersion || version > kVersion)
-        throw Error(name + ": header.format_version is " + std::to_string(version) + ", this firesight reads versions " +
+    layout.version = h.get<std::uint32_t>("format_version");
+    if (layout.version < kOldestVersion || layout.version > kVersion)
+        throw Error(name + ": header.format_version is " + std::to_string(layout.version) + ", this firesight reads versions " +
                     std::to_string(kOldestVersion) + " to " + std::to_string(kVersion));
     const auto nsec = h.get<std::uint32_t>("section_count");
     if (nsec != kSectionCount) throw Error(name + ": header.section_count is " + std::to_string(nsec) + ", expected " + std::to_string(kSectionCount));
@@ -399,16 +438,12 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         throw Error(name + ": header.file_size says " + std::to_string(file_size) + " bytes but the file has " + std::to_string(size) +
                     (size < file_size ? " (truncated)" : ""));
     const auto header_crc = h.get<std::uint32_t>("header_crc");
-    {
-        std::string covered(reinterpret_cast<const char*>(bytes), 24);
-        covered.append(reinterpret_cast<const char*>(bytes + kHeaderSize), kSectionCount * kSectionEntrySize);
-        if (crc32(covered.data(), covered.size()) != header_crc) throw Error(name + ": header_crc does not match (header or section table corrupted)");
-    }
+    std::string covered(reinterpret_cast<const char*>(bytes), 24);
+    covered.append(reinterpret_cast<const char*>(bytes + kHeaderSize), kSectionCount * kSectionEntrySize);
+    if (crc32(covered.data(), covered.size()) != header_crc) throw Error(name + ": header_crc does not match (header or section table corrupted)");
     for (std::size_t i = 28; i < kHeaderSize; ++i)
         if (bytes[i] != 0) throw Error(name + ": header.reserved bytes are not zero");
 
-    struct Section { std::uint64_t offset, size; };
-    std::array<Section, kSectionCount + 1> sec{};
     Reader t(bytes + kHeaderSize, kSectionCount * kSectionEntrySize, name + ": section table");
     std::uint64_t prev_end = table_end;
     for (std::uint32_t i = 0; i < kSectionCount; ++i) {
@@ -429,129 +464,126 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         // file is checked by something.
         for (std::uint64_t b = prev_end; b < off; ++b)
             if (bytes[b] != 0) throw Error(name + ": padding before " + field + " is not zero");
-        sec[i + 1] = {off, len};
+        layout.sections[i + 1] = {off, len};
         prev_end = off + len;
     }
     if (prev_end != size) throw Error(name + ": " + std::to_string(size - prev_end) + " unexpected bytes after the last section");
+    return layout;
+}
 
-    Graph g;
-    g.metadata = parse_metadata(bytes + sec[kMetadata].offset, sec[kMetadata].size, name);
-    const std::uint8_t* weights = bytes + sec[kWeights].offset;
-    const std::uint64_t weights_size = sec[kWeights].size;
-
-    Reader r(bytes + sec[kGraph].offset, sec[kGraph].size, name + ": graph section");
-    // The smallest tensor record is 16 bytes and the smallest op 72, which bounds the counts.
-    const auto ntensors = r.count("tensor_count", 16, 1u << 20);
-    g.tensors.resize(ntensors);
-    std::vector<std::uint32_t> derived_tensors;  // i32 biases whose scales follow from their layer
+// Where the constants of the graph section point: the weights section, and the budget that keeps
+// encoded constants from expanding without bound.
+struct WeightsView {
+    const std::uint8_t* bytes;
+    std::uint64_t size;
+    std::shared_ptr<const void> keep_alive;
+    std::string file_name;
     // Apart from a palette of one value (0 bits an element), no encoding expands more than 32x,
     // so a few bytes claiming gigabytes of constants are refused before anything is allocated;
     // the slack covers legitimate all-equal tensors (zero biases, fully pruned layers).
-    const std::uint64_t expansion_budget = 32 * weights_size + (std::uint64_t{16} << 20);
+    std::uint64_t expansion_budget() const { return 32 * size + (std::uint64_t{16} << 20); }
     std::uint64_t expanded = 0;
-    for (std::uint32_t i = 0; i < ntensors; ++i) {
-        auto& ten = g.tensors[i];
-        ten.name = r.get_str("tensor.name");
-        const auto dtype = r.get<std::uint8_t>("tensor.dtype");
-        if (dtype > 2) r.fail("tensor " + std::to_string(i) + ".dtype " + std::to_string(dtype) + " is unknown");
-        ten.dtype = static_cast<DType>(dtype);
-        const auto flags = r.get<std::uint8_t>("tensor.flags");
-        const std::uint8_t known =
-            version >= 3 ? (kFlagConstant | kFlagUniformScale | kFlagUniformZeroPoint | kFlagDerivedScale) : kFlagConstant;
-        if ((flags & ~known) != 0) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
-        ten.constant = (flags & kFlagConstant) != 0;
-        const bool one_scale = (flags & kFlagUniformScale) != 0, one_zero = (flags & kFlagUniformZeroPoint) != 0;
-        const bool derived = (flags & kFlagDerivedScale) != 0;
-        if (derived && (one_scale || dtype != static_cast<std::uint8_t>(DType::I32)))
-            r.fail("tensor " + std::to_string(i) + ".flags mark derived scales on a tensor that is not an i32 bias with its own scales");
-        if (derived) derived_tensors.push_back(i);
-        const auto rank = r.get<std::uint8_t>("tensor.rank");
-        if (rank > 6) r.fail("tensor " + std::to_string(i) + ".rank " + std::to_string(rank) + " is over 6");
-        r.get<std::uint8_t>("tensor.reserved");
-        ten.shape.resize(rank);
-        for (auto& d : ten.shape) d = r.get<std::int32_t>("tensor.dims");
-        // A uniform array is one stored value however long it is; the limit keeps a corrupt count
-        // from allocating much (a channel axis is at most 2^24 by the dims check, real ones far less).
-        const std::size_t stored_scale_bytes = one_scale || derived ? 0 : 4, stored_zero_bytes = one_zero ? 0 : 4;
-        const auto nq = r.count("tensor.quant_count", stored_scale_bytes + stored_zero_bytes, 1u << 20);
-        if ((one_scale || one_zero) && nq < 2) r.fail("tensor " + std::to_string(i) + ".flags mark a uniform quantization array of " + std::to_string(nq) + " entries");
-        if (derived && nq == 0) r.fail("tensor " + std::to_string(i) + ".flags mark derived scales of a tensor without quantization");
-        if (one_scale)
-            ten.quant.scale.assign(nq, r.get<float>("tensor.quant.scale"));
-        else if (derived)
-            ten.quant.scale.assign(nq, 0.f);  // computed once the ops are read
-        else {
-            ten.quant.scale.resize(nq);
-            for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
-        }
-        if (one_zero)
-            ten.quant.zero_point.assign(nq, r.get<std::int32_t>("tensor.quant.zero_point"));
-        else {
-            ten.quant.zero_point.resize(nq);
-            for (auto& z : ten.quant.zero_point) z = r.get<std::int32_t>("tensor.quant.zero_point");
-        }
-        ten.quant.axis = r.get<std::int32_t>("tensor.quant.axis");
-        if (ten.constant) {
-            const auto off = r.get<std::uint64_t>("tensor.weight_offset");
-            const auto len = r.get<std::uint64_t>("tensor.weight_bytes");
-            const std::string what = "tensor " + std::to_string(i) + " '" + ten.name + "'";
-            auto encoding = WeightEncoding::Dense;
-            if (version >= 2) {
-                const auto e = r.get<std::uint8_t>("tensor.weight_encoding");
-                if (e > static_cast<std::uint8_t>(WeightEncoding::SparsePalette))
-                    r.fail(what + ".weight_encoding " + std::to_string(e) + " is unknown");
-                encoding = static_cast<WeightEncoding>(e);
-                for (int k = 0; k < 3; ++k)
-                    if (r.get<std::uint8_t>("tensor.weight_reserved") != 0) r.fail(what + ".weight_reserved bytes are not zero");
-            }
-            if (off % kAlign != 0) r.fail(what + ".weight_offset is not 64-byte aligned");
-            if (off > weights_size || len > weights_size - off) r.fail(what + ".weight_offset/weight_bytes lie outside the weights section");
-            std::int64_t n = 1;
-            for (auto d : ten.shape) {
-                if (d < 1 || d > (1 << 24)) r.fail(what + ".dims has " + std::to_string(d));
-                n *= d;
-                if (n > (std::int64_t{1} << 31)) r.fail(what + " is too large");
-            }
-            if (encoding == WeightEncoding::Dense) {
-                if (static_cast<std::uint64_t>(n) * dtype_size(ten.dtype) != len)
-                    r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
-                ten.external = weights + off;
-                ten.storage = keep_alive;
-            } else {
-                // Encoded constants are expanded once, into storage the tensor owns.
-                expanded += static_cast<std::uint64_t>(n) * dtype_size(ten.dtype);
-                if (expanded > expansion_budget)
-                    r.fail(what + " would expand the encoded constants to " + std::to_string(expanded) + " bytes, more than " +
-                           std::to_string(expansion_budget) + " (32x the weights section + 16 MiB): corrupt or hostile file");
-                void* out = ten.allocate_owned();
-                decode_weights(encoding, weights + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n),
-                               dtype_size(ten.dtype), out, name + ": " + what);
-            }
-        }
+};
+
+// A constant's data: points into the file when dense, expanded into the tensor when encoded.
+void read_constant_data(Reader& r, std::uint32_t version, Tensor& ten, const std::string& what, WeightsView& w) {
+    const auto off = r.get<std::uint64_t>("tensor.weight_offset");
+    const auto len = r.get<std::uint64_t>("tensor.weight_bytes");
+    auto encoding = WeightEncoding::Dense;
+    if (version >= 2) {
+        const auto e = r.get<std::uint8_t>("tensor.weight_encoding");
+        if (e > static_cast<std::uint8_t>(WeightEncoding::SparsePalette)) r.fail(what + ".weight_encoding " + std::to_string(e) + " is unknown");
+        encoding = static_cast<WeightEncoding>(e);
+        for (int k = 0; k < 3; ++k)
+            if (r.get<std::uint8_t>("tensor.weight_reserved") != 0) r.fail(what + ".weight_reserved bytes are not zero");
     }
-    const auto nops = r.count("op_count", 72, 1u << 20);
-    g.ops.resize(nops);
-    for (auto& op : g.ops) {
-        const auto kind = r.get<std::uint16_t>("op.kind");
-        if (kind < 1 || kind > 13) r.fail("op.kind " + std::to_string(kind) + " is unknown");
-        op.kind = static_cast<OpKind>(kind);
-        const auto act = r.get<std::uint8_t>("op.activation");
-        if (act > 2) r.fail("op.activation " + std::to_string(act) + " is unknown");
-        op.activation = static_cast<Activation>(act);
-        r.get<std::uint8_t>("op.reserved");
-        op.inputs = r.get_ints("op.input_count", 16);
-        op.outputs = r.get_ints("op.output_count", 16);
-        for (auto* v : {&op.stride_h, &op.stride_w, &op.dilation_h, &op.dilation_w, &op.pad_top, &op.pad_left,
-                        &op.pad_bottom, &op.pad_right, &op.groups, &op.depth_multiplier, &op.keep_dims})
-            *v = r.get<std::int32_t>("op.attributes");
-        op.beta = r.get<float>("op.beta");
-        op.epsilon = r.get<float>("op.epsilon");
-        op.new_shape = r.get_ints("op.new_shape_count", 6);
+    if (off % kAlign != 0) r.fail(what + ".weight_offset is not 64-byte aligned");
+    if (off > w.size || len > w.size - off) r.fail(what + ".weight_offset/weight_bytes lie outside the weights section");
+    std::int64_t n = 1;
+    for (auto d : ten.shape) {
+        if (d < 1 || d > (1 << 24)) r.fail(what + ".dims has " + std::to_string(d));
+        n *= d;
+        if (n > (std::int64_t{1} << 31)) r.fail(what + " is too large");
     }
-    g.inputs = r.get_ints("input_count", 16);
-    g.outputs = r.get_ints("output_count", 16);
-    if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the outputs");
-    // Derived bias scales, from the one op whose bias each is.
+    if (encoding == WeightEncoding::Dense) {
+        if (static_cast<std::uint64_t>(n) * dtype_size(ten.dtype) != len) r.fail(what + ".weight_bytes " + std::to_string(len) + " does not match its shape");
+        ten.external = w.bytes + off;
+        ten.storage = w.keep_alive;
+        return;
+    }
+    w.expanded += static_cast<std::uint64_t>(n) * dtype_size(ten.dtype);
+    if (w.expanded > w.expansion_budget())
+        r.fail(what + " would expand the encoded constants to " + std::to_string(w.expanded) + " bytes, more than " +
+               std::to_string(w.expansion_budget()) + " (32x the weights section + 16 MiB): corrupt or hostile file");
+    void* out = ten.allocate_owned();
+    decode_weights(encoding, w.bytes + off, static_cast<std::size_t>(len), static_cast<std::size_t>(n), dtype_size(ten.dtype), out,
+                   w.file_name + ": " + what);
+}
+
+// One tensor record. Returns whether its scales are derived from its layer (set later).
+bool read_tensor(Reader& r, std::uint32_t version, std::uint32_t i, Tensor& ten, WeightsView& w) {
+    ten.name = r.get_str("tensor.name");
+    const auto dtype = r.get<std::uint8_t>("tensor.dtype");
+    if (dtype > 2) r.fail("tensor " + std::to_string(i) + ".dtype " + std::to_string(dtype) + " is unknown");
+    ten.dtype = static_cast<DType>(dtype);
+    const auto flags = r.get<std::uint8_t>("tensor.flags");
+    const std::uint8_t known = version >= 3 ? (kFlagConstant | kFlagUniformScale | kFlagUniformZeroPoint | kFlagDerivedScale) : kFlagConstant;
+    if ((flags & ~known) != 0) r.fail("tensor " + std::to_string(i) + ".flags has unknown bits");
+    ten.constant = (flags & kFlagConstant) != 0;
+    const bool one_scale = (flags & kFlagUniformScale) != 0, one_zero = (flags & kFlagUniformZeroPoint) != 0;
+    const bool derived = (flags & kFlagDerivedScale) != 0;
+    if (derived && (one_scale || dtype != static_cast<std::uint8_t>(DType::I32)))
+        r.fail("tensor " + std::to_string(i) + ".flags mark derived scales on a tensor that is not an i32 bias with its own scales");
+    const auto rank = r.get<std::uint8_t>("tensor.rank");
+    if (rank > 6) r.fail("tensor " + std::to_string(i) + ".rank " + std::to_string(rank) + " is over 6");
+    r.get<std::uint8_t>("tensor.reserved");
+    ten.shape.resize(rank);
+    for (auto& d : ten.shape) d = r.get<std::int32_t>("tensor.dims");
+    // A uniform array is one stored value however long it is; the limit keeps a corrupt count
+    // from allocating much (a channel axis is at most 2^24 by the dims check, real ones far less).
+    const std::size_t stored_scale_bytes = one_scale || derived ? 0 : 4, stored_zero_bytes = one_zero ? 0 : 4;
+    const auto nq = r.count("tensor.quant_count", stored_scale_bytes + stored_zero_bytes, 1u << 20);
+    if ((one_scale || one_zero) && nq < 2) r.fail("tensor " + std::to_string(i) + ".flags mark a uniform quantization array of " + std::to_string(nq) + " entries");
+    if (derived && nq == 0) r.fail("tensor " + std::to_string(i) + ".flags mark derived scales of a tensor without quantization");
+    if (one_scale)
+        ten.quant.scale.assign(nq, r.get<float>("tensor.quant.scale"));
+    else if (derived)
+        ten.quant.scale.assign(nq, 0.f);  // computed once the ops are read
+    else {
+        ten.quant.scale.resize(nq);
+        for (auto& s : ten.quant.scale) s = r.get<float>("tensor.quant.scale");
+    }
+    if (one_zero)
+        ten.quant.zero_point.assign(nq, r.get<std::int32_t>("tensor.quant.zero_point"));
+    else {
+        ten.quant.zero_point.resize(nq);
+        for (auto& z : ten.quant.zero_point) z = r.get<std::int32_t>("tensor.quant.zero_point");
+    }
+    ten.quant.axis = r.get<std::int32_t>("tensor.quant.axis");
+    if (ten.constant) read_constant_data(r, version, ten, "tensor " + std::to_string(i) + " '" + ten.name + "'", w);
+    return derived;
+}
+
+void read_op(Reader& r, Op& op) {
+    const auto kind = r.get<std::uint16_t>("op.kind");
+    if (kind < 1 || kind > 13) r.fail("op.kind " + std::to_string(kind) + " is unknown");
+    op.kind = static_cast<OpKind>(kind);
+    const auto act = r.get<std::uint8_t>("op.activation");
+    if (act > 2) r.fail("op.activation " + std::to_string(act) + " is unknown");
+    op.activation = static_cast<Activation>(act);
+    r.get<std::uint8_t>("op.reserved");
+    op.inputs = r.get_ints("op.input_count", 16);
+    op.outputs = r.get_ints("op.output_count", 16);
+    for (auto* v : {&op.stride_h, &op.stride_w, &op.dilation_h, &op.dilation_w, &op.pad_top, &op.pad_left, &op.pad_bottom,
+                    &op.pad_right, &op.groups, &op.depth_multiplier, &op.keep_dims})
+        *v = r.get<std::int32_t>("op.attributes");
+    op.beta = r.get<float>("op.beta");
+    op.epsilon = r.get<float>("op.epsilon");
+    op.new_shape = r.get_ints("op.new_shape_count", 6);
+}
+
+// Derived bias scales, from the one op whose bias each is.
+void derive_bias_scales(Graph& g, const std::vector<std::uint32_t>& derived_tensors, const Reader& r) {
     std::vector<int> derived_uses(g.tensors.size(), 0);
     for (const auto& op : g.ops) {
         if (!has_bias(op) || op.inputs[2] >= static_cast<std::int32_t>(g.tensors.size())) continue;
@@ -569,6 +601,34 @@ Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<
         if (derived_uses[b] != 1)
             r.fail("tensor " + std::to_string(b) + " '" + g.tensors[b].name + "' has derived scales but is the bias of " +
                    std::to_string(derived_uses[b]) + " int8 layers, not one");
+}
+
+}  // namespace
+
+Graph parse_engine(const std::uint8_t* bytes, std::size_t size, std::shared_ptr<const void> keep_alive,
+                   const std::string& name) {
+    const FileLayout layout = read_layout(bytes, size, name);
+    const Section& graph_sec = layout.sections[kGraph];
+    const Section& weights_sec = layout.sections[kWeights];
+    const Section& meta_sec = layout.sections[kMetadata];
+    Graph g;
+    g.metadata = parse_metadata(bytes + meta_sec.offset, meta_sec.size, name);
+    WeightsView weights{bytes + weights_sec.offset, weights_sec.size, std::move(keep_alive), name};
+
+    Reader r(bytes + graph_sec.offset, graph_sec.size, name + ": graph section");
+    // The smallest tensor record is 16 bytes and the smallest op 72, which bounds the counts.
+    const auto ntensors = r.count("tensor_count", 16, 1u << 20);
+    g.tensors.resize(ntensors);
+    std::vector<std::uint32_t> derived_tensors;  // i32 biases whose scales follow from their layer
+    for (std::uint32_t i = 0; i < ntensors; ++i)
+        if (read_tensor(r, layout.version, i, g.tensors[i], weights)) derived_tensors.push_back(i);
+    const auto nops = r.count("op_count", 72, 1u << 20);
+    g.ops.resize(nops);
+    for (auto& op : g.ops) read_op(r, op);
+    g.inputs = r.get_ints("input_count", 16);
+    g.outputs = r.get_ints("output_count", 16);
+    if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the outputs");
+    derive_bias_scales(g, derived_tensors, r);
     try {
         validate(g);
     } catch (const Error& e) {

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/ir.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine {
 

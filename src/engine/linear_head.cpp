@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <string>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine {
 namespace {

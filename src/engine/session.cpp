@@ -3,63 +3,18 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend_registry.h"
 #include "buffer_plan.h"
 #include "executor.h"
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/engine/format.h"
+#include "firesight/engine/reference.h"
+#include "firesight/common/error.h"
 #include "kernels/reference/kernels.h"
 #include "linear_head.h"
-#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
-#include "kernels/native_int8/vnni_kernels.h"
-#endif
 
 namespace firesight::engine {
-
-Backend parse_backend(const std::string& name) {
-    if (name == "auto") return Backend::Auto;
-    if (name == "reference") return Backend::Reference;
-    if (name == "xnnpack") return Backend::Xnnpack;
-    if (name == "native-int8") return Backend::NativeInt8;
-    throw Error("unknown backend '" + name + "' (expected auto, reference, xnnpack or native-int8)");
-}
-
-const char* backend_name(Backend b) {
-    switch (b) {
-        case Backend::Reference: return "reference";
-        case Backend::Xnnpack: return "xnnpack";
-        case Backend::NativeInt8: return "native-int8";
-        case Backend::Auto: return "auto";
-    }
-    return "?";
-}
-
-bool backend_available(Backend b) {
-    if (b == Backend::NativeInt8 || b == Backend::Auto) return true;
-#ifdef FIRESIGHT_HAVE_XNNPACK
-    return true;
-#else
-    return b == Backend::Reference;
-#endif
-}
-
-bool native_int8_fast() {
-#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
-    static const bool fast = native::cpu_has_vnni();
-    return fast;
-#else
-    return false;  // not x86-64: native-int8 has only the reference kernels here
-#endif
-}
-
-Backend resolve_backend(Backend b, const Graph& g) {
-    if (b != Backend::Auto) return b;
-    const bool int8 = std::any_of(g.tensors.begin(), g.tensors.end(), [](const Tensor& t) { return t.dtype == DType::I8; });
-    // On VNNI CPUs native-int8 ran int8 MobileNetV2 about 2x faster than Debian's XNNPACK (which
-    // has no VNNI kernels); without VNNI it would run the reference kernels, far slower than XNNPACK.
-    if (int8 && native_int8_fast()) return Backend::NativeInt8;
-    return backend_available(Backend::Xnnpack) ? Backend::Xnnpack : Backend::Reference;
-}
 
 Engine::Engine() = default;
 Engine::~Engine() = default;
@@ -127,6 +82,11 @@ private:
 
 std::unique_ptr<Executor> make_reference_executor(const Graph& g) { return std::make_unique<ReferenceExecutor>(g); }
 
+void run_reference_op(const Graph& g, const Op& op, const std::vector<std::vector<std::int32_t>>& shapes,
+                      const std::vector<void*>& data) {
+    ref::run_op(g, op, shapes, data);
+}
+
 std::vector<std::vector<float>> run_reference_all(const Graph& g, const std::vector<const float*>& inputs, int batch) {
     const auto shapes = infer_shapes(g, batch);
     // Every tensor in its own dtype while running; i8 and i32 ones are turned into floats at the end.
@@ -180,17 +140,7 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
         head_ = std::move(head);
     }
     const Graph& g = cam_engine_ ? cam_engine_->graph() : engine_->graph();
-    if (backend_ == Backend::Reference) {
-        executor_ = make_reference_executor(g);
-    } else if (backend_ == Backend::NativeInt8) {
-        executor_ = make_native_int8_executor(g, options_.threads);
-    } else {
-#ifdef FIRESIGHT_HAVE_XNNPACK
-        executor_ = make_xnnpack_executor(g, options_.threads, options_.sparse);
-#else
-        throw Error("session: this firesight was built without the xnnpack backend");
-#endif
-    }
+    executor_ = backend_info(backend_).make(g, options_);
 }
 
 Session::~Session() = default;

@@ -1,15 +1,15 @@
 // Encoder and checked decoder of constant tensors' element bytes (see weight_codec.h and
 // docs/engine-format.md). Elements are compared as bit patterns, so every encoding round-trips
 // bit-exactly, NaN payloads and -0.0f included.
-#include "firesight/weight_codec.h"
+#include "firesight/engine/weight_codec.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <unordered_set>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/ir.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine {
 

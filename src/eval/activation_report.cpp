@@ -1,4 +1,4 @@
-// The "where the model looked" section of report.html (see firesight/eval_maps.h).
+// The "where the model looked" section of report.html (see firesight/eval/maps.h).
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "firesight/eval.h"
-#include "firesight/eval_maps.h"
-#include "firesight/heatmap.h"
+#include "firesight/eval/eval.h"
+#include "firesight/eval/maps.h"
+#include "firesight/data/heatmap.h"
 
 namespace firesight::eval {
 

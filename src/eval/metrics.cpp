@@ -1,8 +1,8 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "firesight/error.h"
-#include "firesight/eval.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/eval.h"
 
 namespace firesight::eval {
 

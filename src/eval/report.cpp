@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "firesight/eval.h"
+#include "firesight/eval/eval.h"
 
 namespace firesight::eval {
 

@@ -14,13 +14,13 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/image.h"
-#include "firesight/progress.h"
-#include "firesight/variants.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/data/image.h"
+#include "firesight/common/progress.h"
+#include "firesight/eval/variants.h"
 
 extern char** environ;
 
@@ -158,9 +158,6 @@ fs::path find_firesight_run() {
         tried.push_back(self.parent_path() / "firesight-run");
         tried.push_back(self.parent_path().parent_path() / "firesight-run" / "firesight-run");  // build tree: apps/firesight/ vs apps/firesight-run/
     }
-#ifdef FIRESIGHT_RUN_BUILD_PATH
-    tried.emplace_back(FIRESIGHT_RUN_BUILD_PATH);
-#endif
     for (const auto& p : tried)
         if (is_executable_file(p)) return p;
     std::string where;

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "firesight/variants.h"
+#include "firesight/eval/variants.h"
 
 namespace firesight::eval {
 
@@ -125,101 +125,113 @@ std::string variants_table(const std::vector<VariantResult>& v, const std::strin
     return out;
 }
 
-std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& chosen) {
-    const double left = 80, top = 60, plot_w = 640, plot_h = 400, right_margin = 220;
-    const double width = left + plot_w + right_margin, height = top + plot_h + 110;
-    std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt("%.0f", width) + "\" height=\"" + fmt("%.0f", height) +
-                    "\" font-family=\"sans-serif\" font-size=\"13\">\n";
-    s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-    s += svg_text(left + plot_w / 2, 28, "Accuracy vs batch-1 latency (marker area = engine file size)",
-                  "text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\"");
+namespace {
 
-    std::vector<std::size_t> timed;
-    double lat_max = 0, acc_lo = 100, acc_hi = 0;
+// The plot's geometry: canvas, plot area, axis ranges, and where a variant's point lies.
+struct ParetoPlot {
+    static constexpr double left = 80, top = 60, plot_w = 640, plot_h = 400, right_margin = 220;
+    static constexpr double width = left + plot_w + right_margin, height = top + plot_h + 110;
+    double x_hi = 1, x_step = 1, y_lo = 0, y_hi = 100, y_step = 10;
     std::uint64_t size_max = 0;
+    std::vector<std::size_t> timed;  // variants with a latency, the only ones drawn
+
+    double xpos(double ms) const { return left + plot_w * ms / x_hi; }
+    double ypos(double acc_pct) const { return top + plot_h - plot_h * (acc_pct - y_lo) / (y_hi - y_lo); }
+    double radius(std::uint64_t bytes) const {
+        constexpr double r_max = 26, r_min = 3;
+        if (size_max == 0) return r_min;
+        return std::max(r_min, r_max * std::sqrt(static_cast<double>(bytes) / static_cast<double>(size_max)));
+    }
+};
+
+ParetoPlot plan_pareto_plot(const std::vector<VariantResult>& v) {
+    ParetoPlot p;
+    double lat_max = 0, acc_lo = 100, acc_hi = 0;
     for (std::size_t i = 0; i < v.size(); ++i) {
         if (!(v[i].latency_ms > 0) || !std::isfinite(v[i].latency_ms)) continue;
-        timed.push_back(i);
+        p.timed.push_back(i);
         lat_max = std::max(lat_max, v[i].latency_ms);
         acc_lo = std::min(acc_lo, 100 * v[i].metrics.accuracy);
         acc_hi = std::max(acc_hi, 100 * v[i].metrics.accuracy);
-        size_max = std::max(size_max, v[i].size_bytes);
+        p.size_max = std::max(p.size_max, v[i].size_bytes);
     }
     // Latency from zero, so distances read as ratios; accuracy zoomed to the range that matters.
-    const double x_step = nice_step(lat_max > 0 ? lat_max * 1.1 : 1.0);
-    const double x_hi = x_step * std::max(1.0, std::ceil((lat_max > 0 ? lat_max * 1.1 : 1.0) / x_step - 1e-9));
-    double y_lo = 0, y_hi = 100;
-    if (!timed.empty()) y_lo = std::max(0.0, acc_lo - 0.5), y_hi = std::min(100.0, acc_hi + 0.5);
-    const double y_step = nice_step(y_hi - y_lo);
-    y_lo = std::max(0.0, std::floor(y_lo / y_step + 1e-9) * y_step);
-    y_hi = std::max(y_lo + y_step, std::ceil(y_hi / y_step - 1e-9) * y_step);
-    auto xpos = [&](double ms) { return left + plot_w * ms / x_hi; };
-    auto ypos = [&](double acc_pct) { return top + plot_h - plot_h * (acc_pct - y_lo) / (y_hi - y_lo); };
+    p.x_step = nice_step(lat_max > 0 ? lat_max * 1.1 : 1.0);
+    p.x_hi = p.x_step * std::max(1.0, std::ceil((lat_max > 0 ? lat_max * 1.1 : 1.0) / p.x_step - 1e-9));
+    if (!p.timed.empty()) p.y_lo = std::max(0.0, acc_lo - 0.5), p.y_hi = std::min(100.0, acc_hi + 0.5);
+    p.y_step = nice_step(p.y_hi - p.y_lo);
+    p.y_lo = std::max(0.0, std::floor(p.y_lo / p.y_step + 1e-9) * p.y_step);
+    p.y_hi = std::max(p.y_lo + p.y_step, std::ceil(p.y_hi / p.y_step - 1e-9) * p.y_step);
+    return p;
+}
 
-    s += "<rect x=\"" + fmt("%.1f", left) + "\" y=\"" + fmt("%.1f", top) + "\" width=\"" + fmt("%.1f", plot_w) + "\" height=\"" +
-         fmt("%.1f", plot_h) + "\" fill=\"none\" stroke=\"#222\"/>\n";
-    const std::string y_fmt = "%." + std::to_string(decimals_for(y_step)) + "f%%", x_fmt = "%." + std::to_string(decimals_for(x_step)) + "f";
-    for (double acc = y_lo; acc <= y_hi + y_step * 1e-6; acc += y_step) {
-        const double y = ypos(acc);
+std::string pareto_axes_svg(const ParetoPlot& p) {
+    const double left = p.left, top = p.top, plot_w = p.plot_w, plot_h = p.plot_h;
+    std::string s = "<rect x=\"" + fmt("%.1f", left) + "\" y=\"" + fmt("%.1f", top) + "\" width=\"" + fmt("%.1f", plot_w) + "\" height=\"" +
+                    fmt("%.1f", plot_h) + "\" fill=\"none\" stroke=\"#222\"/>\n";
+    const std::string y_fmt = "%." + std::to_string(decimals_for(p.y_step)) + "f%%", x_fmt = "%." + std::to_string(decimals_for(p.x_step)) + "f";
+    for (double acc = p.y_lo; acc <= p.y_hi + p.y_step * 1e-6; acc += p.y_step) {
+        const double y = p.ypos(acc);
         s += "<line x1=\"" + fmt("%.1f", left) + "\" x2=\"" + fmt("%.1f", left + plot_w) + "\" y1=\"" + fmt("%.1f", y) + "\" y2=\"" +
              fmt("%.1f", y) + "\" stroke=\"#e4e4e4\"/>\n";
         s += svg_text(left - 6, y + 4, fmt(y_fmt.c_str(), acc), "text-anchor=\"end\"");
     }
-    for (double ms = 0; ms <= x_hi + x_step * 1e-6; ms += x_step) {
-        const double x = xpos(ms);
+    for (double ms = 0; ms <= p.x_hi + p.x_step * 1e-6; ms += p.x_step) {
+        const double x = p.xpos(ms);
         s += "<line x1=\"" + fmt("%.1f", x) + "\" x2=\"" + fmt("%.1f", x) + "\" y1=\"" + fmt("%.1f", top) + "\" y2=\"" +
              fmt("%.1f", top + plot_h) + "\" stroke=\"#e4e4e4\"/>\n";
         s += svg_text(x, top + plot_h + 18, fmt(x_fmt.c_str(), ms), "text-anchor=\"middle\"");
     }
     s += svg_text(left + plot_w / 2, top + plot_h + 40, "latency, ms (batch 1, 1 thread, median)", "text-anchor=\"middle\"");
-    s += svg_text(22, top + plot_h / 2, "accuracy",
-                  "text-anchor=\"middle\" transform=\"rotate(-90 22 " + fmt("%.1f", top + plot_h / 2) + ")\"");
+    s += svg_text(22, top + plot_h / 2, "accuracy", "text-anchor=\"middle\" transform=\"rotate(-90 22 " + fmt("%.1f", top + plot_h / 2) + ")\"");
+    return s;
+}
 
-    // The front first, so the markers sit on top of it.
-    const auto front = pareto_front(v);
+// The front first, so the markers sit on top of it; large markers before small ones.
+std::string pareto_markers_svg(const std::vector<VariantResult>& v, const std::string& chosen, const ParetoPlot& p,
+                               const std::vector<std::size_t>& front) {
+    std::string s;
     if (!front.empty()) {
         std::string pts;
-        for (auto i : front) pts += fmt("%.1f", xpos(v[i].latency_ms)) + "," + fmt("%.1f", ypos(100 * v[i].metrics.accuracy)) + " ";
+        for (auto i : front) pts += fmt("%.1f", p.xpos(v[i].latency_ms)) + "," + fmt("%.1f", p.ypos(100 * v[i].metrics.accuracy)) + " ";
         s += "<polyline class=\"pareto-front\" fill=\"none\" stroke=\"#2c7fb8\" stroke-width=\"2\" stroke-dasharray=\"7 4\" points=\"" +
              pts + "\"/>\n";
     }
-    const double r_max = 26, r_min = 3;
-    auto radius = [&](std::uint64_t bytes) {
-        if (size_max == 0) return r_min;
-        return std::max(r_min, r_max * std::sqrt(static_cast<double>(bytes) / static_cast<double>(size_max)));
-    };
-    // Large markers first so small ones stay visible on top.
-    auto order = timed;
+    auto order = p.timed;
     std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return v[a].size_bytes > v[b].size_bytes; });
     for (auto i : order) {
         const auto& r = v[i];
         const bool is_chosen = r.name == chosen;
         const bool on_front = std::find(front.begin(), front.end(), i) != front.end();
-        const double x = xpos(r.latency_ms), y = ypos(100 * r.metrics.accuracy), rad = radius(r.size_bytes);
+        const double x = p.xpos(r.latency_ms), y = p.ypos(100 * r.metrics.accuracy), rad = p.radius(r.size_bytes);
         s += "<circle cx=\"" + fmt("%.1f", x) + "\" cy=\"" + fmt("%.1f", y) + "\" r=\"" + fmt("%.1f", rad) + "\" fill=\"" +
              (on_front ? "#2c7fb8" : "#999999") + "\" fill-opacity=\"0.35\" stroke=\"" + (is_chosen ? "#e6550d" : "#333") +
              "\" stroke-width=\"" + (is_chosen ? "3.5" : "1") + "\"><title>" + xml_escape(r.name) + ": " +
              fmt("%.2f%%", 100 * r.metrics.accuracy) + ", " + fmt("%.2f ms", r.latency_ms) + ", " + mb(r.size_bytes) +
              " MB</title></circle>\n";
     }
-    // Labels: the chosen variant first, then the front, each at the first spot around its marker
-    // that overlaps no marker and no label placed before it.
+    return s;
+}
+
+// Labels: the chosen variant first, then the front, each at the first spot around its marker
+// that overlaps no marker and no label placed before it.
+std::string pareto_labels_svg(const std::vector<VariantResult>& v, const std::string& chosen, const ParetoPlot& p,
+                              const std::vector<std::size_t>& front) {
+    std::string s;
     std::vector<Box> taken;
-    for (auto i : timed) {
-        const double x = xpos(v[i].latency_ms), y = ypos(100 * v[i].metrics.accuracy), rad = radius(v[i].size_bytes);
+    for (auto i : p.timed) {
+        const double x = p.xpos(v[i].latency_ms), y = p.ypos(100 * v[i].metrics.accuracy), rad = p.radius(v[i].size_bytes);
         taken.push_back({x - rad, y - rad, x + rad, y + rad});
     }
-    auto label_order = timed;
+    auto label_order = p.timed;
     std::stable_sort(label_order.begin(), label_order.end(), [&](auto a, auto b) {
-        auto rank = [&](std::size_t i) {
-            return v[i].name == chosen ? 0 : std::find(front.begin(), front.end(), i) != front.end() ? 1 : 2;
-        };
+        auto rank = [&](std::size_t i) { return v[i].name == chosen ? 0 : std::find(front.begin(), front.end(), i) != front.end() ? 1 : 2; };
         return rank(a) < rank(b);
     });
     for (auto i : label_order) {
         const auto& r = v[i];
         const bool is_chosen = r.name == chosen;
-        const double x = xpos(r.latency_ms), y = ypos(100 * r.metrics.accuracy), rad = radius(r.size_bytes);
+        const double x = p.xpos(r.latency_ms), y = p.ypos(100 * r.metrics.accuracy), rad = p.radius(r.size_bytes);
         const std::string label = is_chosen ? r.name + " (chosen)" : r.name;
         const double w = 7.2 * static_cast<double>(label.size()), h = 14;
         struct Spot {
@@ -241,10 +253,10 @@ std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& c
             double cost = 0;
             for (std::size_t t = 0; t < taken.size(); ++t) {
                 // A marker's own circle is not in the way of its label spots.
-                if (t < timed.size() && timed[t] == i) continue;
+                if (t < p.timed.size() && p.timed[t] == i) continue;
                 cost += overlap(b, taken[t]);
             }
-            if (b.x0 < left || b.x1 > width - 4 || b.y0 < top) cost += 1e6;  // stay on the canvas, below the title
+            if (b.x0 < p.left || b.x1 > p.width - 4 || b.y0 < p.top) cost += 1e6;  // stay on the canvas, below the title
             if (best_cost < 0 || cost < best_cost) best = k, best_cost = cost;
             if (cost == 0) break;
         }
@@ -253,12 +265,15 @@ std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& c
                       std::string("text-anchor=\"") + spots[best].anchor + "\" " +
                           (is_chosen ? "font-weight=\"bold\" fill=\"#e6550d\"" : "fill=\"#222\""));
     }
+    return s;
+}
 
-    // Legend on the right.
-    const double lx = left + plot_w + 20;
-    double ly = top + 14;
-    s += "<line x1=\"" + fmt("%.1f", lx) + "\" x2=\"" + fmt("%.1f", lx + 28) + "\" y1=\"" + fmt("%.1f", ly - 4) + "\" y2=\"" +
-         fmt("%.1f", ly - 4) + "\" stroke=\"#2c7fb8\" stroke-width=\"2\" stroke-dasharray=\"7 4\"/>\n";
+// The legend on the right, and the variants that could not be drawn.
+std::string pareto_legend_svg(const std::vector<VariantResult>& v, const ParetoPlot& p) {
+    const double lx = p.left + p.plot_w + 20;
+    double ly = p.top + 14;
+    std::string s = "<line x1=\"" + fmt("%.1f", lx) + "\" x2=\"" + fmt("%.1f", lx + 28) + "\" y1=\"" + fmt("%.1f", ly - 4) + "\" y2=\"" +
+                    fmt("%.1f", ly - 4) + "\" stroke=\"#2c7fb8\" stroke-width=\"2\" stroke-dasharray=\"7 4\"/>\n";
     s += svg_text(lx + 34, ly, "Pareto front");
     ly += 18;
     s += svg_text(lx, ly, "(nothing is both more accurate", "fill=\"#555\" font-size=\"11\"");
@@ -269,12 +284,28 @@ std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& c
          "\" r=\"8\" fill=\"#999\" fill-opacity=\"0.35\" stroke=\"#e6550d\" stroke-width=\"3.5\"/>\n";
     s += svg_text(lx + 34, ly, "chosen variant");
     ly += 26;
-    s += svg_text(lx, ly, "largest marker: " + mb(size_max) + " MB", "fill=\"#555\"");
-    ly += 26;
+    s += svg_text(lx, ly, "largest marker: " + mb(p.size_max) + " MB", "fill=\"#555\"");
     std::string untimed;
     for (const auto& r : v)
         if (!(r.latency_ms > 0)) untimed += (untimed.empty() ? "" : ", ") + r.name;
-    if (!untimed.empty()) s += svg_text(left, top + plot_h + 70, "not timed (not shown): " + untimed, "fill=\"#555\"");
+    if (!untimed.empty()) s += svg_text(p.left, p.top + p.plot_h + 70, "not timed (not shown): " + untimed, "fill=\"#555\"");
+    return s;
+}
+
+}  // namespace
+
+std::string pareto_svg(const std::vector<VariantResult>& v, const std::string& chosen) {
+    const ParetoPlot p = plan_pareto_plot(v);
+    std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt("%.0f", p.width) + "\" height=\"" + fmt("%.0f", p.height) +
+                    "\" font-family=\"sans-serif\" font-size=\"13\">\n";
+    s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    s += svg_text(p.left + p.plot_w / 2, 28, "Accuracy vs batch-1 latency (marker area = engine file size)",
+                  "text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\"");
+    s += pareto_axes_svg(p);
+    const auto front = pareto_front(v);
+    s += pareto_markers_svg(v, chosen, p, front);
+    s += pareto_labels_svg(v, chosen, p, front);
+    s += pareto_legend_svg(v, p);
     s += "</svg>\n";
     return s;
 }

@@ -1,6 +1,6 @@
-#include "import/flatbuffer_reader.h"
+#include "flatbuffer_reader.h"
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::flatbuf {
 

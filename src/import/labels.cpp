@@ -1,7 +1,7 @@
 #include <fstream>
 
-#include "firesight/error.h"
-#include "firesight/tflite.h"
+#include "firesight/common/error.h"
+#include "firesight/import/tflite.h"
 
 namespace firesight::tflite {
 

@@ -2,8 +2,9 @@
 // torch's OIHW to the engine's OHWI (depthwise: 1 x KH x KW x C).
 #include <nlohmann/json.hpp>
 
-#include "firesight/engine_convert.h"
-#include "firesight/error.h"
+#include "firesight/builder/passes.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/common/error.h"
 
 namespace firesight::model {
 namespace {

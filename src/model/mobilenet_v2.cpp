@@ -1,6 +1,6 @@
-#include "firesight/mobilenet_v2.h"
+#include "firesight/model/mobilenet_v2.h"
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::model {
 

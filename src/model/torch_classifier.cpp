@@ -1,7 +1,7 @@
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/mobilenet_v2.h"
-#include "model/torch_classifier.h"
+#include "firesight/data/classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/model/mobilenet_v2.h"
+#include "firesight/model/torch_classifier.h"
 
 namespace firesight::model {
 

@@ -1,14 +1,14 @@
 // model.pt is a libtorch archive: the network's parameters by name (features.N..., classifier)
 // plus one string entry holding JSON metadata (classes, preprocessing, block widths), so a
 // pruned or retrained network can be rebuilt with the right shapes before its weights load.
-#include "firesight/trained_model.h"
+#include "firesight/model/trained_model.h"
 
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
 
 namespace fs = std::filesystem;
 

@@ -4,8 +4,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "firesight/error.h"
-#include "firesight/train.h"
+#include "firesight/common/error.h"
+#include "firesight/model/mobilenet_v2_layout.h"
+#include "firesight/train/train.h"
 
 namespace fs = std::filesystem;
 
@@ -123,7 +124,7 @@ BatchPlan plan_batches(std::size_t budget, std::size_t fixed, int image_size, in
 }
 
 int finetune_start_block(int finetune_blocks, int finetune_epochs) {
-    constexpr int kBlocks = 19;
+    constexpr int kBlocks = model::kFeatureBlocks;
     if (finetune_epochs <= 0 || finetune_blocks == 0) return kBlocks;
     if (finetune_blocks < 0 || finetune_blocks >= 17) return 0;
     return kBlocks - 1 - finetune_blocks;  // the final 1x1 conv (features.18) is always trained

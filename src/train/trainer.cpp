@@ -17,15 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/allocator.h"
-#include "firesight/error.h"
-#include "firesight/eval_maps.h"
-#include "firesight/fileio.h"
-#include "firesight/progress.h"
-#include "firesight/train.h"
-#include "firesight/trained_model.h"
-#include "model/torch_classifier.h"
-#include "train/thread_pool.h"
+#include "firesight/common/allocator.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/maps.h"
+#include "firesight/common/fileio.h"
+#include "firesight/common/progress.h"
+#include "firesight/train/train.h"
+#include "firesight/model/trained_model.h"
+#include "firesight/model/torch_classifier.h"
+#include "thread_pool.h"
 
 namespace fs = std::filesystem;
 
@@ -111,7 +111,7 @@ private:
     ThreadPool pool_;
     data::DatasetSplits splits_;
     model::TrainedModel tm_;
-    int from_ = 19;
+    int from_ = model::kFeatureBlocks;
     torch::Tensor class_weights_;
     FeatureCache train_, val_, test_;
     BatchPlan plan_;
@@ -199,7 +199,7 @@ FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples,
         if (!batch.empty() && (need_embeddings || keep_prefix)) {
             auto x = tm_.net->forward_features(stack_images(batch), 0, from_);
             if (keep_prefix) pre_out.push_back(x.clone());
-            if (need_embeddings) emb.push_back(tm_.net->forward_features(x, from_, 19).mean({2, 3}));
+            if (need_embeddings) emb.push_back(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3}));
         }
         bar.update(next);
     }
@@ -216,7 +216,7 @@ std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::
     torch::NoGradGuard g;
     tm_.net->eval();
     std::vector<torch::Tensor> logits;
-    if (from_ >= 19 || !c.prefix.defined()) {
+    if (from_ >= model::kFeatureBlocks || !c.prefix.defined()) {
         logits.push_back(tm_.net->classifier->forward(c.embeddings));
     } else {
         // No-grad activations per image are below the training estimate, so the training batch
@@ -225,7 +225,7 @@ std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::
         const long step = std::max(1, plan_.batch_size);
         for (long i = 0; i < c.prefix.size(0); i += step) {
             auto x = c.prefix.slice(0, i, std::min(c.prefix.size(0), i + step));
-            logits.push_back(tm_.net->classifier->forward(tm_.net->forward_features(x, from_, 19).mean({2, 3})));
+            logits.push_back(tm_.net->classifier->forward(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3})));
         }
     }
     auto all = torch::cat(logits);
@@ -343,7 +343,7 @@ void Trainer::train_head() {
 void Trainer::finetune() {
     const auto t0 = Clock::now();
     std::vector<torch::Tensor> trainable;
-    for (int b = from_; b < 19; ++b)
+    for (int b = from_; b < model::kFeatureBlocks; ++b)
         for (auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable.push_back(p);
     for (auto& p : tm_.net->classifier->parameters()) trainable.push_back(p);
     for (auto& p : trainable) p.set_requires_grad(true);
@@ -413,7 +413,7 @@ void Trainer::finetune() {
                 torch::NoGradGuard g;
                 x = tm_.net->forward_features(stack_images(imgs), 0, from_);
             }
-            auto logits = tm_.net->classifier->forward(tm_.net->dropout->forward(tm_.net->forward_features(x, from_, 19).mean({2, 3})));
+            auto logits = tm_.net->classifier->forward(tm_.net->dropout->forward(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3})));
             auto loss = weighted_loss(logits, y, class_weights_, opt_.label_smoothing);
             (loss * (static_cast<double>(end - done) / static_cast<double>(step_images))).backward();
             loss_sum += loss.item<double>() * static_cast<double>(end - done);
@@ -611,10 +611,10 @@ TrainResult Trainer::run() {
 
     const auto t_cache = Clock::now();
     const bool need_train_embeddings = !head_done_;
-    const bool finetuning = from_ < 19 && finetune_epochs_done_ < opt_.finetune_epochs;
+    const bool finetuning = from_ < model::kFeatureBlocks && finetune_epochs_done_ < opt_.finetune_epochs;
     train_ = decode_and_embed(splits_.train, "decode+embed train", finetuning, false, need_train_embeddings);
-    val_ = decode_and_embed(splits_.val, "decode+embed val", false, from_ < 19, true);
-    test_ = decode_and_embed(splits_.test, "decode+embed test", false, from_ < 19, true);
+    val_ = decode_and_embed(splits_.val, "decode+embed val", false, from_ < model::kFeatureBlocks, true);
+    test_ = decode_and_embed(splits_.test, "decode+embed test", false, from_ < model::kFeatureBlocks, true);
     timings_.push_back({"cache", seconds_since(t_cache), splits_.train.size() + splits_.val.size() + splits_.test.size()});
     if (!splits_.skipped.empty()) {
         log("warning: " + std::to_string(splits_.skipped.size()) + " file(s) skipped:");
@@ -631,7 +631,7 @@ TrainResult Trainer::run() {
     std::size_t cache_bytes = 0;
     for (const auto& m : train_.small) cache_bytes += m.size();
     std::size_t trainable_params = 0;
-    for (int b = std::min(from_, 19); b < 19; ++b)
+    for (int b = std::min(from_, model::kFeatureBlocks); b < model::kFeatureBlocks; ++b)
         for (const auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable_params += static_cast<std::size_t>(p.numel());
     // Process as it is now (libraries, weights, caches), plus gradients and two AdamW moments of
     // the trainable weights, plus allocator slack.

@@ -7,9 +7,9 @@
 #include <set>
 #include <sstream>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/watch.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/watch/watch.h"
 
 namespace firesight::watch {
 
@@ -73,149 +73,164 @@ void check_utf8(const std::string& text, const std::string& file) {
     }
 }
 
-}  // namespace
+using Table = toml::value::table_type;
+bool has(const Table& tab, const char* k) { return tab.count(k) > 0; }
 
-WatchConfig load_watch_config(const std::filesystem::path& path) {
-    Value root;
+// A section's own validate(), its message prefixed with the file.
+template <class T>
+void validate_in_file(const T& section, const std::string& file) {
+    try {
+        section.validate();
+    } catch (const Error& e) {
+        throw Error(file + ": " + e.what());
+    }
+}
+
+RetentionConfig read_retention(Reader& r, const Value& rt, RetentionConfig p) {
+    r.only(rt, "retention", {"max_age_days", "max_disk_mb", "prune_interval_s"});
+    const auto& tt = rt.as_table();
+    if (has(tt, "max_age_days")) p.max_age_days = r.number(tt.at("max_age_days"), "retention.max_age_days");
+    if (has(tt, "max_disk_mb")) {
+        const double mb = r.number(tt.at("max_disk_mb"), "retention.max_disk_mb");
+        if (!(mb >= 0) || mb > 1e9) r.fail("retention.max_disk_mb", "must be 0 (no limit) or a size in MiB");
+        p.max_bytes = static_cast<std::uint64_t>(mb * 1048576.0);
+    }
+    if (has(tt, "prune_interval_s")) p.interval_s = r.number(tt.at("prune_interval_s"), "retention.prune_interval_s");
+    validate_in_file(p, r.file);
+    return p;
+}
+
+std::vector<SourceSpec> read_sources(Reader& r, const Value& s) {
+    if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");
+    std::vector<SourceSpec> sources;
+    for (const auto& [name, uri] : s.as_table()) {
+        // parse_source_arg speaks of --source; the file and key say where the value came from.
+        try {
+            sources.push_back(parse_source_arg(name + "=" + r.string(uri, "sources." + name)));
+        } catch (const Error& e) {
+            if (std::string(e.what()).rfind(r.file, 0) == 0) throw;  // already names the file
+            r.fail("sources." + name, e.what());
+        }
+    }
+    // toml11 keeps tables unordered; name order makes the thread and dashboard order stable.
+    std::sort(sources.begin(), sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return sources;
+}
+
+void read_thresholds(Reader& r, const Value& th, DecisionConfig& d) {
+    if (!th.is_table()) r.fail("decision.thresholds", "must be a table of class = { enter = .., exit = .. }");
+    for (const auto& [cls, v] : th.as_table()) {
+        const std::string where = "decision.thresholds." + cls;
+        r.only(v, where, {"enter", "exit"});
+        ClassThreshold ct = d.default_threshold;
+        if (v.as_table().count("enter")) ct.enter = static_cast<float>(r.number(v.as_table().at("enter"), where + ".enter"));
+        if (v.as_table().count("exit")) ct.exit = static_cast<float>(r.number(v.as_table().at("exit"), where + ".exit"));
+        d.thresholds[cls] = ct;
+    }
+}
+
+DecisionConfig read_decision(Reader& r, const Value& dv, DecisionConfig d) {
+    r.only(dv, "decision", {"alarm_classes", "enter", "exit", "ema_alpha", "k", "n", "clear_frames", "min_alarm_seconds", "thresholds"});
+    const auto& dt = dv.as_table();
+    if (has(dt, "alarm_classes")) {
+        const auto& a = dt.at("alarm_classes");
+        if (!a.is_array()) r.fail("decision.alarm_classes", "must be an array of class names");
+        d.alarm_classes.clear();
+        for (const auto& v : a.as_array()) d.alarm_classes.push_back(r.string(v, "decision.alarm_classes"));
+    }
+    if (has(dt, "enter")) d.default_threshold.enter = static_cast<float>(r.number(dt.at("enter"), "decision.enter"));
+    if (has(dt, "exit")) d.default_threshold.exit = static_cast<float>(r.number(dt.at("exit"), "decision.exit"));
+    if (has(dt, "ema_alpha")) d.ema_alpha = static_cast<float>(r.number(dt.at("ema_alpha"), "decision.ema_alpha"));
+    if (has(dt, "k")) d.k = r.integer(dt.at("k"), "decision.k");
+    if (has(dt, "n")) d.n = r.integer(dt.at("n"), "decision.n");
+    if (has(dt, "clear_frames")) d.clear_frames = r.integer(dt.at("clear_frames"), "decision.clear_frames");
+    if (has(dt, "min_alarm_seconds")) d.min_alarm_seconds = r.number(dt.at("min_alarm_seconds"), "decision.min_alarm_seconds");
+    if (has(dt, "thresholds")) read_thresholds(r, dt.at("thresholds"), d);
+    validate_in_file(d, r.file);
+    return d;
+}
+
+TilingConfig read_tiling(Reader& r, const Value& tl, TilingConfig t) {
+    r.only(tl, "tiling", {"enabled", "rows", "cols", "overlap"});
+    const auto& tt = tl.as_table();
+    t.enabled = true;
+    if (has(tt, "enabled")) t.enabled = r.boolean(tt.at("enabled"), "tiling.enabled");
+    if (has(tt, "rows")) t.rows = r.integer(tt.at("rows"), "tiling.rows");
+    if (has(tt, "cols")) t.cols = r.integer(tt.at("cols"), "tiling.cols");
+    if (has(tt, "overlap")) t.overlap = static_cast<float>(r.number(tt.at("overlap"), "tiling.overlap"));
+    validate_in_file(t, r.file);
+    return t;
+}
+
+MqttConfig read_mqtt(Reader& r, const Value& m) {
+    r.only(m, "mqtt", {"host", "port", "client_id", "topic_prefix", "discovery_prefix", "username", "password"});
+    const auto& mt = m.as_table();
+    MqttConfig mc;
+    if (has(mt, "host")) mc.host = r.string(mt.at("host"), "mqtt.host");
+    if (has(mt, "port")) mc.port = r.integer(mt.at("port"), "mqtt.port");
+    if (mc.port < 1 || mc.port > 65535) r.fail("mqtt.port", "out of range");
+    if (has(mt, "client_id")) mc.client_id = r.string(mt.at("client_id"), "mqtt.client_id");
+    if (has(mt, "topic_prefix")) mc.topic_prefix = r.string(mt.at("topic_prefix"), "mqtt.topic_prefix");
+    if (has(mt, "discovery_prefix")) mc.discovery_prefix = r.string(mt.at("discovery_prefix"), "mqtt.discovery_prefix");
+    if (has(mt, "username")) mc.username = r.string(mt.at("username"), "mqtt.username");
+    if (has(mt, "password")) mc.password = r.string(mt.at("password"), "mqtt.password");
+    return mc;
+}
+
+HttpConfig read_http(Reader& r, const Value& h) {
+    r.only(h, "http", {"listen", "token"});
+    const auto& ht = h.as_table();
+    HttpConfig hc;
+    if (has(ht, "listen")) {
+        const auto listen = r.string(ht.at("listen"), "http.listen");
+        try {
+            hc = parse_http_arg(listen);
+        } catch (const Error& e) {
+            r.fail("http.listen", e.what());  // parse_http_arg speaks of --http, not of the file
+        }
+    }
+    if (has(ht, "token")) hc.token = r.string(ht.at("token"), "http.token");
+    return hc;
+}
+
+Value parse_toml_file(const std::filesystem::path& path) {
     const std::string text = read_file_text(path);
     check_utf8(text, path.string());
     try {
         std::istringstream in(text);
-        root = toml::parse(in, path.string());
+        return toml::parse(in, path.string());
     } catch (const std::exception& e) {
         // toml11 reports the line and column with a caret; keep its text.
         throw Error(path.string() + ": " + e.what());
     }
+}
+
+}  // namespace
+
+WatchConfig load_watch_config(const std::filesystem::path& path) {
+    const Value root = parse_toml_file(path);
     Reader r{path.string()};
     WatchConfig c;
     r.only(root, "", {"model", "fps", "loop", "data_dir", "feedback_dir", "sources", "decision", "tiling", "mqtt", "webhook", "http",
                       "retention"});
     const auto& t = root.as_table();
-    auto has = [](const toml::value::table_type& tab, const char* k) { return tab.count(k) > 0; };
     if (has(t, "model")) c.model = r.string(t.at("model"), "model");
     if (has(t, "fps")) c.fps = r.number(t.at("fps"), "fps");
     if (c.fps < 0) r.fail("fps", "must not be negative");
     if (has(t, "loop")) c.loop = r.boolean(t.at("loop"), "loop");
     if (has(t, "data_dir")) c.data_dir = r.string(t.at("data_dir"), "data_dir");
     if (has(t, "feedback_dir")) c.feedback_dir = r.string(t.at("feedback_dir"), "feedback_dir");
-    if (has(t, "retention")) {
-        const auto& rt = t.at("retention");
-        r.only(rt, "retention", {"max_age_days", "max_disk_mb", "prune_interval_s"});
-        const auto& tt = rt.as_table();
-        if (has(tt, "max_age_days")) c.retention.max_age_days = r.number(tt.at("max_age_days"), "retention.max_age_days");
-        if (has(tt, "max_disk_mb")) {
-            const double mb = r.number(tt.at("max_disk_mb"), "retention.max_disk_mb");
-            if (!(mb >= 0) || mb > 1e9) r.fail("retention.max_disk_mb", "must be 0 (no limit) or a size in MiB");
-            c.retention.max_bytes = static_cast<std::uint64_t>(mb * 1048576.0);
-        }
-        if (has(tt, "prune_interval_s")) c.retention.interval_s = r.number(tt.at("prune_interval_s"), "retention.prune_interval_s");
-        try {
-            c.retention.validate();
-        } catch (const Error& e) {
-            throw Error(path.string() + ": " + e.what());
-        }
-    }
-    if (has(t, "sources")) {
-        const auto& s = t.at("sources");
-        if (!s.is_table()) r.fail("sources", "must be a table of name = \"URI\"");
-        for (const auto& [name, uri] : s.as_table()) {
-            // parse_source_arg speaks of --source; the file and key say where the value came from.
-            try {
-                c.sources.push_back(parse_source_arg(name + "=" + r.string(uri, "sources." + name)));
-            } catch (const Error& e) {
-                if (std::string(e.what()).rfind(r.file, 0) == 0) throw;  // already names the file
-                r.fail("sources." + name, e.what());
-            }
-        }
-        // toml11 keeps tables unordered; name order makes the thread and dashboard order stable.
-        std::sort(c.sources.begin(), c.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-    }
-    if (has(t, "decision")) {
-        const auto& d = t.at("decision");
-        r.only(d, "decision", {"alarm_classes", "enter", "exit", "ema_alpha", "k", "n", "clear_frames", "min_alarm_seconds", "thresholds"});
-        const auto& dt = d.as_table();
-        if (has(dt, "alarm_classes")) {
-            const auto& a = dt.at("alarm_classes");
-            if (!a.is_array()) r.fail("decision.alarm_classes", "must be an array of class names");
-            c.decision.alarm_classes.clear();
-            for (const auto& v : a.as_array()) c.decision.alarm_classes.push_back(r.string(v, "decision.alarm_classes"));
-        }
-        if (has(dt, "enter")) c.decision.default_threshold.enter = static_cast<float>(r.number(dt.at("enter"), "decision.enter"));
-        if (has(dt, "exit")) c.decision.default_threshold.exit = static_cast<float>(r.number(dt.at("exit"), "decision.exit"));
-        if (has(dt, "ema_alpha")) c.decision.ema_alpha = static_cast<float>(r.number(dt.at("ema_alpha"), "decision.ema_alpha"));
-        if (has(dt, "k")) c.decision.k = r.integer(dt.at("k"), "decision.k");
-        if (has(dt, "n")) c.decision.n = r.integer(dt.at("n"), "decision.n");
-        if (has(dt, "clear_frames")) c.decision.clear_frames = r.integer(dt.at("clear_frames"), "decision.clear_frames");
-        if (has(dt, "min_alarm_seconds")) c.decision.min_alarm_seconds = r.number(dt.at("min_alarm_seconds"), "decision.min_alarm_seconds");
-        if (has(dt, "thresholds")) {
-            const auto& th = dt.at("thresholds");
-            if (!th.is_table()) r.fail("decision.thresholds", "must be a table of class = { enter = .., exit = .. }");
-            for (const auto& [cls, v] : th.as_table()) {
-                const std::string where = "decision.thresholds." + cls;
-                r.only(v, where, {"enter", "exit"});
-                ClassThreshold ct = c.decision.default_threshold;
-                if (v.as_table().count("enter")) ct.enter = static_cast<float>(r.number(v.as_table().at("enter"), where + ".enter"));
-                if (v.as_table().count("exit")) ct.exit = static_cast<float>(r.number(v.as_table().at("exit"), where + ".exit"));
-                c.decision.thresholds[cls] = ct;
-            }
-        }
-        try {
-            c.decision.validate();
-        } catch (const Error& e) {
-            throw Error(path.string() + ": " + e.what());
-        }
-    }
-    if (has(t, "tiling")) {
-        const auto& tl = t.at("tiling");
-        r.only(tl, "tiling", {"enabled", "rows", "cols", "overlap"});
-        const auto& tt = tl.as_table();
-        c.tiling.enabled = true;
-        if (has(tt, "enabled")) c.tiling.enabled = r.boolean(tt.at("enabled"), "tiling.enabled");
-        if (has(tt, "rows")) c.tiling.rows = r.integer(tt.at("rows"), "tiling.rows");
-        if (has(tt, "cols")) c.tiling.cols = r.integer(tt.at("cols"), "tiling.cols");
-        if (has(tt, "overlap")) c.tiling.overlap = static_cast<float>(r.number(tt.at("overlap"), "tiling.overlap"));
-        try {
-            c.tiling.validate();
-        } catch (const Error& e) {
-            throw Error(path.string() + ": " + e.what());
-        }
-    }
-    if (has(t, "mqtt")) {
-        const auto& m = t.at("mqtt");
-        r.only(m, "mqtt", {"host", "port", "client_id", "topic_prefix", "discovery_prefix", "username", "password"});
-        const auto& mt = m.as_table();
-        MqttConfig mc;
-        if (has(mt, "host")) mc.host = r.string(mt.at("host"), "mqtt.host");
-        if (has(mt, "port")) mc.port = r.integer(mt.at("port"), "mqtt.port");
-        if (mc.port < 1 || mc.port > 65535) r.fail("mqtt.port", "out of range");
-        if (has(mt, "client_id")) mc.client_id = r.string(mt.at("client_id"), "mqtt.client_id");
-        if (has(mt, "topic_prefix")) mc.topic_prefix = r.string(mt.at("topic_prefix"), "mqtt.topic_prefix");
-        if (has(mt, "discovery_prefix")) mc.discovery_prefix = r.string(mt.at("discovery_prefix"), "mqtt.discovery_prefix");
-        if (has(mt, "username")) mc.username = r.string(mt.at("username"), "mqtt.username");
-        if (has(mt, "password")) mc.password = r.string(mt.at("password"), "mqtt.password");
-        c.mqtt = mc;
-    }
+    if (has(t, "retention")) c.retention = read_retention(r, t.at("retention"), c.retention);
+    if (has(t, "sources")) c.sources = read_sources(r, t.at("sources"));
+    if (has(t, "decision")) c.decision = read_decision(r, t.at("decision"), c.decision);
+    if (has(t, "tiling")) c.tiling = read_tiling(r, t.at("tiling"), c.tiling);
+    if (has(t, "mqtt")) c.mqtt = read_mqtt(r, t.at("mqtt"));
     if (has(t, "webhook")) {
         const auto& w = t.at("webhook");
         r.only(w, "webhook", {"url"});
         if (w.as_table().count("url")) c.webhook = r.string(w.as_table().at("url"), "webhook.url");
     }
-    if (has(t, "http")) {
-        const auto& h = t.at("http");
-        r.only(h, "http", {"listen", "token"});
-        const auto& ht = h.as_table();
-        HttpConfig hc;
-        if (has(ht, "listen")) {
-            const auto listen = r.string(ht.at("listen"), "http.listen");
-            try {
-                hc = parse_http_arg(listen);
-            } catch (const Error& e) {
-                r.fail("http.listen", e.what());  // parse_http_arg speaks of --http, not of the file
-            }
-        }
-        if (has(ht, "token")) hc.token = r.string(ht.at("token"), "http.token");
-        c.http = hc;
-    }
+    if (has(t, "http")) c.http = read_http(r, t.at("http"));
     return c;
 }
 

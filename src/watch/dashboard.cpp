@@ -1,4 +1,4 @@
-// The web dashboard on cpp-httplib (see firesight/watch.h): page, MJPEG live views, events,
+// The web dashboard on cpp-httplib (see firesight/watch/watch.h): page, MJPEG live views, events,
 // snapshots, /healthz and /metrics. Loopback by default; a token whenever one is configured.
 #include <fcntl.h>
 #include <httplib.h>
@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "dashboard_page.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/watch.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/watch/watch.h"
 
 namespace firesight::watch {
 

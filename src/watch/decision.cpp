@@ -1,13 +1,13 @@
-// Smoothing, the per-source alarm state machine and tiling (see firesight/watch_decision.h).
-#include "firesight/watch_decision.h"
+// Smoothing, the per-source alarm state machine and tiling (see firesight/watch/decision.h).
+#include "firesight/watch/decision.h"
 
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 
-#include "firesight/classifier.h"
-#include "firesight/error.h"
-#include "firesight/heatmap.h"
+#include "firesight/data/classifier.h"
+#include "firesight/common/error.h"
+#include "firesight/data/heatmap.h"
 
 namespace firesight::watch {
 

@@ -1,5 +1,5 @@
-// SQLite event store and outbox (see firesight/watch_events.h).
-#include "firesight/watch_events.h"
+// SQLite event store and outbox (see firesight/watch/events.h).
+#include "firesight/watch/events.h"
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
 #include "sqlite_util.h"
 
 namespace firesight::watch {

@@ -1,5 +1,5 @@
 // Dashboard feedback: a verdict on an event becomes a labelled training image and a row update
-// (see record_feedback in firesight/watch.h).
+// (see record_feedback in firesight/watch/watch.h).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <chrono>
 #include <mutex>
 
-#include "firesight/fileio.h"
-#include "firesight/watch.h"
+#include "firesight/common/fileio.h"
+#include "firesight/watch/watch.h"
 
 namespace firesight::watch {
 

@@ -1,5 +1,5 @@
-// MQTT and webhook sinks and the outbox dispatcher (see firesight/watch_notify.h).
-#include "firesight/watch_notify.h"
+// MQTT and webhook sinks and the outbox dispatcher (see firesight/watch/notify.h).
+#include "firesight/watch/notify.h"
 
 #include <mosquitto.h>
 
@@ -8,7 +8,7 @@
 
 #include <httplib.h>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::watch {
 

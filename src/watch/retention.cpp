@@ -1,11 +1,11 @@
-// Retention of the event store (see EventStore::prune in firesight/watch_events.h): by age, then
+// Retention of the event store (see EventStore::prune in firesight/watch/events.h): by age, then
 // by disk use, oldest first, never touching undelivered events or an episode in progress.
 #include <chrono>
 #include <cmath>
 #include <unordered_set>
 
-#include "firesight/error.h"
-#include "firesight/watch_events.h"
+#include "firesight/common/error.h"
+#include "firesight/watch/events.h"
 #include "sqlite_util.h"
 
 namespace firesight::watch {

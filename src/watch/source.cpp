@@ -1,12 +1,12 @@
-// Frame sources for the watcher (see firesight/watch_source.h).
-#include "firesight/watch_source.h"
+// Frame sources for the watcher (see firesight/watch/source.h).
+#include "firesight/watch/source.h"
 
 #include <algorithm>
 #include <cctype>
 #include <thread>
 
-#include "firesight/error.h"
-#include "firesight/image.h"
+#include "firesight/common/error.h"
+#include "firesight/data/image.h"
 
 namespace firesight::watch {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::watch {
 

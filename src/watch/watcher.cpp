@@ -1,5 +1,5 @@
-// The watcher's glue: source threads, shared classifier, decisions, events (see firesight/watch.h).
-#include "firesight/watch.h"
+// The watcher's glue: source threads, shared classifier, decisions, events (see firesight/watch/watch.h).
+#include "firesight/watch/watch.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -12,8 +12,8 @@
 #include <set>
 #include <sstream>
 
-#include "firesight/classifier.h"
-#include "firesight/error.h"
+#include "firesight/data/classifier.h"
+#include "firesight/common/error.h"
 
 namespace firesight::watch {
 

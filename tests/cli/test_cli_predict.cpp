@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/fileio.h"
-#include "firesight/image.h"
+#include "firesight/common/fileio.h"
+#include "firesight/data/image.h"
 #include "test_util.h"
 
 using namespace firesight;

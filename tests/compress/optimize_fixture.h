@@ -8,10 +8,10 @@
 #include <fstream>
 #include <random>
 
-#include "firesight/dataset.h"
-#include "firesight/fileio.h"
-#include "firesight/mobilenet_v2.h"
-#include "firesight/trained_model.h"
+#include "firesight/data/dataset.h"
+#include "firesight/common/fileio.h"
+#include "firesight/model/mobilenet_v2.h"
+#include "firesight/model/trained_model.h"
 #include "test_util.h"
 
 namespace firesight::test {

@@ -7,8 +7,9 @@
 #include <random>
 #include <set>
 
-#include "firesight/calibrate.h"
-#include "firesight/error.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/compress/calibrate.h"
+#include "firesight/common/error.h"
 #include "test_util.h"
 
 using namespace firesight;

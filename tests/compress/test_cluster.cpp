@@ -4,8 +4,8 @@
 #include <random>
 #include <set>
 
-#include "firesight/cluster.h"
-#include "firesight/error.h"
+#include "firesight/compress/cluster.h"
+#include "firesight/common/error.h"
 #include "test_util.h"
 
 using namespace firesight;

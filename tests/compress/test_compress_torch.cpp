@@ -4,9 +4,10 @@
 #include <fstream>
 #include <set>
 
-#include "firesight/compress_torch.h"
-#include "firesight/error.h"
-#include "firesight/prune.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/compress/compress_torch.h"
+#include "firesight/common/error.h"
+#include "firesight/compress/prune.h"
 #include "test_util.h"
 #include "torch_test_util.h"
 

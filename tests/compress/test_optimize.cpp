@@ -6,11 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/optimize.h"
-#include "firesight/prune.h"
+#include "firesight/engine/ir.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/compress/optimize.h"
+#include "firesight/compress/prune.h"
 #include "optimize_fixture.h"
 #include "torch_test_util.h"
 

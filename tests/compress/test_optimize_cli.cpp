@@ -2,7 +2,7 @@
 // one clear error line for bad options and inputs.
 #include <nlohmann/json.hpp>
 
-#include "firesight/fileio.h"
+#include "firesight/common/fileio.h"
 #include "optimize_fixture.h"
 
 using namespace firesight;

@@ -1,8 +1,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "firesight/error.h"
-#include "firesight/prune.h"
+#include "firesight/common/error.h"
+#include "firesight/compress/prune.h"
 #include "test_util.h"
 
 using namespace firesight;

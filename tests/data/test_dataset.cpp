@@ -7,8 +7,8 @@
 #include <fstream>
 #include <set>
 
-#include "firesight/dataset.h"
-#include "firesight/error.h"
+#include "firesight/data/dataset.h"
+#include "firesight/common/error.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -3,9 +3,9 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "firesight/error.h"
-#include "firesight/heatmap.h"
-#include "firesight/image.h"
+#include "firesight/common/error.h"
+#include "firesight/data/heatmap.h"
+#include "firesight/data/image.h"
 
 using namespace firesight;
 

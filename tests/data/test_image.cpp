@@ -2,8 +2,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "firesight/error.h"
-#include "firesight/image.h"
+#include "firesight/common/error.h"
+#include "firesight/data/image.h"
 #include "test_util.h"
 
 using namespace firesight;

@@ -6,7 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "firesight/engine_ir.h"
+#include "firesight/builder/passes.h"
+#include "firesight/engine/format.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/reference.h"
 
 namespace firesight::engine::testing {
 

@@ -6,9 +6,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/common/error.h"
 #include "graph_helpers.h"
 
 namespace firesight::engine {

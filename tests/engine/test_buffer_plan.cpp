@@ -8,8 +8,10 @@
 #include <map>
 
 #include "buffer_plan.h"
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/reference.h"
 #include "graph_helpers.h"
 
 namespace firesight::engine {

@@ -7,7 +7,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "firesight/error.h"
+#include "firesight/engine/format.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/common/error.h"
 #include "graph_helpers.h"
 #include "test_util.h"
 

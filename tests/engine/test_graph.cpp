@@ -4,7 +4,8 @@
 #include <array>
 #include <cmath>
 
-#include "firesight/error.h"
+#include "firesight/engine/reference.h"
+#include "firesight/common/error.h"
 #include "graph_helpers.h"
 
 namespace firesight::engine {

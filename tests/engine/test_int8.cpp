@@ -11,9 +11,11 @@
 
 #include <unistd.h>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
 #include "graph_helpers.h"
 
 namespace firesight::engine {

@@ -9,8 +9,13 @@
 #include <fstream>
 #include <map>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
+#include "firesight/builder/passes.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/engine/format.h"
+#include "firesight/engine/reference.h"
 #include "graph_helpers.h"
 #include "test_util.h"
 

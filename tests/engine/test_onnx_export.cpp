@@ -4,8 +4,10 @@
 
 #include <opencv2/dnn.hpp>
 
-#include "firesight/engine_onnx.h"
-#include "firesight/error.h"
+#include "firesight/engine/reference.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/builder/onnx_export.h"
+#include "firesight/common/error.h"
 #include "graph_helpers.h"
 #include "test_util.h"
 

@@ -5,8 +5,9 @@
 
 #include <fstream>
 
-#include "firesight/engine_convert.h"
-#include "firesight/image.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/data/image.h"
 #include "graph_helpers.h"
 #include "test_util.h"
 

@@ -2,10 +2,12 @@
 // labels, preprocessing, file round trip, and the two backends agreeing on it.
 #include <gtest/gtest.h>
 
-#include "firesight/error.h"
-#include "firesight/tflite.h"
+#include "firesight/engine/format.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/common/error.h"
+#include "firesight/import/tflite.h"
 #include "graph_helpers.h"
-#include "import/tflite_builder.h"
+#include "import/tflite_writer.h"
 #include "test_util.h"
 
 namespace firesight::engine {

@@ -12,8 +12,10 @@
 #include <optional>
 #include <random>
 
-#include "firesight/error.h"
-#include "firesight/weight_codec.h"
+#include "firesight/engine/format.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/common/error.h"
+#include "firesight/engine/weight_codec.h"
 #include "graph_helpers.h"
 #include "test_util.h"
 

@@ -4,7 +4,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "firesight/eval_maps.h"
+#include "firesight/eval/maps.h"
 #include "test_util.h"
 
 using namespace firesight;

@@ -1,8 +1,8 @@
 // Metrics, the fire decision threshold, and the SVG/HTML outputs.
 #include <gtest/gtest.h>
 
-#include "firesight/error.h"
-#include "firesight/eval.h"
+#include "firesight/common/error.h"
+#include "firesight/eval/eval.h"
 
 using namespace firesight;
 

@@ -10,11 +10,13 @@
 #include <fstream>
 #include <random>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/image.h"
-#include "firesight/variants.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/data/image.h"
+#include "firesight/eval/variants.h"
 #include "test_util.h"
 
 namespace firesight::eval {

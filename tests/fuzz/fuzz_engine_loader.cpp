@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "firesight/engine.h"
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
+#include "firesight/engine/session.h"
+#include "firesight/engine/ir.h"
+#include "firesight/engine/format.h"
+#include "firesight/common/error.h"
 
 namespace {
 

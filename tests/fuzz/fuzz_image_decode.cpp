@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "firesight/error.h"
-#include "firesight/image.h"
+#include "firesight/common/error.h"
+#include "firesight/data/image.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     try {

@@ -3,9 +3,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "firesight/engine_ir.h"
-#include "firesight/error.h"
-#include "firesight/tflite.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/tflite_graph.h"
+#include "firesight/common/error.h"
+#include "firesight/import/tflite.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     try {

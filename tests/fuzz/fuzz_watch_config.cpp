@@ -12,8 +12,8 @@
 #include <fstream>
 #include <string>
 
-#include "firesight/error.h"
-#include "firesight/watch.h"
+#include "firesight/common/error.h"
+#include "firesight/watch/watch.h"
 
 namespace {
 std::filesystem::path config_path() {

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "firesight/error.h"
-#include "firesight/weight_codec.h"
+#include "firesight/common/error.h"
+#include "firesight/engine/weight_codec.h"
 
 using namespace firesight::engine;
 

@@ -6,9 +6,11 @@
 #include <fstream>
 #include <map>
 
-#include "firesight/engine_ir.h"
-#include "firesight/weight_codec.h"
-#include "import/tflite_builder.h"
+#include "firesight/engine/ir.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/engine/format.h"
+#include "firesight/engine/weight_codec.h"
+#include "import/tflite_writer.h"
 
 #ifdef FIRESIGHT_SEED_IMAGES
 #include <opencv2/imgcodecs.hpp>

@@ -1,10 +1,10 @@
 #include <cstring>
 #include <random>
 
-#include "firesight/error.h"
-#include "firesight/fileio.h"
-#include "firesight/tflite.h"
-#include "import/tflite_builder.h"
+#include "firesight/common/error.h"
+#include "firesight/common/fileio.h"
+#include "firesight/import/tflite.h"
+#include "import/tflite_writer.h"
 #include "test_util.h"
 
 using namespace firesight;

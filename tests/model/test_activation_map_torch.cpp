@@ -3,10 +3,10 @@
 // map's mean is its class logit minus the bias.
 #include <gtest/gtest.h>
 
-#include "firesight/engine.h"
-#include "firesight/engine_convert.h"
-#include "firesight/image.h"
-#include "model/torch_classifier.h"
+#include "firesight/engine/session.h"
+#include "firesight/model/engine_convert.h"
+#include "firesight/data/image.h"
+#include "firesight/model/torch_classifier.h"
 #include "test_util.h"
 
 namespace firesight {

@@ -1,6 +1,6 @@
-#include "firesight/error.h"
-#include "firesight/image.h"
-#include "firesight/mobilenet_v2.h"
+#include "firesight/common/error.h"
+#include "firesight/data/image.h"
+#include "firesight/model/mobilenet_v2.h"
 #include "test_util.h"
 
 using namespace firesight;

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "firesight/blas_info.h"
+#include "firesight/common/blas_info.h"
 
 using namespace firesight;
 

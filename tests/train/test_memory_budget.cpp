@@ -1,8 +1,8 @@
 // The memory budget picks batch size and accumulation; memory sizes parse; peak RSS is readable.
 #include <gtest/gtest.h>
 
-#include "firesight/error.h"
-#include "firesight/train.h"
+#include "firesight/common/error.h"
+#include "firesight/train/train.h"
 
 using namespace firesight;
 

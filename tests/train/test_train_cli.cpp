@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firesight/fileio.h"
+#include "firesight/common/fileio.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

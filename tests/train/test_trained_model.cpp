@@ -3,8 +3,8 @@
 
 #include <fstream>
 
-#include "firesight/error.h"
-#include "firesight/trained_model.h"
+#include "firesight/common/error.h"
+#include "firesight/model/trained_model.h"
 #include "test_util.h"
 
 using namespace firesight;

@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "firesight/classifier.h"
-#include "firesight/error.h"
+#include "firesight/data/classifier.h"
+#include "firesight/common/error.h"
 
 extern char** environ;
 

@@ -7,7 +7,7 @@
 
 #include "buffer_plan.h"
 #include "executor.h"
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 #include "kernels/reference/kernels.h"
 #include "vnni_kernels.h"
 #include "worker_pool.h"

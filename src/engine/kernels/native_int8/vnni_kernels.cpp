@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 // GCC 12 flags the self-initialised __Y inside its own AVX512 headers as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine::native {
 

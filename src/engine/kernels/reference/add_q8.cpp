@@ -4,7 +4,7 @@
 #include <bit>
 #include <cmath>
 
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 #include "kernels.h"
 
 namespace firesight::engine::ref {

@@ -1,5 +1,5 @@
 // Maps an IR op onto its reference kernel.
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 #include "kernels.h"
 
 namespace firesight::engine::ref {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "firesight/engine_ir.h"
+#include "firesight/engine/ir.h"
 
 namespace firesight::engine::ref {
 

@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "../../executor.h"
-#include "firesight/error.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine {
 namespace {

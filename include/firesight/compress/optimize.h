@@ -1,0 +1,100 @@
+// `firesight optimize`: builds compressed variants of a trained run (magnitude and channel pruning,
+// weight clustering, int8), fine-tunes them quickly on cached activations, measures each one with
+// the runtime and picks the fastest (or smallest) that stays within an accuracy budget.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "firesight/eval/variants.h"
+
+namespace firesight::compress {
+
+enum class OptimizeTarget { Latency, Size };
+// "latency" | "size"; throws firesight::Error naming the accepted values otherwise.
+OptimizeTarget parse_optimize_target(const std::string& s);
+const char* optimize_target_name(OptimizeTarget t);
+
+struct OptimizeOptions {
+    std::filesystem::path model;  // run folder (model.pt + splits.json) or model.pt beside splits.json
+    std::vector<std::filesystem::path> data;  // the image folders the run was trained on (empty: those in its splits.json)
+    std::filesystem::path out;    // variants/, results.json, report.html, model.fse
+    double max_accuracy_drop = 1.0;  // points below fp32 on the selection split
+    OptimizeTarget target = OptimizeTarget::Latency;
+
+    // The search space.
+    std::vector<double> sparsities{0.5, 0.75};  // magnitude pruning, per layer
+    std::vector<int> clusters{16, 32};          // k of weight clustering
+    // int8 calibration methods for the fp32 model: "auto" (chosen per tensor), "minmax",
+    // "percentile", "entropy". Pruned/clustered/channel-pruned bases get "auto" only.
+    std::vector<std::string> methods{"auto", "minmax", "percentile", "entropy"};
+    double channel_fraction = 0.25;  // structured pruning of the hidden channels; 0: no such variant
+    // Quantization-aware fine-tuning (variant int8-qat): "auto" when no post-training int8 variant of
+    // the fp32 model is within the budget, "always", or "never".
+    std::string qat = "auto";
+
+    std::size_t calibration = 64;  // images drawn from the training split
+    // Fine-tuning: blocks features[finetune_from..18] + classifier train on cached activations of
+    // the frozen prefix; the prefix is compressed once, without fine-tuning.
+    int finetune_steps = 60;
+    int finetune_batch = 32;
+    double finetune_lr = 1e-4;  // Adam, for weights; cluster centroids get 10x
+    int finetune_from = 14;
+    // Magnitude pruning of the prefix's 1x1 convs too (once, at the target sparsity, without
+    // fine-tuning). Off by default: on fire-cair it cost ~8 points of validation accuracy at 50%,
+    // while clustering the prefix without fine-tuning cost nothing measurable.
+    bool prune_prefix = false;
+    int bench_runs = 20;  // latency runs per variant (fresh firesight-run process)
+    unsigned seed = 1;
+    int threads = 0;  // libtorch threads; 0: all cores
+    bool progress = true;
+};
+
+// A measured variant: the runtime's figures on the test split (result) and, for the choice, the
+// accuracy on the validation split.
+struct VariantRecord {
+    eval::VariantResult result;
+    double val_accuracy = 0;       // 0..1
+    double val_accuracy_drop = 0;  // points below fp32 on the validation split
+    int val_images = 0;            // 0: no validation split; the choice uses the test split
+};
+
+// The rule: among the variants whose accuracy drop (validation split when every record has one,
+// else test split) is at most max_drop, the lowest latency (Latency) or the smallest file (Size);
+// ties go to the smaller (Latency) / faster (Size) one, then to the earlier one. "fp32" always
+// qualifies. Returns "" for an empty list.
+std::string choose_variant(const std::vector<VariantRecord>& v, double max_drop, OptimizeTarget target);
+
+// Sets accuracy drops (test and validation) of every record against "fp32".
+void set_drops(std::vector<VariantRecord>& v);
+
+// What decides whether a finished variant can be reused: the bytes of model.pt and the options
+// that change what the variants are (not the choice: budget and target).
+std::string optimize_fingerprint(const std::filesystem::path& model_pt, const OptimizeOptions& opt);
+
+// Resume files: OUT/variants/<name>.json holds the record and the fingerprint it was made under.
+nlohmann::json record_to_json(const VariantRecord& r);
+VariantRecord record_from_json(const nlohmann::json& j);
+// The record of a finished variant when its json and engine exist and the fingerprint matches.
+bool load_finished_variant(const std::filesystem::path& out, const std::string& name, const std::string& fingerprint,
+                           VariantRecord& r);
+void save_finished_variant(const std::filesystem::path& out, const VariantRecord& r, const std::string& fingerprint);
+
+struct OptimizeResult {
+    std::vector<VariantRecord> variants;
+    std::string chosen;
+    std::vector<std::string> reused;    // variants taken from an earlier run
+    std::vector<std::string> warnings;  // skipped images, variants that failed
+    std::filesystem::path model_fse;    // OUT/model.fse
+    double seconds = 0;
+    double peak_rss_mb = 0;
+};
+
+// Runs the whole search; writes OUT/variants/*, OUT/model.fse, OUT/results.json, OUT/report.html.
+// Throws firesight::Error on bad input (missing run, data without the run's classes, options).
+OptimizeResult run_optimize(const OptimizeOptions& opt);
+
+}  // namespace firesight::compress

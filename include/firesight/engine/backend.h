@@ -1,0 +1,26 @@
+// The runtime's backends: their names, which are built and usable on this CPU, and what Auto picks.
+#pragma once
+#include <string>
+
+namespace firesight::engine {
+
+// NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, byte-identical to the
+// reference (and so to XNNPACK's int8) on any number of threads. On CPUs without AVX512-VNNI, and
+// for f32 ops, it runs the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
+// Auto: the session picks for the engine and this CPU (see resolve_backend); a Session never
+// runs on Auto itself.
+enum class Backend { Reference, Xnnpack, NativeInt8, Auto };
+Backend parse_backend(const std::string& name);  // "auto" | "reference" | "xnnpack" | "native-int8"
+const char* backend_name(Backend b);
+bool backend_available(Backend b);
+// The CPU has the instructions native-int8's fast kernels need (AVX512F/BW/VL/DQ and VNNI).
+bool native_int8_fast();
+
+struct Graph;
+// What Auto means for this graph here: native-int8 for a graph with any int8 tensor on a CPU where
+// native_int8_fast(), otherwise xnnpack (Debian's has no VNNI kernels, but it is still faster than
+// the reference kernels native-int8 would fall back to), and reference where xnnpack is not built.
+// Any other backend is returned unchanged.
+Backend resolve_backend(Backend b, const Graph& g);
+
+}  // namespace firesight::engine

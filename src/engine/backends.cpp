@@ -1,0 +1,84 @@
+// The backend registry and the choices made from it: names, availability, and what Auto picks.
+#include <algorithm>
+
+#include "backend_registry.h"
+#include "firesight/common/error.h"
+#include "firesight/engine/ir.h"
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
+#include "kernels/native_int8/vnni_kernels.h"
+#endif
+
+namespace firesight::engine {
+
+namespace {
+
+bool always() { return true; }
+
+std::unique_ptr<Executor> make_reference(const Graph& g, const SessionOptions&) { return make_reference_executor(g); }
+std::unique_ptr<Executor> make_native_int8(const Graph& g, const SessionOptions& o) {
+    return make_native_int8_executor(g, o.threads);
+}
+
+#ifdef FIRESIGHT_HAVE_XNNPACK
+std::unique_ptr<Executor> make_xnnpack(const Graph& g, const SessionOptions& o) {
+    return make_xnnpack_executor(g, o.threads, o.sparse);
+}
+bool xnnpack_built() { return true; }
+#else
+std::unique_ptr<Executor> make_xnnpack(const Graph&, const SessionOptions&) {
+    throw Error("session: this firesight was built without the xnnpack backend");
+}
+bool xnnpack_built() { return false; }
+#endif
+
+}  // namespace
+
+const std::vector<BackendInfo>& backend_registry() {
+    static const std::vector<BackendInfo> table = {
+        {Backend::Reference, "reference", always, make_reference},
+        {Backend::Xnnpack, "xnnpack", xnnpack_built, make_xnnpack},
+        // Runs everywhere: its VNNI kernels where the CPU has them, the reference kernels elsewhere.
+        {Backend::NativeInt8, "native-int8", always, make_native_int8},
+    };
+    return table;
+}
+
+const BackendInfo& backend_info(Backend b) {
+    for (const auto& row : backend_registry())
+        if (row.id == b) return row;
+    throw Error("backend 'auto' must be resolved (resolve_backend) before it is used");
+}
+
+Backend parse_backend(const std::string& name) {
+    if (name == "auto") return Backend::Auto;
+    std::string known = "auto";
+    for (const auto& row : backend_registry()) {
+        if (name == row.name) return row.id;
+        known += std::string(", ") + row.name;
+    }
+    throw Error("unknown backend '" + name + "' (expected one of: " + known + ")");
+}
+
+const char* backend_name(Backend b) { return b == Backend::Auto ? "auto" : backend_info(b).name; }
+
+bool backend_available(Backend b) { return b == Backend::Auto || backend_info(b).available(); }
+
+bool native_int8_fast() {
+#ifdef FIRESIGHT_HAVE_VNNI_KERNELS
+    static const bool fast = native::cpu_has_vnni();
+    return fast;
+#else
+    return false;  // not x86-64: native-int8 has only the reference kernels here
+#endif
+}
+
+Backend resolve_backend(Backend b, const Graph& g) {
+    if (b != Backend::Auto) return b;
+    const bool int8 = std::any_of(g.tensors.begin(), g.tensors.end(), [](const Tensor& t) { return t.dtype == DType::I8; });
+    // Without VNNI native-int8 would run the reference kernels, far slower than XNNPACK; with it,
+    // it was the faster of the two on int8 MobileNetV2 (the README's backend section has the measurement).
+    if (int8 && native_int8_fast()) return Backend::NativeInt8;
+    return backend_available(Backend::Xnnpack) ? Backend::Xnnpack : Backend::Reference;
+}
+
+}  // namespace firesight::engine
