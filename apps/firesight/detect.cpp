@@ -34,7 +34,8 @@ std::string clock_time(double t) {
     return buf;
 }
 
-int run_detect(const DetectOptions& o) {
+// The watcher's config (or its defaults) with the command line's overrides.
+watch::WatchConfig detect_config(const DetectOptions& o) {
     watch::WatchConfig cfg;
     if (!o.config.empty()) cfg = watch::load_watch_config(o.config);
     if (!o.alarm_classes.empty()) cfg.decision.alarm_classes = o.alarm_classes;
@@ -48,6 +49,86 @@ int run_detect(const DetectOptions& o) {
             throw Error("--tile " + o.tile + ": expected ROWSxCOLS, e.g. 2x3");
         cfg.tiling = {true, r, c, cfg.tiling.overlap};
     }
+    return cfg;
+}
+
+// Frames the progress bar expects: a video file's frame count at the chosen rate, else unknown (0).
+std::size_t expected_frames(const DetectOptions& o, const watch::FrameSource& src) {
+    if (src.kind() != watch::SourceKind::video_file) return 0;
+    cv::VideoCapture probe(o.input);
+    const double frames = probe.get(cv::CAP_PROP_FRAME_COUNT);
+    const double native = probe.get(cv::CAP_PROP_FPS);
+    if (frames <= 0) return 0;
+    return static_cast<std::size_t>(o.fps > 0 && native > 0 ? frames * o.fps / native : frames);
+}
+
+// The annotated video, written under a temporary name and renamed at the end: no half video on a
+// crash. Images in a folder differ in size; a video needs one, the first frame's.
+class AnnotatedVideo {
+public:
+    AnnotatedVideo(std::string path, double fps) : path_(std::move(path)), tmp_(path_ + ".part.avi"), fps_(fps) {}
+    void write(cv::Mat frame) {
+        if (!writer_.isOpened()) {
+            writer_.open(tmp_, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), fps_, frame.size());
+            if (!writer_.isOpened()) throw Error(path_ + ": cannot write a video there");
+            size_ = frame.size();
+        }
+        if (frame.size() != size_) cv::resize(frame, frame, size_);
+        writer_.write(frame);
+    }
+    void discard() {
+        writer_.release();
+        std::filesystem::remove(tmp_);
+    }
+    void finish() {
+        writer_.release();
+        std::error_code ec;
+        std::filesystem::rename(tmp_, path_, ec);
+        if (ec) throw Error(path_ + ": " + ec.message());
+    }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_, tmp_;
+    double fps_;
+    cv::VideoWriter writer_;
+    cv::Size size_;
+};
+
+// State changes as they happen: printed as a table, or kept for the JSON report; alarms counted.
+struct Timeline {
+    bool json = false;
+    nlohmann::json changes = nlohmann::json::array();
+    std::size_t alarms = 0;
+    double alarm_seconds = 0, alarm_since = -1;
+
+    void record(const watch::Decision& d, const watch::Frame& f, ProgressBar& bar, std::size_t frames) {
+        if (d.to == watch::AlarmState::alarm) {
+            ++alarms;
+            alarm_since = f.time;
+        }
+        if (d.from == watch::AlarmState::alarm && alarm_since >= 0) {
+            alarm_seconds += f.time - alarm_since;
+            alarm_since = -1;
+        }
+        if (json) {
+            changes.push_back({{"time", f.time}, {"frame", f.index}, {"from", watch::to_string(d.from)}, {"to", watch::to_string(d.to)},
+                               {"class", d.cls}, {"score", d.score}, {"peak", d.peak}});
+            return;
+        }
+        const std::string change = std::string(watch::to_string(d.from)) + " -> " + watch::to_string(d.to);
+        bar.update(frames);  // keep the bar below the line we print
+        std::printf("%-13s %-7lld %-22s %s %.2f (%.2f)\n", clock_time(f.time).c_str(), static_cast<long long>(f.index), change.c_str(),
+                    d.cls.c_str(), d.score, d.peak);
+        std::fflush(stdout);
+    }
+    void end(double last_t) {
+        if (alarm_since >= 0) alarm_seconds += last_t - alarm_since;
+    }
+};
+
+int run_detect(const DetectOptions& o) {
+    const watch::WatchConfig cfg = detect_config(o);
     auto clf = open_classifier(o.model, o.labels);
     const auto& classes = clf->class_names();
     watch::AlarmStateMachine machine(cfg.decision, classes);
@@ -57,80 +138,44 @@ int run_detect(const DetectOptions& o) {
     spec.realtime = false;
     watch::FrameSource src(spec);
     src.open();
-    const double in_fps = spec.fps > 0 ? spec.fps : src.native_fps();
-    const auto out_path = o.out.empty() ? std::filesystem::path(o.input).filename().replace_extension().string() + ".annotated.avi" : o.out;
-    const std::string tmp_path = out_path + ".part.avi";
-    cv::VideoWriter writer;
-    cv::Size writer_size;
-    std::size_t total = 0;
-    if (src.kind() == watch::SourceKind::video_file) {
-        cv::VideoCapture probe(o.input);
-        const double frames = probe.get(cv::CAP_PROP_FRAME_COUNT);
-        const double native = probe.get(cv::CAP_PROP_FPS);
-        if (frames > 0) total = static_cast<std::size_t>(o.fps > 0 && native > 0 ? frames * o.fps / native : frames);
-    }
+    AnnotatedVideo video(o.out.empty() ? std::filesystem::path(o.input).filename().replace_extension().string() + ".annotated.avi" : o.out,
+                         spec.fps > 0 ? spec.fps : src.native_fps());
+    const std::size_t total = expected_frames(o, src);
     ProgressBar bar("detect", total ? total : 1, total > 0 && !o.json);
 
-    nlohmann::json timeline = nlohmann::json::array();
     if (!o.json) std::printf("%-13s %-7s %-22s %s\n", "time", "frame", "change", "class score (peak)");
+    Timeline timeline{o.json};
     watch::Frame f;
     watch::ReadResult r;
-    std::size_t frames = 0, alarms = 0;
-    double alarm_seconds = 0, alarm_since = -1, last_t = 0;
+    std::size_t frames = 0;
+    double last_t = 0;
     while ((r = src.read(f)) == watch::ReadResult::frame) {
         const auto probs = watch::classify_frame(*clf, f.bgr, cfg.tiling);
         const auto d = machine.update(probs, f.time);
-        cv::Mat annotated = watch::draw_overlay(f.bgr, std::filesystem::path(o.input).filename().string(), d.to, classes, d.smoothed);
-        if (!writer.isOpened()) {
-            // Written under a temporary name and renamed at the end: no half video on a crash.
-            writer.open(tmp_path, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), in_fps, annotated.size());
-            if (!writer.isOpened()) throw Error(out_path + ": cannot write a video there");
-            writer_size = annotated.size();
-        }
-        // Images in a folder differ in size; a video needs one, the first frame's.
-        if (annotated.size() != writer_size) cv::resize(annotated, annotated, writer_size);
-        writer.write(annotated);
+        video.write(watch::draw_overlay(f.bgr, std::filesystem::path(o.input).filename().string(), d.to, classes, d.smoothed));
         ++frames;
         last_t = f.time;
-        if (d.changed()) {
-            if (d.to == watch::AlarmState::alarm) {
-                ++alarms;
-                alarm_since = f.time;
-            }
-            if (d.from == watch::AlarmState::alarm && alarm_since >= 0) {
-                alarm_seconds += f.time - alarm_since;
-                alarm_since = -1;
-            }
-            const std::string change = std::string(watch::to_string(d.from)) + " -> " + watch::to_string(d.to);
-            if (o.json) {
-                timeline.push_back({{"time", f.time}, {"frame", f.index}, {"from", watch::to_string(d.from)}, {"to", watch::to_string(d.to)},
-                                    {"class", d.cls}, {"score", d.score}, {"peak", d.peak}});
-            } else {
-                bar.update(frames);  // keep the bar below the line we print
-                std::printf("%-13s %-7lld %-22s %s %.2f (%.2f)\n", clock_time(f.time).c_str(), static_cast<long long>(f.index), change.c_str(),
-                            d.cls.c_str(), d.score, d.peak);
-                std::fflush(stdout);
-            }
-        }
+        if (d.changed()) timeline.record(d, f, bar, frames);
         bar.update(frames);
     }
     if (r == watch::ReadResult::failure) {
-        writer.release();
-        std::filesystem::remove(tmp_path);
+        video.discard();
         throw Error(o.input + ": " + src.last_error());
     }
-    if (alarm_since >= 0) alarm_seconds += last_t - alarm_since;
-    writer.release();
+    timeline.end(last_t);
     bar.finish();
-    if (frames == 0) throw Error(o.input + ": no frames");
-    std::error_code ec;
-    std::filesystem::rename(tmp_path, out_path, ec);
-    if (ec) throw Error(out_path + ": " + ec.message());
+    if (frames == 0) {
+        video.discard();
+        throw Error(o.input + ": no frames");
+    }
+    video.finish();
     if (o.json) {
-        std::printf("%s\n", nlohmann::json{{"input", o.input}, {"frames", frames}, {"alarms", alarms}, {"alarm_seconds", alarm_seconds},
-                                           {"annotated", out_path}, {"timeline", timeline}}.dump(2).c_str());
+        std::printf("%s\n", nlohmann::json{{"input", o.input}, {"frames", frames}, {"alarms", timeline.alarms},
+                                           {"alarm_seconds", timeline.alarm_seconds}, {"annotated", video.path()},
+                                           {"timeline", timeline.changes}}.dump(2).c_str());
     } else {
-        std::printf("%zu frames, %zu alarm(s), %.1f s in alarm; annotated video: %s\n", frames, alarms, alarm_seconds, out_path.c_str());
+        std::printf("%zu frames, %zu alarm(s), %.1f s in alarm; annotated video: %s\n", frames, timeline.alarms, timeline.alarm_seconds,
+                    video.path().c_str());
     }
     return 0;
 }

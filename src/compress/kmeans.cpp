@@ -65,6 +65,72 @@ Clustering kmeans_1d(std::span<const float> weights, const KMeansOptions& opt) {
     return kmeans_1d(weights, std::move(init), opt);
 }
 
+namespace {
+
+// Per-cluster sums and counts of one assignment pass.
+struct ClusterStats {
+    std::vector<double> sum;
+    std::vector<std::size_t> count;
+};
+
+// Assigns every weight to its nearest centroid (zeros to the fixed zero centroid when there is
+// one) and returns the squared error.
+double assign(std::span<const float> weights, bool fixed_zero, Clustering& c, ClusterStats& st) {
+    const std::size_t k = c.centroids.size();
+    std::vector<double> mids(k - 1);
+    for (std::size_t j = 0; j + 1 < k; ++j) mids[j] = 0.5 * (static_cast<double>(c.centroids[j]) + c.centroids[j + 1]);
+    st.sum.assign(k, 0.0);
+    st.count.assign(k, 0);
+    double err = 0.0;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        const float w = weights[i];
+        std::uint16_t j;
+        if (fixed_zero && w == 0.0f) {
+            j = static_cast<std::uint16_t>(c.zero_centroid);
+        } else {
+            j = nearest(mids, w);
+            // Repeated centroids: the nearest search picks the first; move off the zero one.
+            if (fixed_zero && j == c.zero_centroid) {
+                const double dl = j > 0 ? std::abs(static_cast<double>(w) - c.centroids[j - 1]) : std::numeric_limits<double>::infinity();
+                const double dr = j + 1 < static_cast<int>(k) ? std::abs(static_cast<double>(w) - c.centroids[j + 1]) : std::numeric_limits<double>::infinity();
+                if (std::isfinite(dl) || std::isfinite(dr)) j = static_cast<std::uint16_t>(dl <= dr ? j - 1 : j + 1);
+            }
+        }
+        c.indices[i] = j;
+        const double d = static_cast<double>(w) - c.centroids[j];
+        err += d * d;
+        st.sum[j] += w;
+        ++st.count[j];
+    }
+    return err;
+}
+
+// An empty cluster moves onto one of the worst-represented weights (a different one each), so
+// duplicate initial centroids (quantiles of tied data) do not stay wasted. It held no weight, so
+// moving it cannot raise the error before the next assignment.
+void reseed_empty_clusters(std::span<const float> weights, bool fixed_zero, const ClusterStats& st, Clustering& c) {
+    std::vector<std::size_t> empty;
+    for (std::size_t j = 0; j < c.centroids.size(); ++j)
+        if (!st.count[j] && !(fixed_zero && static_cast<int>(j) == c.zero_centroid)) empty.push_back(j);
+    if (empty.empty()) return;
+    std::vector<std::pair<double, std::size_t>> worst;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        if (fixed_zero && weights[i] == 0.0f) continue;
+        const double d = static_cast<double>(weights[i]) - c.centroids[c.indices[i]];
+        if (d != 0.0) worst.emplace_back(-d * d, i);
+    }
+    const std::size_t m = std::min(worst.size(), 4 * empty.size() + 64);
+    std::partial_sort(worst.begin(), worst.begin() + static_cast<std::ptrdiff_t>(m), worst.end());
+    std::size_t next = 0;
+    for (std::size_t j : empty) {
+        while (next < m && std::find(c.centroids.begin(), c.centroids.end(), weights[worst[next].second]) != c.centroids.end()) ++next;
+        if (next == m) break;
+        c.centroids[j] = weights[worst[next++].second];
+    }
+}
+
+}  // namespace
+
 Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial, const KMeansOptions& opt) {
     check_k(initial.size());
     if (weights.empty()) throw Error("k-means: no weights to cluster");
@@ -79,36 +145,11 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
     const bool fixed_zero = opt.preserve_zeros && std::count(weights.begin(), weights.end(), 0.0f) > 0 &&
                             std::find(c.centroids.begin(), c.centroids.end(), 0.0f) != c.centroids.end();
     c.indices.assign(weights.size(), 0);
-    std::vector<double> sum(k), mids;
-    std::vector<std::size_t> count(k);
+    ClusterStats st;
     double previous = std::numeric_limits<double>::infinity();
     for (int it = 0; it <= std::max(opt.max_iterations, 0); ++it) {
         if (fixed_zero) c.zero_centroid = static_cast<int>(std::find(c.centroids.begin(), c.centroids.end(), 0.0f) - c.centroids.begin());
-        mids.resize(k - 1);
-        for (std::size_t j = 0; j + 1 < k; ++j) mids[j] = 0.5 * (static_cast<double>(c.centroids[j]) + c.centroids[j + 1]);
-        std::fill(sum.begin(), sum.end(), 0.0);
-        std::fill(count.begin(), count.end(), 0);
-        double err = 0.0;
-        for (std::size_t i = 0; i < weights.size(); ++i) {
-            const float w = weights[i];
-            std::uint16_t j;
-            if (fixed_zero && w == 0.0f) {
-                j = static_cast<std::uint16_t>(c.zero_centroid);
-            } else {
-                j = nearest(mids, w);
-                // Repeated centroids: the nearest search picks the first; move off the zero one.
-                if (fixed_zero && j == c.zero_centroid) {
-                    const double dl = j > 0 ? std::abs(static_cast<double>(w) - c.centroids[j - 1]) : std::numeric_limits<double>::infinity();
-                    const double dr = j + 1 < static_cast<int>(k) ? std::abs(static_cast<double>(w) - c.centroids[j + 1]) : std::numeric_limits<double>::infinity();
-                    if (std::isfinite(dl) || std::isfinite(dr)) j = static_cast<std::uint16_t>(dl <= dr ? j - 1 : j + 1);
-                }
-            }
-            c.indices[i] = j;
-            const double d = static_cast<double>(w) - c.centroids[j];
-            err += d * d;
-            sum[j] += w;
-            ++count[j];
-        }
+        const double err = assign(weights, fixed_zero, c, st);
         c.error_history.push_back(err);
         const bool converged = err == 0.0 || (it > 0 && previous - err <= opt.tolerance * previous);
         if (it == opt.max_iterations || converged) break;
@@ -116,36 +157,12 @@ Clustering kmeans_1d(std::span<const float> weights, std::vector<float> initial,
         // Update: the mean of each cluster; an empty cluster keeps its centroid.
         for (std::size_t j = 0; j < k; ++j) {
             if (fixed_zero && static_cast<int>(j) == c.zero_centroid) continue;
-            if (count[j]) c.centroids[j] = static_cast<float>(sum[j] / static_cast<double>(count[j]));
+            if (st.count[j]) c.centroids[j] = static_cast<float>(st.sum[j] / static_cast<double>(st.count[j]));
         }
-        // An empty cluster moves onto one of the worst-represented weights (a different one each),
-        // so duplicate initial centroids (quantiles of tied data) do not stay wasted. It held no
-        // weight, so moving it cannot raise the error before the next assignment.
-        std::vector<std::size_t> empty;
-        for (std::size_t j = 0; j < k; ++j)
-            if (!count[j] && !(fixed_zero && static_cast<int>(j) == c.zero_centroid)) empty.push_back(j);
-        if (!empty.empty()) {
-            std::vector<std::pair<double, std::size_t>> worst;
-            for (std::size_t i = 0; i < weights.size(); ++i) {
-                if (fixed_zero && weights[i] == 0.0f) continue;
-                const double d = static_cast<double>(weights[i]) - c.centroids[c.indices[i]];
-                if (d != 0.0) worst.emplace_back(-d * d, i);
-            }
-            const std::size_t m = std::min(worst.size(), 4 * empty.size() + 64);
-            std::partial_sort(worst.begin(), worst.begin() + static_cast<std::ptrdiff_t>(m), worst.end());
-            std::size_t next = 0;
-            for (std::size_t j : empty) {
-                while (next < m && std::find(c.centroids.begin(), c.centroids.end(), weights[worst[next].second]) != c.centroids.end()) ++next;
-                if (next == m) break;
-                c.centroids[j] = weights[worst[next++].second];
-            }
-        }
+        reseed_empty_clusters(weights, fixed_zero, st, c);
         // Means of 1-D Voronoi cells stay in order, but float rounding can swap two that are equal
-        // in double; restoring the order keeps the binary search valid.
-        if (!std::is_sorted(c.centroids.begin(), c.centroids.end())) {
-            // Sorting would break index consistency only within this loop; assignments are redone next.
-            std::sort(c.centroids.begin(), c.centroids.end());
-        }
+        // in double; restoring the order keeps the binary search valid (assignments are redone next).
+        if (!std::is_sorted(c.centroids.begin(), c.centroids.end())) std::sort(c.centroids.begin(), c.centroids.end());
     }
     return c;
 }

@@ -235,8 +235,8 @@ void check_metadata_against_graph(const Graph& g, const std::string& name) {
 }  // namespace
 
 std::uint32_t crc32(const void* data, std::size_t size) {
-    // Slicing-by-8: eight bytes per step through eight derived tables. Checking a 14 MB engine
-    // bytewise took ~40 ms, most of the load-time budget; this is several times faster.
+    // Slicing-by-8: eight bytes per step through eight derived tables, because the bytewise loop
+    // was most of an engine's load time (docs/architecture.md, "Constants chosen by measurement").
     using Tables = std::array<std::array<std::uint32_t, 256>, 8>;
     static const Tables t = [] {
         Tables tb{};

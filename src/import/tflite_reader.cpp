@@ -203,6 +203,80 @@ Model parse_model(const std::uint8_t* data, std::size_t size, const std::string&
 
 Model parse_model(const std::uint8_t* data, std::size_t size) { return parse_model(data, size, "tflite"); }
 
+namespace {
+
+// One tensor: shape, type, quantization, and its constant data (inside the FlatBuffer, or outside
+// it in models over 2 GB).
+Tensor read_tensor(const flatbuf::Table& tt, std::size_t i, const std::vector<flatbuf::Table>& buffers, const flatbuf::Reader& r,
+                   const std::uint8_t* data, const std::string& name) {
+    Tensor t;
+    t.shape = tt.vector<std::int32_t>(0, "shape");
+    const auto type = tt.scalar<std::int8_t>(1, 0, "type");
+    t.type = static_cast<TensorType>(type);
+    t.buffer = tt.scalar<std::uint32_t>(2, 0, "buffer");
+    t.name = tt.string(3, "name");
+    const std::string ctx = name + ": tensor " + std::to_string(i) + " '" + t.name + "'";
+    for (auto d : t.shape)
+        if (d < 0) throw Error(ctx + ": negative dimension " + std::to_string(d));
+    const flatbuf::Table q = tt.table(4, "quantization");
+    if (q.valid()) {
+        t.quant.min = q.vector<float>(0, "min");
+        t.quant.max = q.vector<float>(1, "max");
+        t.quant.scale = q.vector<float>(2, "scale");
+        t.quant.zero_point = q.vector<std::int64_t>(3, "zero_point");
+        t.quant.quantized_dimension = q.scalar<std::int32_t>(6, 0, "quantized_dimension");
+        for (float s : t.quant.scale)
+            if (!std::isfinite(s) || s <= 0) throw Error(ctx + ": quantization scale " + std::to_string(s) + " is not positive");
+    }
+    if (t.buffer >= buffers.size() && !(t.buffer == 0 && buffers.empty()))
+        throw Error(ctx + ": buffer index " + std::to_string(t.buffer) + " >= " + std::to_string(buffers.size()));
+    if (t.buffer == 0) return t;
+    const auto& b = buffers[t.buffer];
+    std::size_t pos = 0, len = 0;
+    if (!b.byte_vector(0, "data", pos, len)) {
+        // Models over 2 GB keep data outside the FlatBuffer: offset/size from file start.
+        const auto off = b.scalar<std::uint64_t>(1, 0, "offset");
+        const auto sz = b.scalar<std::uint64_t>(2, 0, "size");
+        if (off > 1) {
+            // Compare in 64 bits before narrowing, so a 32-bit size_t cannot wrap a huge offset.
+            if (off > r.size() || sz > r.size() - off)
+                throw Error(ctx + ": external buffer at offset " + std::to_string(off) + " + " + std::to_string(sz) +
+                            " bytes is past the end of the file (" + std::to_string(r.size()) + " bytes)");
+            pos = static_cast<std::size_t>(off);
+            len = static_cast<std::size_t>(sz);
+        }
+    }
+    if (len) load_constant(t, data + pos, len, ctx);
+    return t;
+}
+
+void check_tensor_index(std::int32_t idx, std::int32_t ntensors, const std::string& ctx, bool allow_absent) {
+    if (idx == -1 && allow_absent) return;
+    if (idx < 0 || idx >= ntensors)
+        throw Error(ctx + ": tensor index " + std::to_string(idx) + " is out of range (" + std::to_string(ntensors) + " tensors)");
+}
+
+Operator read_operator(const flatbuf::Table& ot, std::size_t i, const std::vector<std::int32_t>& codes, std::int32_t ntensors,
+                       const std::string& name) {
+    const auto opcode_index = ot.scalar<std::uint32_t>(0, 0, "opcode_index");
+    std::string ctx = name + ": operator " + std::to_string(i);
+    if (opcode_index >= codes.size()) throw Error(ctx + ": opcode index " + std::to_string(opcode_index) + " >= " + std::to_string(codes.size()));
+    const std::int32_t code = codes[opcode_index];
+    ctx += " (" + op_code_name(code) + ")";
+    if (!op_code_supported(code)) throw Error(ctx + ": unsupported operator " + op_code_name(code));
+    Operator o;
+    o.code = static_cast<OpCode>(code);
+    o.inputs = ot.vector<std::int32_t>(1, "inputs");
+    o.outputs = ot.vector<std::int32_t>(2, "outputs");
+    for (auto t : o.inputs) check_tensor_index(t, ntensors, ctx + " input", true);
+    for (auto t : o.outputs) check_tensor_index(t, ntensors, ctx + " output", false);
+    if (o.outputs.empty()) throw Error(ctx + ": has no output");
+    read_options(ot, o, ctx);
+    return o;
+}
+
+}  // namespace
+
 Model parse_model(const std::uint8_t* data, std::size_t size, const std::string& name) {
     if (size < 8) throw Error(name + ": file is " + std::to_string(size) + " bytes, too short for a TFLite model");
     if (std::memcmp(data + 4, "TFL3", 4) != 0) {
@@ -230,81 +304,14 @@ Model parse_model(const std::uint8_t* data, std::size_t size, const std::string&
 
     const auto tensors = sg.table_vector(0, "tensors");
     m.tensors.reserve(tensors.size());
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-        const auto& tt = tensors[i];
-        Tensor t;
-        t.shape = tt.vector<std::int32_t>(0, "shape");
-        const auto type = tt.scalar<std::int8_t>(1, 0, "type");
-        t.type = static_cast<TensorType>(type);
-        t.buffer = tt.scalar<std::uint32_t>(2, 0, "buffer");
-        t.name = tt.string(3, "name");
-        const std::string ctx = name + ": tensor " + std::to_string(i) + " '" + t.name + "'";
-        for (auto d : t.shape)
-            if (d < 0) throw Error(ctx + ": negative dimension " + std::to_string(d));
-        const flatbuf::Table q = tt.table(4, "quantization");
-        if (q.valid()) {
-            t.quant.min = q.vector<float>(0, "min");
-            t.quant.max = q.vector<float>(1, "max");
-            t.quant.scale = q.vector<float>(2, "scale");
-            t.quant.zero_point = q.vector<std::int64_t>(3, "zero_point");
-            t.quant.quantized_dimension = q.scalar<std::int32_t>(6, 0, "quantized_dimension");
-            for (float s : t.quant.scale)
-                if (!std::isfinite(s) || s <= 0) throw Error(ctx + ": quantization scale " + std::to_string(s) + " is not positive");
-        }
-        if (t.buffer >= buffers.size() && !(t.buffer == 0 && buffers.empty()))
-            throw Error(ctx + ": buffer index " + std::to_string(t.buffer) + " >= " + std::to_string(buffers.size()));
-        if (t.buffer != 0) {
-            const auto& b = buffers[t.buffer];
-            std::size_t pos = 0, len = 0;
-            if (!b.byte_vector(0, "data", pos, len)) {
-                // Models over 2 GB keep data outside the FlatBuffer: offset/size from file start.
-                const auto off = b.scalar<std::uint64_t>(1, 0, "offset");
-                const auto sz = b.scalar<std::uint64_t>(2, 0, "size");
-                if (off > 1) {
-                    // Compare in 64 bits before narrowing, so a 32-bit size_t cannot wrap a huge offset.
-                    if (off > r.size() || sz > r.size() - off)
-                        throw Error(ctx + ": external buffer at offset " + std::to_string(off) + " + " +
-                                    std::to_string(sz) + " bytes is past the end of the file (" +
-                                    std::to_string(r.size()) + " bytes)");
-                    pos = static_cast<std::size_t>(off);
-                    len = static_cast<std::size_t>(sz);
-                }
-            }
-            if (len) load_constant(t, data + pos, len, ctx);
-        }
-        m.tensors.push_back(std::move(t));
-    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) m.tensors.push_back(read_tensor(tensors[i], i, buffers, r, data, name));
     const auto ntensors = static_cast<std::int32_t>(m.tensors.size());
-    auto check_index = [&](std::int32_t idx, const std::string& ctx, bool allow_absent) {
-        if ((idx == -1 && allow_absent)) return;
-        if (idx < 0 || idx >= ntensors)
-            throw Error(ctx + ": tensor index " + std::to_string(idx) + " is out of range (" + std::to_string(ntensors) + " tensors)");
-    };
     m.inputs = sg.vector<std::int32_t>(1, "inputs");
     m.outputs = sg.vector<std::int32_t>(2, "outputs");
-    for (auto i : m.inputs) check_index(i, name + ": subgraph input", false);
-    for (auto i : m.outputs) check_index(i, name + ": subgraph output", false);
-
+    for (auto i : m.inputs) check_tensor_index(i, ntensors, name + ": subgraph input", false);
+    for (auto i : m.outputs) check_tensor_index(i, ntensors, name + ": subgraph output", false);
     const auto ops = sg.table_vector(3, "operators");
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-        const auto& ot = ops[i];
-        const auto opcode_index = ot.scalar<std::uint32_t>(0, 0, "opcode_index");
-        std::string ctx = name + ": operator " + std::to_string(i);
-        if (opcode_index >= codes.size())
-            throw Error(ctx + ": opcode index " + std::to_string(opcode_index) + " >= " + std::to_string(codes.size()));
-        const std::int32_t code = codes[opcode_index];
-        ctx += " (" + op_code_name(code) + ")";
-        if (!op_code_supported(code)) throw Error(ctx + ": unsupported operator " + op_code_name(code));
-        Operator o;
-        o.code = static_cast<OpCode>(code);
-        o.inputs = ot.vector<std::int32_t>(1, "inputs");
-        o.outputs = ot.vector<std::int32_t>(2, "outputs");
-        for (auto t : o.inputs) check_index(t, ctx + " input", true);
-        for (auto t : o.outputs) check_index(t, ctx + " output", false);
-        if (o.outputs.empty()) throw Error(ctx + ": has no output");
-        read_options(ot, o, ctx);
-        m.operators.push_back(std::move(o));
-    }
+    for (std::size_t i = 0; i < ops.size(); ++i) m.operators.push_back(read_operator(ops[i], i, codes, ntensors, name));
     return m;
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "firesight/engine/session.h"
 #include "firesight/engine/ir.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/engine/format.h"
@@ -182,20 +183,34 @@ TEST(EvaluateVariant, MatchesClassesByNameAndRefusesUnknownOnes) {
 
 TEST(EvaluateVariant, MissingFiresightRunIsAClearError) {
     Fixture f;
+    // ctest points $FIRESIGHT_RUN at the build's firesight-run; put it back however this ends.
+    const char* given = std::getenv("FIRESIGHT_RUN");
+    ASSERT_NE(given, nullptr) << "ctest sets FIRESIGHT_RUN (tests/CMakeLists.txt)";
+    struct Restore {
+        std::string value;
+        ~Restore() { ::setenv("FIRESIGHT_RUN", value.c_str(), 1); }
+    } restore{given};
     const fs::path missing = f.dir / "no-such-dir" / "firesight-run";
     ::setenv("FIRESIGHT_RUN", missing.c_str(), 1);
     try {
         evaluate_variant("fp32", {}, f.engine_path, known_images(), 3);
-        ::unsetenv("FIRESIGHT_RUN");
         FAIL() << "evaluate_variant ran without firesight-run";
     } catch (const Error& e) {
-        ::unsetenv("FIRESIGHT_RUN");
         const std::string msg = e.what();
         EXPECT_NE(msg.find("firesight-run not found"), std::string::npos) << msg;
         EXPECT_NE(msg.find(missing.string()), std::string::npos) << msg;
     }
     EXPECT_THROW(bench_engine(missing, f.engine_path, 3), Error);
-    // Without the environment override the build's own binary is found.
+    // Without the override it looks beside the program, as an installed firesight finds it; this
+    // test binary has none beside it, and the error says where it looked.
+    ::unsetenv("FIRESIGHT_RUN");
+    try {
+        find_firesight_run();
+        FAIL() << "found a firesight-run beside the test binary";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("set $FIRESIGHT_RUN"), std::string::npos) << e.what();
+    }
+    ::setenv("FIRESIGHT_RUN", restore.value.c_str(), 1);
     EXPECT_TRUE(fs::exists(find_firesight_run()));
 }
 

@@ -20,9 +20,9 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls before sleeping: 2000 pauses took 85-100 us on the 2-core EPYC this was measured on,
-// longer than the serial stretch (an add, a small layer) between two parallel layers of
-// MobileNetV2, so workers are still polling when the next layer is posted.
+// Polls before sleeping for longer than the serial stretch (an add, a small layer) between two
+// parallel layers of MobileNetV2, so workers are still polling when the next layer is posted
+// (the measurement behind the count: docs/architecture.md, "Constants chosen by measurement").
 constexpr int kSpins = 2000;
 
 template <class T, class Done>
