@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -182,6 +183,7 @@ TEST(FeedbackLoop, AFalseAlarmClickedInTheDashboardIsLearntByTheNextTraining) {
         if (p > surest) surest = p, scene = r["image"].get<std::string>();
     }
     ASSERT_FALSE(scene.empty()) << "the first model calls none of the sunrise photos fire or smoke:\n" << pred.out;
+    std::printf("scene: %s, %.1f%% fire or smoke to the first model\n", scene.filename().c_str(), 100 * surest);
     ASSERT_NO_FATAL_FAILURE(write_scene_video(cv::imread(scene.string()), dir / "sunset.avi", 30, 10));
 
     // 3. The watcher raises an alarm on it. Every frame, as fast as it can: the same run again
@@ -211,7 +213,7 @@ TEST(FeedbackLoop, AFalseAlarmClickedInTheDashboardIsLearntByTheNextTraining) {
         ASSERT_FALSE(session.empty()) << "Chromium opened no tab";
         // The row of the alarm, as the page shows it ("suspected → alarm").
         const std::string find_alarm =
-            "(() => { for (const r of document.querySelectorAll('tr.event')) if (r.cells[3].textContent.endsWith('\\u2192 alarm'))"
+            "(() => { for (const r of document.querySelectorAll('tr.event')) if (r.cells[3].textContent.includes('\\u2192 alarm'))"
             " return Number(r.cells[0].textContent); return null; })()";
         nlohmann::json id;
         ASSERT_TRUE(test::eventually([&] { return (id = browser.eval(find_alarm, session)).is_number(); }, 120))
