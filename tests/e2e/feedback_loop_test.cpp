@@ -268,14 +268,21 @@ TEST(FeedbackLoop, AFalseAlarmClickedInTheDashboardIsLearntByTheNextTraining) {
     EXPECT_TRUE(alarms_in(dir / "after", "cam").empty()) << "still an alarm on " << sunset << " after the feedback:\n" << after.out;
     EXPECT_FALSE(alarms_in(dir / "after", "yard").empty()) << "no alarm on " << fire << " after the feedback:\n" << after.out;
 
-    // 7. eval reports the feedback root on its own line. It holds one photo, and a root with
-    // fewer than three photos of a class trains on all of them, so it is in the train split.
-    const auto ev = run_command(test::firesight_cli() + " eval --model " + shell_quote((dir / "run2").string()) +
-                                " --split train --json --no-degraded --no-progress 2>/dev/null");
-    ASSERT_EQ(ev.exit_code, 0) << ev.out;
-    const auto per_source = nlohmann::json::parse(ev.out)["per_source"];
+    // 7. eval names the feedback root on its own line. It holds one photo, and a root with fewer
+    // than three photos of a class trains on all of them: the test split has none of it, which
+    // eval says, and the train split shows the false alarm gone.
+    const auto held_out = run_command(test::firesight_cli() + " eval --model " + shell_quote((dir / "run2").string()) +
+                                      " --no-degraded --no-progress 2>&1");
+    ASSERT_EQ(held_out.exit_code, 0) << held_out.out;
+    EXPECT_NE(held_out.out.find("feedback: no image in the test split (train 1, val 0, test 0)"), std::string::npos) << held_out.out;
+    const auto trained = run_command(test::firesight_cli() + " eval --model " + shell_quote((dir / "run2").string()) +
+                                     " --split train --json --no-degraded --no-progress 2>/dev/null");
+    ASSERT_EQ(trained.exit_code, 0) << trained.out;
+    const auto doc = nlohmann::json::parse(trained.out);
+    const auto& per_source = doc["per_source"];
     ASSERT_TRUE(per_source.contains("base")) << per_source.dump(2);
     ASSERT_TRUE(per_source.contains("feedback")) << per_source.dump(2);
     EXPECT_EQ(per_source["feedback"]["total"], 1) << per_source["feedback"].dump(2);
     EXPECT_EQ(per_source["feedback"]["alarm"]["false_alarms"], 0) << per_source["feedback"].dump(2);
+    EXPECT_EQ(doc["roots_not_in_split"], nlohmann::json::array());
 }
