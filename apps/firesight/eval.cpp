@@ -1,5 +1,6 @@
 // firesight eval: accuracy, balanced accuracy, per-class precision/recall/F1 and the confusion
 // matrix of a model on an image folder, with the same pictures as a training run.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -49,6 +50,10 @@ struct EvalSet {
     std::vector<std::string> classes;
     std::vector<fs::path> roots;
     std::string source;  // where the list came from
+    // Roots of the run with no image in the evaluated split (a small root, such as a feedback
+    // folder with one or two photos of a class, trains on all of them): not in the per-source
+    // table, so they are named with where their images went instead.
+    nlohmann::json roots_not_in_split = nlohmann::json::array();
 };
 
 // The images to evaluate and where the list came from.
@@ -76,6 +81,18 @@ EvalSet choose_samples(const EvalOptions& o) {
         if (all_there) {
             e.source = "the run's " + o.split + " split (" + splits_file.string() + ")";
             e.samples = list;
+            const data::SourceIndex names(e.roots);
+            for (std::size_t r = 0; r < e.roots.size(); ++r) {
+                auto in = [&](const std::vector<data::Sample>& l) {
+                    return std::count_if(l.begin(), l.end(), [&](const data::Sample& s) { return s.root == static_cast<int>(r); });
+                };
+                if (in(list) > 0) continue;
+                data::Sample any;
+                any.root = static_cast<int>(r);
+                const std::string name = names.source(any);
+                e.roots_not_in_split.push_back({{"source", name.substr(0, name.find('/'))}, {"root", e.roots[r].string()},
+                                                {"train", in(run_splits->train)}, {"val", in(run_splits->val)}, {"test", in(run_splits->test)}});
+            }
             e.classes = run_splits->classes;
             return e;
         }
@@ -254,6 +271,7 @@ int run_eval(const EvalOptions& o) {
     j["data"] = join_roots(e.roots);
     j["decision"] = decision;
     j["per_source"] = source_json(ev.by_source);
+    j["roots_not_in_split"] = e.roots_not_in_split;
     if (degraded) {
         j["degraded"] = eval::to_json(degraded->all);
         j["degraded"]["how"] = "longer side shrunk to 275 px, JPEG quality 70 (the look of the web thumbnails)";
@@ -276,6 +294,9 @@ int run_eval(const EvalOptions& o) {
         std::printf("%s", eval::to_text(ev.all).c_str());
         std::printf("decision: %s\n", decision.c_str());
         std::printf("%s", source_table(ev.by_source).c_str());
+        for (const auto& r : e.roots_not_in_split)
+            std::printf("  %s: no image in the %s split (train %d, val %d, test %d)\n", r["source"].get<std::string>().c_str(), o.split.c_str(),
+                        r["train"].get<int>(), r["val"].get<int>(), r["test"].get<int>());
         if (degraded)
             std::printf("as thumbnails (275 px, JPEG 70): accuracy %.1f%%, balanced accuracy %.1f%% (%+.1f points)\n", 100 * degraded->all.accuracy,
                         100 * degraded->all.balanced_accuracy, 100 * (degraded->all.balanced_accuracy - ev.all.balanced_accuracy));

@@ -17,6 +17,7 @@
 #include "firesight/common/fileio.h"
 #include "firesight/watch/watch.h"
 #include "test_util.h"
+#include "browser_test_util.h"
 #include "watch_test_util.h"
 
 using namespace firesight;
@@ -427,81 +428,6 @@ TEST(WatchDashboard, FeedbackAlsoFilesTheRegionThatFired) {
     EXPECT_TRUE(store.get(gone.id)->verdict.empty());
 }
 
-namespace {
-
-// Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: it
-// reads NUL-terminated JSON commands on fd 3 and answers on fd 4), so a test can click.
-class Browser {
-public:
-    Browser(const std::string& exe, const fs::path& profile) {
-        int in[2], out[2];
-        if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
-        // Move the child's ends out of the way first, so dup2 onto 3 and 4 cannot clobber them.
-        const int child_in = ::fcntl(in[0], F_DUPFD_CLOEXEC, 100), child_out = ::fcntl(out[1], F_DUPFD_CLOEXEC, 100);
-        ::close(in[0]);
-        ::close(out[1]);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, child_in, 3);
-        posix_spawn_file_actions_adddup2(&fa, child_out, 4);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-        const std::string prof = "--user-data-dir=" + profile.string();
-        std::vector<const char*> argv{exe.c_str(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                                      "--remote-debugging-pipe", "--window-size=1280,900", prof.c_str(), "about:blank", nullptr};
-        ok_ = ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, const_cast<char**>(argv.data()), environ) == 0;
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(child_in);
-        ::close(child_out);
-        to_ = in[1];
-        from_ = out[0];
-    }
-    ~Browser() {
-        if (ok_) call("Browser.close", nlohmann::json::object(), {}, 10);
-        ::close(to_);
-        ::close(from_);
-        if (pid_ > 0 && !test::eventually([&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, 20)) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool ok() const { return ok_; }
-    // Sends one command and waits for its answer (events in between are skipped).
-    nlohmann::json call(const std::string& method, nlohmann::json params, const std::string& session = {}, double timeout_s = 60) {
-        nlohmann::json msg{{"id", ++id_}, {"method", method}, {"params", std::move(params)}};
-        if (!session.empty()) msg["sessionId"] = session;
-        const std::string text = msg.dump() + '\0';
-        if (::write(to_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) return nullptr;
-        const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-        for (;;) {
-            for (auto nul = buf_.find('\0'); nul != std::string::npos; nul = buf_.find('\0')) {
-                auto reply = nlohmann::json::parse(buf_.substr(0, nul), nullptr, false);
-                buf_.erase(0, nul + 1);
-                if (reply.is_object() && reply.value("id", -1) == id_) return reply;
-            }
-            pollfd p{from_, POLLIN, 0};
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
-            if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return nullptr;
-            char chunk[65536];
-            const auto n = ::read(from_, chunk, sizeof chunk);
-            if (n <= 0) return nullptr;
-            buf_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-    nlohmann::json eval(const std::string& js, const std::string& session) {
-        auto r = call("Runtime.evaluate", {{"expression", js}, {"returnByValue", true}}, session);
-        return r.is_object() && r.contains("result") ? r["result"]["result"].value("value", nlohmann::json()) : nlohmann::json();
-    }
-
-private:
-    pid_t pid_ = -1;
-    int to_ = -1, from_ = -1, id_ = 0;
-    bool ok_ = false;
-    std::string buf_;
-};
-
-}  // namespace
-
 TEST(WatchDashboard, ClickingFalseAlarmInChromiumFilesTheSnapshot) {
     const std::string chromium = test::find_program({"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"});
     ASSERT_FALSE(chromium.empty()) << "chromium is not installed (scripts/deps.txt lists it)";
@@ -512,35 +438,16 @@ TEST(WatchDashboard, ClickingFalseAlarmInChromiumFilesTheSnapshot) {
     ASSERT_TRUE(w.wait_for(120));  // the video has ended: the event list no longer changes
     const auto alarm = first_event_to(w.store(), "alarm");
     ASSERT_TRUE(alarm);
-    Browser b(chromium, dir / "profile");
+    test::Browser b(chromium, dir / "profile");
     ASSERT_TRUE(b.ok());
-    const auto target = b.call("Target.createTarget", {{"url", "about:blank"}});
-    ASSERT_TRUE(target.is_object() && target.contains("result")) << target;
-    const auto attached = b.call("Target.attachToTarget", {{"targetId", target["result"]["targetId"]}, {"flatten", true}});
-    ASSERT_TRUE(attached.is_object() && attached.contains("result")) << attached;
-    const std::string session = attached["result"]["sessionId"];
-    b.call("Page.navigate", {{"url", "http://127.0.0.1:" + std::to_string(w.http_port()) + "/?token=s3cret"}}, session);
-
-    // Where the "false alarm" button of the alarm's row is on screen, once the page shows it.
-    const std::string where = "(() => { const b = document.querySelector('#event-" + std::to_string(alarm->id) +
-                              " button[data-verdict=\"false_alarm\"]'); if (!b) return null; b.scrollIntoView({block: 'center'});"
-                              " const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()";
-    nlohmann::json xy;
-    ASSERT_TRUE(test::eventually([&] { return (xy = b.eval(where, session)).is_array(); })) << "no false-alarm button on the page";
-    // A real mouse click at those coordinates (the page redraws the table every second, so a
-    // click that lands mid-redraw is tried again rather than assumed).
-    auto click = [&] {
-        for (const char* type : {"mouseMoved", "mousePressed", "mouseReleased"})
-            b.call("Input.dispatchMouseEvent", {{"type", type}, {"x", xy[0]}, {"y", xy[1]}, {"button", "left"}, {"clickCount", 1}}, session);
-    };
+    const std::string session = b.open("http://127.0.0.1:" + std::to_string(w.http_port()) + "/?token=s3cret");
+    ASSERT_FALSE(session.empty()) << "Chromium opened no tab";
+    // A real mouse click on the "false alarm" button of the alarm's row (the page redraws the
+    // table every second, so a click that lands mid-redraw is tried again rather than assumed).
     const auto copy = dir / "data" / "feedback" / "neutral" / ("event-" + std::to_string(alarm->id) + "-yard.jpg");
-    bool filed = false;
-    for (int attempt = 0; attempt < 5 && !filed; ++attempt) {
-        if (attempt) xy = b.eval(where, session);
-        click();
-        filed = test::eventually([&] { return w.store().get(alarm->id)->verdict == "false_alarm"; }, 10);
-    }
-    ASSERT_TRUE(filed) << "the click did not record a verdict";
+    const bool filed = b.click_until("#event-" + std::to_string(alarm->id) + " button[data-verdict=\"false_alarm\"]", session,
+                                     [&] { return w.store().get(alarm->id)->verdict == "false_alarm"; });
+    ASSERT_TRUE(filed) << "no false-alarm button on the page, or the click did not record a verdict";
     EXPECT_FALSE(cv::imread(copy.string()).empty()) << copy;
     ASSERT_TRUE(test::eventually([&] {
         const auto status = b.eval("document.getElementById('feedback-status').textContent", session);
