@@ -17,8 +17,16 @@ namespace firesight::engine {
 // has a scale per channel). Tensors are NCHW: the input is N x 3 x H x W. Outputs keep the
 // engine's names and order (probabilities, logits). Throws firesight::Error for what ONNX export
 // does not cover (reshapes that reorder NHWC data).
-std::string export_onnx(const Graph& g);
-void save_onnx(const Graph& g, const std::filesystem::path& path);
+struct OnnxExportOptions {
+    // Int8 graphs: write activations as uint8 (q + 128, zero point + 128: the same real values)
+    // instead of int8; weights stay int8. ONNX Runtime 1.30 on x86 fuses every QDQ convolution of
+    // MobileNetV2 into QLinearConv with uint8 activations, but with int8 ones it leaves the 16
+    // convolutions that read or write a value with two consumers (around the residual adds) and
+    // the adds in float (docs/peers.md).
+    bool uint8_activations = false;
+};
+std::string export_onnx(const Graph& g, const OnnxExportOptions& opt = {});
+void save_onnx(const Graph& g, const std::filesystem::path& path, const OnnxExportOptions& opt = {});
 // The opset export_onnx writes for this graph: 10 for float graphs, 13 for int8 ones.
 int onnx_opset(const Graph& g);
 

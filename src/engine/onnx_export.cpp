@@ -53,7 +53,8 @@ std::vector<T> to_onnx_layout(const T* p, const std::vector<std::int32_t>& s, Op
 
 class OnnxWriter {
 public:
-    OnnxWriter(const Graph& g, int opset_version) : g_(g), opset_(opset_version) {
+    OnnxWriter(const Graph& g, int opset_version, bool uint8_activations)
+        : g_(g), opset_(opset_version), uint8_activations_(uint8_activations) {
         model_.set_ir_version(opset_version >= 13 ? 7 : 5);  // the IR version that goes with the opset
         model_.set_producer_name("firesight");
         model_.set_producer_version("0.1.0");
@@ -89,7 +90,7 @@ private:
         const auto& ten = g_.tensors[static_cast<std::size_t>(t)];
         v->set_name(name_of(t));
         auto* tt = v->mutable_type()->mutable_tensor_type();
-        tt->set_elem_type(ten.dtype == DType::I8 ? onnx::TensorProto::INT8 : onnx::TensorProto::FLOAT);
+        tt->set_elem_type(ten.dtype != DType::I8 ? onnx::TensorProto::FLOAT : uint8_activations_ ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8);
         for (auto d : to_nchw(ten.shape)) tt->mutable_shape()->add_dim()->set_dim_value(d);
     }
 
@@ -176,8 +177,11 @@ private:
         const auto& q = g_.tensors[static_cast<std::size_t>(t)].quant;
         const std::string base = name_of(t);
         const auto scale = initializer(base + "_scale", {}, {q.scale[0]});
-        const auto zero = raw_initializer(base + "_zero_point", onnx::TensorProto::INT8, {},
-                                          std::vector<std::int8_t>{static_cast<std::int8_t>(q.zero_point.empty() ? 0 : q.zero_point[0])});
+        const int zp = q.zero_point.empty() ? 0 : q.zero_point[0];
+        // uint8: the same real values, q + 128 with zero point + 128.
+        const auto zero = uint8_activations_
+                              ? raw_initializer(base + "_zero_point", onnx::TensorProto::UINT8, {}, std::vector<std::uint8_t>{static_cast<std::uint8_t>(zp + 128)})
+                              : raw_initializer(base + "_zero_point", onnx::TensorProto::INT8, {}, std::vector<std::int8_t>{static_cast<std::int8_t>(zp)});
         return qparams_[t] = {scale, zero};
     }
     // A DequantizeLinear of the int8 value `value`, which has the quantization of tensor `t`. Each
@@ -380,6 +384,7 @@ private:
 
     const Graph& g_;
     const int opset_;
+    const bool uint8_activations_;
     onnx::ModelProto model_;
     onnx::GraphProto* graph_ = nullptr;
     std::unordered_map<std::int32_t, std::int32_t> alias_;
@@ -394,14 +399,16 @@ private:
 
 int onnx_opset(const Graph& g) { return is_int8_graph(g) ? kInt8Opset : kFloatOpset; }
 
-std::string export_onnx(const Graph& g) {
+std::string export_onnx(const Graph& g, const OnnxExportOptions& opt) {
     validate(g);  // it also checks every int8 op's quantization (one scale per activation, i32 biases)
     for (const auto& t : g.tensors)
         if (!t.constant && t.dtype != DType::F32 && t.dtype != DType::I8)
             throw Error("onnx export: tensor '" + t.name + "' is " + dtype_name(t.dtype) + "; activations must be f32 or i8");
-    return OnnxWriter(g, onnx_opset(g)).run();
+    return OnnxWriter(g, onnx_opset(g), opt.uint8_activations).run();
 }
 
-void save_onnx(const Graph& g, const std::filesystem::path& path) { write_file_atomic(path, export_onnx(g)); }
+void save_onnx(const Graph& g, const std::filesystem::path& path, const OnnxExportOptions& opt) {
+    write_file_atomic(path, export_onnx(g, opt));
+}
 
 }  // namespace firesight::engine

@@ -30,8 +30,8 @@ struct Exported {
     std::map<std::string, const onnx::NodeProto*> producer;
     std::map<std::string, int> consumers;
 
-    explicit Exported(const Graph& g) {
-        const std::string bytes = export_onnx(g);
+    Exported(const Graph& g, bool uint8_activations) {
+        const std::string bytes = export_onnx(g, {uint8_activations});
         if (!model.ParseFromString(bytes)) throw Error("test: exported bytes do not parse as ModelProto");
         for (const auto& t : model.graph().initializer()) init[t.name()] = &t;
         for (const auto& n : model.graph().node()) {
@@ -68,8 +68,8 @@ std::int64_t int_attribute(const onnx::NodeProto& n, const std::string& name, st
 
 // Checks the exported model against the int8 graph it came from; returns how many int8 layers
 // (conv, depthwise, fully connected) were compared.
-int check_against_engine(const Graph& g) {
-    Exported e(g);
+int check_against_engine(const Graph& g, bool uint8_activations = false) {
+    Exported e(g, uint8_activations);
     EXPECT_EQ(e.model.opset_import(0).version(), 13);
     EXPECT_NO_THROW(onnx::checker::check_model(e.model));
     onnx::ModelProto inferred = e.model;
@@ -82,7 +82,15 @@ int check_against_engine(const Graph& g) {
         }
 
     auto scale_of = [&](const onnx::NodeProto& qdq) { return e.values<float>(qdq.input(1)); };
-    auto zero_of = [&](const onnx::NodeProto& qdq) { return e.values<std::int8_t>(qdq.input(2)); };
+    // An activation's zero point as the engine's int8 one (uint8 ones are 128 higher).
+    auto zero_of = [&](const onnx::NodeProto& qdq) {
+        const auto type = e.initializer(qdq.input(2)).data_type();
+        EXPECT_EQ(type, uint8_activations ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8) << qdq.input(2);
+        if (type != onnx::TensorProto::UINT8) return e.values<std::int8_t>(qdq.input(2));
+        std::vector<std::int8_t> v;
+        for (auto z : e.values<std::uint8_t>(qdq.input(2))) v.push_back(static_cast<std::int8_t>(z - 128));
+        return v;
+    };
     // An int8 activation: produced by a QuantizeLinear with the engine's scale and zero point
     // (the graph input's Quantize op included), or moved by a Reshape / Flatten from one (an int8
     // reshape keeps its input's quantization; a pool's flattened output is quantized before the
@@ -148,7 +156,8 @@ int check_against_engine(const Graph& g) {
             }
         }
         EXPECT_EQ(scale_of(wdq), w.quant.scale) << w.name;
-        for (auto z : zero_of(wdq)) EXPECT_EQ(z, 0) << w.name;
+        EXPECT_EQ(e.initializer(wdq.input(2)).data_type(), onnx::TensorProto::INT8) << w.name;
+        for (auto z : e.values<std::int8_t>(wdq.input(2))) EXPECT_EQ(z, 0) << w.name;
         EXPECT_EQ(int_attribute(wdq, "axis", 1), w.quant.scale.size() > 1 ? 0 : 1) << w.name;
 
         // Bias: the engine's int32 values, scale input scale x filter scale, zero point 0.
@@ -190,6 +199,7 @@ TEST(EngineOnnxInt8, SmallGraphIsValidQdqWithTheEnginesParameters) {
     quantize_int8(m.g, ranges);
     EXPECT_EQ(onnx_opset(m.g), 13);
     EXPECT_EQ(check_against_engine(m.g), 4);
+    EXPECT_EQ(check_against_engine(m.g, true), 4) << "uint8 activations";
 }
 
 TEST(EngineOnnxInt8, FloatGraphsStayOpset10) {
@@ -221,6 +231,7 @@ TEST(EngineOnnxInt8, MobileNetV2Int8IsValidQdqWithTheEnginesParameters) {
     ASSERT_FALSE(inputs.empty()) << "no sample photo found";
     quantize_int8(g, testing::minmax_ranges(g, inputs, 1));
     EXPECT_EQ(check_against_engine(g), 53);  // 52 convolutions and the classifier
+    EXPECT_EQ(check_against_engine(g, true), 53) << "uint8 activations";
 }
 
 }  // namespace
