@@ -34,7 +34,8 @@ fi
 if [ ! -f "$OUT/mobilenet_v2-int8.fse" ]; then
     "$BUILD/bench/int8_bench" "$MODEL" "$ASSETS/imagenet-samples" 5 1 "$OUT/mobilenet_v2" >"$OUT/int8_bench.txt"
 fi
-# The exports themselves, kept for other runtimes (TensorRT: trtexec --onnx=... --int8).
+# The exports themselves, kept for other runtimes (TensorRT takes the fp32 one; its int8 needs
+# zero zero-points, which firesight's activations do not have: docs/peers.md).
 "$BUILD/apps/firesight/firesight" export --model "$OUT/mobilenet_v2-fp32.fse" --onnx "$OUT/mobilenet_v2-fp32.onnx"
 "$BUILD/apps/firesight/firesight" export --model "$OUT/mobilenet_v2-int8.fse" --onnx "$OUT/mobilenet_v2-int8.onnx"
 "$BUILD/apps/firesight/firesight" export --model "$OUT/mobilenet_v2-int8.fse" --onnx "$OUT/mobilenet_v2-int8-u8.onnx" --uint8-activations
