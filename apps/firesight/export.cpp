@@ -18,6 +18,7 @@ namespace {
 
 struct ExportOptions {
     std::string model, onnx;
+    bool uint8_activations = false;
 };
 
 void run_export(const ExportOptions& o) {
@@ -33,8 +34,11 @@ void run_export(const ExportOptions& o) {
     } else {
         g = model::trained_model_to_graph(model::load_trained_model(in));
     }
-    engine::save_onnx(g, o.onnx);
-    std::printf("%s: ONNX opset 10, input NCHW 1x3x%dx%d, outputs:", o.onnx.c_str(), g.metadata.size, g.metadata.size);
+    engine::save_onnx(g, o.onnx, {o.uint8_activations});
+    std::printf("%s: ONNX opset %d%s, input NCHW 1x3x%dx%d, outputs:", o.onnx.c_str(), engine::onnx_opset(g),
+                engine::onnx_opset(g) < 13 ? ""
+                : o.uint8_activations ? " (int8 as QDQ with the engine's scales and zero points, activations as uint8)"
+                                      : " (int8 as QDQ, the engine's scales and zero points)", g.metadata.size, g.metadata.size);
     for (auto t : g.outputs) std::printf(" %s", g.tensors[static_cast<std::size_t>(t)].name.c_str());
     std::printf(", %llu bytes\n", static_cast<unsigned long long>(std::filesystem::file_size(o.onnx)));
     std::printf("preprocess: resize shorter side to %d, centre crop %d, RGB, (pixel - %g) * %g\n", g.metadata.resize_shorter,
@@ -46,9 +50,11 @@ void run_export(const ExportOptions& o) {
 
 void add_export(CLI::App& app) {
     auto opt = std::make_shared<ExportOptions>();
-    auto* sub = app.add_subcommand("export", "Export a model as ONNX (opset 10, fp32, NCHW)");
+    auto* sub = app.add_subcommand("export", "Export a model as ONNX (NCHW; opset 10 for fp32, QDQ opset 13 for int8 engines)");
     sub->add_option("--model,-m", opt->model, "Engine file (.fse), .tflite or trained run")->required();
     sub->add_option("--onnx", opt->onnx, "ONNX file to write")->required();
+    sub->add_flag("--uint8-activations", opt->uint8_activations,
+                  "Int8 engines: activations as uint8 (same real values), which ONNX Runtime's x86 CPU kernels fuse everywhere");
     sub->callback([opt]() { run_export(*opt); });
 }
 
