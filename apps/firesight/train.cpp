@@ -92,7 +92,8 @@ void add_train(CLI::App& app) {
     sub->add_option("--patience", o->t.patience, "Early stopping: fine-tuning epochs without a better validation loss")->capture_default_str();
     sub->add_option("--batch-size", o->batch, "Images per batch, or 'auto' (from --memory-budget)")->capture_default_str();
     sub->add_option("--memory-budget", o->budget, "Peak memory the run may use (e.g. 2G, 800M)")->capture_default_str();
-    sub->add_option("--threads", o->t.threads, "Compute threads (0: all cores)")->capture_default_str();
+    sub->add_option("--threads", o->t.threads, "libtorch threads (0: all cores but one; the decode and engine workers take one per core)")
+        ->capture_default_str();
     sub->add_option("--frozen", o->t.frozen,
                     "Where the frozen blocks run: engine (the runtime's XNNPACK kernels), libtorch, or auto (engine when built)")
         ->capture_default_str();

@@ -59,8 +59,8 @@ struct TrainOptions {
     std::size_t memory_budget = std::size_t{2} << 30;
     bool resume = false;
     bool progress = true;
-    int threads = 0;  // libtorch threads and decode workers; 0: all cores
-    int decode_threads = 0;  // decode (and engine) workers; 0: as many as `threads`
+    int threads = 0;  // libtorch threads; 0: all cores but one (at least 1)
+    int decode_threads = 0;  // decode (and frozen-prefix engine) workers; 0: all cores
     // Where the frozen blocks run: "engine" (the runtime's XNNPACK backend: the cache stage's
     // embeddings and every fine-tuning step's prefix), "libtorch", or "auto" (the engine when
     // this build has XNNPACK).

@@ -120,12 +120,16 @@ void restore_params(torch::nn::Module& m, const std::vector<torch::Tensor>& save
 
 class Trainer {
 public:
-    // One thread count for everything: libtorch's OpenMP threads, the decode workers (which also
-    // run the engine's single-threaded sessions), and none for OpenCV's own parallel loops, so
-    // the three do not fight over the cores (on 2 cores, 2 + 2 + 2 threads did).
+    // Thread counts, pinned so that libtorch, the decode workers (which also run the engine's
+    // single-threaded sessions) and OpenCV do not fight over the cores: libtorch gets all cores
+    // but one, the workers one per core (they sleep once two batches ahead), OpenCV none of its
+    // own. libtorch's OpenMP threads spin-wait between parallel regions, so while the workers ran
+    // beside 2 of them on 2 cores, 80% of the process's time went to libgomp spinning (perf) and
+    // a fine-tuning epoch of fire-smoke took 164 s against 32 s with 1 libtorch thread.
+    static int all_cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
     explicit Trainer(const TrainOptions& o)
-        : opt_(o), cores_(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-          pool_(static_cast<unsigned>(o.decode_threads > 0 ? o.decode_threads : cores_)) {}
+        : opt_(o), cores_(o.threads > 0 ? o.threads : std::max(1, all_cores() - 1)),
+          pool_(static_cast<unsigned>(o.decode_threads > 0 ? o.decode_threads : all_cores())) {}
     TrainResult run();
 
 private:
