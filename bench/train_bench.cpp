@@ -2,6 +2,7 @@
 // fire-cair photos) with the default settings of `firesight train`, and prints wall time and
 // images/second per stage, test accuracy, balanced accuracy, fire recall and peak RSS.
 //   train_bench [DATA...] [--out DIR] [--image-size N] [--epochs N] [--head-epochs N] [--split a,b,c] [--seed S]
+//               [--frozen auto|engine|libtorch] [--threads N] [--decode-threads N] [--memory-budget 2G]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
             else if (a == "--seed") o.seed = static_cast<unsigned>(std::stoul(next()));
             else if (a == "--backbone") o.backbone = next();
             else if (a == "--progress") o.progress = true;
+            else if (a == "--frozen") o.frozen = next();
+            else if (a == "--threads") o.threads = std::stoi(next());
+            else if (a == "--decode-threads") o.decode_threads = std::stoi(next());
+            else if (a == "--memory-budget") o.memory_budget = train::parse_memory_size(next());
             else if (!a.empty() && a[0] != '-') {  // one or more data roots
                 if (!data_given) o.data.clear();
                 data_given = true;
@@ -50,13 +55,14 @@ int main(int argc, char** argv) {
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::string roots;
         for (const auto& d : o.data) roots += (roots.empty() ? "" : " + ") + d.string();
-        std::printf("data %s, image size %d, finetune epochs <= %d, head epochs %d\n", roots.c_str(), o.image_size,
-                    o.finetune_epochs, o.head_epochs);
+        std::printf("data %s, image size %d, finetune epochs <= %d, head epochs %d, frozen blocks on %s\n", roots.c_str(), o.image_size,
+                    o.finetune_epochs, o.head_epochs, o.frozen.c_str());
         for (const auto& s : r.stages) {
             if (s.images)
-                std::printf("stage %-9s %7.1f s  %7.1f images/s\n", s.name.c_str(), s.seconds, s.images / std::max(1e-9, s.seconds));
+                std::printf("stage %-9s %7.1f s  %7.1f images/s  peak RSS so far %5.0f MB\n", s.name.c_str(), s.seconds,
+                            s.images / std::max(1e-9, s.seconds), s.peak_rss_mb);
             else
-                std::printf("stage %-9s %7.1f s\n", s.name.c_str(), s.seconds);
+                std::printf("stage %-9s %7.1f s                     peak RSS so far %5.0f MB\n", s.name.c_str(), s.seconds, s.peak_rss_mb);
         }
         std::printf("wall %.1f s\n", wall);
         const int fire = eval::fire_class_index(r.test.classes);

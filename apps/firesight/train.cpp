@@ -59,7 +59,7 @@ int run_train(TrainCliOptions& o) {
     std::printf("%s", eval::to_text(r.test).c_str());
     const int fire = eval::fire_class_index(r.test.classes);
     if (fire >= 0) std::printf("fire recall %.1f%%\n", 100 * r.test.per_class[static_cast<std::size_t>(fire)].recall);
-    for (const auto& s : r.stages) std::printf("stage %-9s %7.1f s\n", s.name.c_str(), s.seconds);
+    for (const auto& s : r.stages) std::printf("stage %-9s %7.1f s  (peak RSS so far %.0f MB)\n", s.name.c_str(), s.seconds, s.peak_rss_mb);
     std::printf("peak RSS %.0f MB (budget %s), batch %d x %d accumulation\n", r.peak_rss_mb, o.budget.c_str(), r.plan.batch_size,
                 r.plan.accumulation);
     if (!r.skipped.empty()) std::printf("%zu file(s) skipped (listed in splits.json)\n", r.skipped.size());
@@ -92,7 +92,11 @@ void add_train(CLI::App& app) {
     sub->add_option("--patience", o->t.patience, "Early stopping: fine-tuning epochs without a better validation loss")->capture_default_str();
     sub->add_option("--batch-size", o->batch, "Images per batch, or 'auto' (from --memory-budget)")->capture_default_str();
     sub->add_option("--memory-budget", o->budget, "Peak memory the run may use (e.g. 2G, 800M)")->capture_default_str();
-    sub->add_option("--threads", o->t.threads, "Compute threads (0: all cores)")->capture_default_str();
+    sub->add_option("--threads", o->t.threads, "libtorch threads (0: all cores but one; the decode and engine workers take one per core)")
+        ->capture_default_str();
+    sub->add_option("--frozen", o->t.frozen,
+                    "Where the frozen blocks run: engine (the runtime's XNNPACK kernels), libtorch, or auto (engine when built)")
+        ->capture_default_str();
     sub->add_flag("--resume", o->t.resume, "Continue an interrupted run in --out from its checkpoint");
     sub->add_flag("--no-progress{false}", o->t.progress, "No progress bars");
     sub->callback([o]() { run_train(*o); });

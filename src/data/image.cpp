@@ -8,6 +8,7 @@
 
 #include "firesight/common/error.h"
 #include "firesight/common/fileio.h"
+#include "firesight/data/reduced_decode.h"
 
 namespace firesight::data {
 
@@ -31,14 +32,14 @@ bool supported_format(const unsigned char* p, std::size_t n) {
 
 }  // namespace
 
-cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string& name) {
+cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string& name, int flags) {
     if (size == 0) throw Error(name + ": empty file, not an image");
     if (!supported_format(static_cast<const unsigned char*>(data), size))
         throw Error(name + ": not a decodable image (JPEG, PNG, BMP, WebP, TIFF or PPM/PGM)");
     const cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<void*>(data));
     cv::Mat img;
     try {
-        img = cv::imdecode(buf, cv::IMREAD_COLOR);
+        img = cv::imdecode(buf, flags);
     } catch (const cv::Exception& e) {
         throw Error(name + ": cannot decode image: " + e.what());
     }
@@ -46,6 +47,23 @@ cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string
     if (img.rows < 8 || img.cols < 8)
         throw Error(name + ": image is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) + ", too small");
     return img;
+}
+
+cv::Mat decode_image_bytes(const void* data, std::size_t size, const std::string& name) {
+    return decode_image_bytes(data, size, name, cv::IMREAD_COLOR);
+}
+
+cv::Mat decode_image(const std::filesystem::path& path, int min_shorter) {
+    const auto bytes = read_file_bytes(path);
+    int flags = cv::IMREAD_COLOR;
+    if (min_shorter > 0) {
+        const auto s = jpeg_size(bytes.data(), bytes.size());
+        const int shorter = std::min(s.width, s.height);
+        if (shorter >= 8 * min_shorter) flags = cv::IMREAD_REDUCED_COLOR_8;
+        else if (shorter >= 4 * min_shorter) flags = cv::IMREAD_REDUCED_COLOR_4;
+        else if (shorter >= 2 * min_shorter) flags = cv::IMREAD_REDUCED_COLOR_2;
+    }
+    return decode_image_bytes(bytes.data(), bytes.size(), path.string(), flags);
 }
 
 cv::Mat decode_image(const std::filesystem::path& path) {

@@ -5,6 +5,7 @@
 #include "firesight/builder/passes.h"
 #include "firesight/model/engine_convert.h"
 #include "firesight/common/error.h"
+#include "firesight/model/features_graph.h"
 
 namespace firesight::model {
 namespace {
@@ -62,16 +63,9 @@ public:
     }
 };
 
-}  // namespace
-
-engine::Graph mobilenet_v2_to_graph(MobileNetV2& net, int size) {
-    torch::NoGradGuard no_grad;
-    Converter cv;
-    cv.h = cv.w = size;
-    auto x = cv.activation({1, size, size, 3}, "input");
-    cv.g.inputs = {x};
-    int channels = 3;
-    for (std::size_t i = 0; i < net->features->size(); ++i) {
+// Appends features[from, upto) to the converter's graph after x; returns the last tensor.
+std::int32_t add_features(Converter& cv, MobileNetV2& net, std::int32_t x, std::size_t from, std::size_t upto) {
+    for (std::size_t i = from; i < upto; ++i) {
         const std::string name = "features." + std::to_string(i);
         auto mod = net->features->ptr(i);
         if (auto c = std::dynamic_pointer_cast<ConvActImpl>(mod)) {
@@ -95,8 +89,20 @@ engine::Graph mobilenet_v2_to_graph(MobileNetV2& net, int size) {
         } else {
             throw Error("mobilenet_v2_to_graph: unexpected module in " + name);
         }
-        channels = cv.g.tensors[static_cast<std::size_t>(x)].shape[3];
     }
+    return x;
+}
+
+}  // namespace
+
+engine::Graph mobilenet_v2_to_graph(MobileNetV2& net, int size) {
+    torch::NoGradGuard no_grad;
+    Converter cv;
+    cv.h = cv.w = size;
+    auto x = cv.activation({1, size, size, 3}, "input");
+    cv.g.inputs = {x};
+    x = add_features(cv, net, x, 0, net->features->size());
+    const int channels = cv.g.tensors[static_cast<std::size_t>(x)].shape[3];
     engine::Op pool;
     pool.kind = engine::OpKind::GlobalAveragePool;
     pool.inputs = {x};
@@ -116,6 +122,34 @@ engine::Graph mobilenet_v2_to_graph(MobileNetV2& net, int size) {
     cv.g.ops.push_back(sm);
     cv.g.outputs = {sm.outputs[0], fc.outputs[0]};
     for (int c = 0; c < classes; ++c) cv.g.metadata.class_names.push_back("class " + std::to_string(c));
+    cv.g.metadata.size = cv.g.metadata.resize_shorter = size;
+    engine::validate(cv.g);
+    return cv.g;
+}
+
+engine::Graph mobilenet_v2_features_graph(MobileNetV2& net, int size, int prefix_upto, bool embedding) {
+    torch::NoGradGuard no_grad;
+    const int blocks = static_cast<int>(net->features->size());
+    if (prefix_upto > blocks || (prefix_upto < 1 && !embedding))
+        throw Error("mobilenet_v2_features_graph: no block range to convert (prefix up to " + std::to_string(prefix_upto) + " of " +
+                    std::to_string(blocks) + " blocks)");
+    Converter cv;
+    cv.h = cv.w = size;
+    auto x = cv.activation({1, size, size, 3}, "input");
+    cv.g.inputs = {x};
+    if (prefix_upto >= 1) {
+        x = add_features(cv, net, x, 0, static_cast<std::size_t>(prefix_upto));
+        cv.g.outputs.push_back(x);
+    }
+    if (embedding) {
+        x = add_features(cv, net, x, static_cast<std::size_t>(std::max(0, prefix_upto)), static_cast<std::size_t>(blocks));
+        engine::Op pool;
+        pool.kind = engine::OpKind::GlobalAveragePool;
+        pool.inputs = {x};
+        pool.outputs = {cv.activation({1, cv.g.tensors[static_cast<std::size_t>(x)].shape[3]}, "pooled")};
+        cv.g.ops.push_back(pool);
+        cv.g.outputs.push_back(pool.outputs[0]);
+    }
     cv.g.metadata.size = cv.g.metadata.resize_shorter = size;
     engine::validate(cv.g);
     return cv.g;

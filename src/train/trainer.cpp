@@ -2,8 +2,15 @@
 // test, the activation where fine-tuning starts) is computed once and the head trains on that
 // cache in seconds. Stage "finetune": the last blocks train on augmented images; the frozen
 // prefix runs without autograd, so memory and time go only to the blocks that learn.
+//
+// The frozen part runs on the runtime engine (XNNPACK, one single-threaded session per decode
+// worker, see prefix_engine.h) when this build has it, libtorch otherwise (TrainOptions::frozen).
+// Everything cached per image (the training images as small JPEGs, embeddings, the val/test
+// prefix activations) lives in anonymous files read back with pread (feature_cache.h), so the
+// resident memory does not grow with the number of images.
 #include <torch/torch.h>
 
+#include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
@@ -24,7 +31,10 @@
 #include "firesight/common/progress.h"
 #include "firesight/train/train.h"
 #include "firesight/model/trained_model.h"
+#include "firesight/data/reduced_decode.h"
 #include "firesight/model/torch_classifier.h"
+#include "feature_cache.h"
+#include "prefix_engine.h"
 #include "thread_pool.h"
 
 namespace fs = std::filesystem;
@@ -47,20 +57,50 @@ torch::Tensor stack_images(const std::vector<cv::Mat>& imgs) {
 struct DecodedSample {
     bool ok = false;
     std::string error;
-    cv::Mat input;  // exact inference preprocessing
+    cv::Mat input;  // exact inference preprocessing (libtorch path)
     std::vector<uchar> small;  // shrunk copy for augmentation, as JPEG (train only)
+    std::vector<float> prefix, embedding;  // engine path: computed by the worker
 };
 
-// What the head and fine-tuning stages need from one pass over the decoded images.
+// One augmented training image for a fine-tuning step: its frozen prefix's output when the engine
+// computed it, else the image for libtorch.
+struct FrozenInput {
+    cv::Mat image;
+    std::vector<float> prefix;
+};
+
+// What the head and fine-tuning stages need from one pass over the decoded images. The per-image
+// records are on disk (DiskStore), so the cache costs no resident memory beyond its index.
 struct FeatureCache {
     std::vector<data::Sample> samples;  // usable samples (unreadable ones dropped)
-    torch::Tensor embeddings;           // N x 1280
-    torch::Tensor prefix;               // N x C x H x W at the fine-tuning start (val/test only)
     torch::Tensor labels;               // N (int64)
-    // Train only. Kept as JPEG (quality 95): ~25 KB an image instead of ~300 KB decoded, so 3,000
-    // photos fit a 2 GB budget; decoding a 256-pixel JPEG again each epoch costs about a millisecond.
-    std::vector<std::vector<uchar>> small;
+    std::optional<DiskStore> embeddings;  // N records of 1280 floats
+    std::optional<DiskStore> prefix;      // N records of C x H x W floats at the fine-tuning start (val/test only)
+    std::vector<std::int64_t> prefix_chw;
+    // Train only. Kept as JPEG (quality 95): ~25 KB an image instead of ~300 KB decoded;
+    // decoding a 256-pixel JPEG again each epoch costs about a millisecond.
+    std::optional<DiskStore> small;
+    std::size_t size() const { return samples.size(); }
 };
+
+// Records [begin, end) of a store of float records as one tensor of shape {n, record_shape...}.
+torch::Tensor read_rows(const DiskStore& store, std::size_t begin, std::size_t end, const std::vector<std::int64_t>& record_shape) {
+    std::vector<std::int64_t> shape{static_cast<std::int64_t>(end - begin)};
+    shape.insert(shape.end(), record_shape.begin(), record_shape.end());
+    auto t = torch::empty(shape, torch::kFloat32);
+    const std::size_t row = static_cast<std::size_t>(t.numel() / std::max<std::int64_t>(1, shape[0]));
+    for (std::size_t i = begin; i < end; ++i) store.read(i, t.data_ptr<float>() + (i - begin) * row);
+    return t;
+}
+torch::Tensor read_rows(const DiskStore& store, const torch::Tensor& indices, const std::vector<std::int64_t>& record_shape) {
+    std::vector<std::int64_t> shape{indices.size(0)};
+    shape.insert(shape.end(), record_shape.begin(), record_shape.end());
+    auto t = torch::empty(shape, torch::kFloat32);
+    const std::size_t row = static_cast<std::size_t>(t.numel() / std::max<std::int64_t>(1, shape[0]));
+    const auto* idx = indices.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < indices.size(0); ++i) store.read(static_cast<std::size_t>(idx[i]), t.data_ptr<float>() + static_cast<std::size_t>(i) * row);
+    return t;
+}
 
 torch::Tensor weighted_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& weights, double smoothing) {
     namespace F = torch::nn::functional;
@@ -80,7 +120,16 @@ void restore_params(torch::nn::Module& m, const std::vector<torch::Tensor>& save
 
 class Trainer {
 public:
-    explicit Trainer(const TrainOptions& o) : opt_(o), pool_(std::max(1u, std::thread::hardware_concurrency())) {}
+    // Thread counts, pinned so that libtorch, the decode workers (which also run the engine's
+    // single-threaded sessions) and OpenCV do not fight over the cores: libtorch gets all cores
+    // but one, the workers one per core (they sleep once two batches ahead), OpenCV none of its
+    // own. libtorch's OpenMP threads spin-wait between parallel regions, so while the workers ran
+    // beside 2 of them on 2 cores, 80% of the process's time went to libgomp spinning (perf) and
+    // a fine-tuning epoch of fire-smoke took 164 s against 32 s with 1 libtorch thread.
+    static int all_cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+    explicit Trainer(const TrainOptions& o)
+        : opt_(o), cores_(o.threads > 0 ? o.threads : std::max(1, all_cores() - 1)),
+          pool_(static_cast<unsigned>(o.decode_threads > 0 ? o.decode_threads : all_cores())) {}
     TrainResult run();
 
 private:
@@ -90,7 +139,8 @@ private:
                                   bool keep_prefix, bool need_embeddings);
     void train_head();
     void finetune();
-    std::pair<double, double> evaluate_cache(const FeatureCache& c, torch::Tensor* predictions = nullptr);
+    std::pair<double, double> evaluate_cache(const FeatureCache& c, torch::Tensor* predictions = nullptr, bool head_only = false);
+    void build_engines();
     void save_checkpoint(const std::string& stage, int epoch, double best_val, int bad_epochs, torch::optim::Optimizer* o);
     void save_best();
     void write_outputs(TrainResult& r);
@@ -108,7 +158,11 @@ private:
     }
 
     TrainOptions opt_;
+    int cores_ = 1;
     ThreadPool pool_;
+    // The frozen part on the engine (empty on the libtorch path): the cache stage's (prefix and
+    // embedding) and fine-tuning's (prefix only).
+    std::unique_ptr<PrefixEngine> cache_engine_, prefix_engine_;
     data::DatasetSplits splits_;
     model::TrainedModel tm_;
     int from_ = model::kFeatureBlocks;
@@ -161,26 +215,46 @@ FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples,
     const auto pre = tm_.preprocess;
     const int shorter = static_cast<int>(std::lround(opt_.image_size * 256.0 / 224.0));
     const auto roots = splits_.roots;
-    auto decode = [pre, shorter, roots, keep_small](data::Sample s) {
+    // Training images only feed augmentation and the head's embeddings, so large JPEGs are
+    // decoded at a reduced scale (never below the cache's shorter side); val and test keep the
+    // exact inference decode, so their figures are those `firesight eval` gets.
+    const int min_shorter = keep_small ? shorter : 0;
+    const PrefixEngine* eng = cache_engine_.get();
+    const bool run_engine = eng && (need_embeddings || keep_prefix);
+    auto decode = [pre, shorter, roots, keep_small, min_shorter, eng, run_engine, keep_prefix, need_embeddings](data::Sample s) {
         DecodedSample d;
         try {
-            const cv::Mat bgr = data::decode_image(roots.at(static_cast<std::size_t>(s.root)) / s.path);
+            const cv::Mat bgr = data::decode_image(roots.at(static_cast<std::size_t>(s.root)) / s.path, min_shorter);
             d.input = data::preprocess(bgr, pre);
             if (keep_small) cv::imencode(".jpg", data::shrink_for_cache(bgr, shorter), d.small, {cv::IMWRITE_JPEG_QUALITY, 95});
+            if (run_engine) {
+                if (keep_prefix) d.prefix.resize(static_cast<std::size_t>(eng->prefix_size()));
+                if (need_embeddings) d.embedding.resize(static_cast<std::size_t>(eng->embedding_size()));
+                eng->run(d.input, keep_prefix ? d.prefix.data() : nullptr, need_embeddings ? d.embedding.data() : nullptr);
+                d.input.release();
+            }
             d.ok = true;
         } catch (const std::exception& e) {
             d.error = e.what();
         }
         return d;
     };
+    if (keep_small) c.small.emplace(opt_.out);
+    if (keep_prefix) c.prefix.emplace(opt_.out);
+    if (need_embeddings) c.embeddings.emplace(opt_.out);
+    auto store_tensor = [](DiskStore& st, const torch::Tensor& rows) {
+        const auto t = rows.contiguous();
+        const std::size_t row = static_cast<std::size_t>(t[0].numel()) * sizeof(float);
+        for (std::int64_t i = 0; i < t.size(0); ++i) st.append(t.data_ptr<float>() + i * t[0].numel(), row);
+    };
     constexpr std::size_t kBatch = 16;
     std::size_t submitted = 0;
-    std::vector<torch::Tensor> emb, pre_out;
     std::vector<long> labels;
     ProgressBar bar(label, samples.size(), opt_.progress);
     torch::InferenceMode inference;
     std::size_t next = 0;
     std::vector<std::future<DecodedSample>> window;
+    if (run_engine && keep_prefix) c.prefix_chw = eng->prefix_shape();
     while (next < samples.size()) {
         while (submitted < samples.size() && submitted < next + 2 * kBatch) window.push_back(pool_.submit([decode, s = samples[submitted]] { return decode(s); })), ++submitted;
         std::vector<cv::Mat> batch;
@@ -193,38 +267,47 @@ FeatureCache Trainer::decode_and_embed(const std::vector<data::Sample>& samples,
             }
             c.samples.push_back(samples[next]);
             labels.push_back(samples[next].label);
-            batch.push_back(std::move(d.input));
-            if (keep_small) c.small.push_back(std::move(d.small));
+            if (keep_small) c.small->append(d.small.data(), d.small.size());
+            if (run_engine) {
+                if (keep_prefix) c.prefix->append(d.prefix.data(), d.prefix.size() * sizeof(float));
+                if (need_embeddings) c.embeddings->append(d.embedding.data(), d.embedding.size() * sizeof(float));
+            } else {
+                batch.push_back(std::move(d.input));
+            }
         }
-        if (!batch.empty() && (need_embeddings || keep_prefix)) {
+        if (!batch.empty() && (need_embeddings || keep_prefix)) {  // the libtorch path
             auto x = tm_.net->forward_features(stack_images(batch), 0, from_);
-            if (keep_prefix) pre_out.push_back(x.clone());
-            if (need_embeddings) emb.push_back(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3}));
+            if (keep_prefix) {
+                store_tensor(*c.prefix, x);
+                c.prefix_chw = {x.size(1), x.size(2), x.size(3)};
+            }
+            if (need_embeddings) store_tensor(*c.embeddings, tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3}));
         }
         bar.update(next);
     }
     bar.finish();
     release_freed_memory();  // what the batches left in the heap is not this cache's: see allocator.h
     c.labels = torch::tensor(labels, torch::kLong);
-    if (!emb.empty()) c.embeddings = torch::cat(emb);
-    if (!pre_out.empty()) c.prefix = torch::cat(pre_out);
     return c;
 }
 
-std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::Tensor* predictions) {
+std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::Tensor* predictions, bool head_only) {
     if (c.samples.empty()) return {0.0, 0.0};
     torch::NoGradGuard g;
     tm_.net->eval();
     std::vector<torch::Tensor> logits;
-    if (from_ >= model::kFeatureBlocks || !c.prefix.defined()) {
-        logits.push_back(tm_.net->classifier->forward(c.embeddings));
+    const std::size_t n = c.size();
+    if (head_only || from_ >= model::kFeatureBlocks || !c.prefix) {
+        const std::vector<std::int64_t> row{model::MobileNetV2Impl::kEmbeddingSize};
+        for (std::size_t i = 0; i < n; i += 256)
+            logits.push_back(tm_.net->classifier->forward(read_rows(*c.embeddings, i, std::min(n, i + 256), row)));
     } else {
         // No-grad activations per image are below the training estimate, so the training batch
         // size keeps evaluation inside the memory budget too (with all blocks trained, 32 images
         // at once overshot a 1.5 GB budget).
-        const long step = std::max(1, plan_.batch_size);
-        for (long i = 0; i < c.prefix.size(0); i += step) {
-            auto x = c.prefix.slice(0, i, std::min(c.prefix.size(0), i + step));
+        const std::size_t step = static_cast<std::size_t>(std::max(1, plan_.batch_size));
+        for (std::size_t i = 0; i < n; i += step) {
+            auto x = read_rows(*c.prefix, i, std::min(n, i + step), c.prefix_chw);
             logits.push_back(tm_.net->classifier->forward(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3})));
         }
     }
@@ -233,6 +316,19 @@ std::pair<double, double> Trainer::evaluate_cache(const FeatureCache& c, torch::
     auto pred = all.argmax(1);
     if (predictions) *predictions = pred;
     return {loss, pred.eq(c.labels).to(torch::kDouble).mean().item<double>()};
+}
+
+void Trainer::build_engines() {
+    if (opt_.frozen != "auto" && opt_.frozen != "engine" && opt_.frozen != "libtorch")
+        throw Error("--frozen '" + opt_.frozen + "': expected auto, engine or libtorch");
+    if (opt_.frozen == "engine" && !PrefixEngine::available())
+        throw Error("--frozen engine: this firesight was built without the XNNPACK backend");
+    // With every block trained (from_ == 0) nothing is frozen but the embedding of the head
+    // stage; that case stays on libtorch.
+    if (opt_.frozen == "libtorch" || !PrefixEngine::available() || from_ == 0) return;
+    const bool finetuning = from_ < model::kFeatureBlocks && finetune_epochs_done_ < opt_.finetune_epochs;
+    cache_engine_ = std::make_unique<PrefixEngine>(tm_.net, opt_.image_size, from_ < model::kFeatureBlocks ? from_ : 0, true);
+    if (finetuning) prefix_engine_ = std::make_unique<PrefixEngine>(tm_.net, opt_.image_size, from_, false);
 }
 
 void Trainer::save_best() {
@@ -274,7 +370,8 @@ void Trainer::train_head() {
     auto& head = tm_.net->classifier;
     for (auto& p : head->parameters()) p.set_requires_grad(true);
     torch::optim::AdamW adam(head->parameters(), torch::optim::AdamWOptions(opt_.head_lr).weight_decay(opt_.weight_decay));
-    const long n = train_.embeddings.size(0);
+    const long n = static_cast<long>(train_.size());
+    const std::vector<std::int64_t> row{model::MobileNetV2Impl::kEmbeddingSize};
     const long batch = 32;
     std::vector<torch::Tensor> best = clone_params(*head);
     double best_loss = std::numeric_limits<double>::infinity();
@@ -291,7 +388,7 @@ void Trainer::train_head() {
         long correct = 0;
         for (long i = 0; i < n; i += batch) {
             auto idx = order.slice(0, i, std::min(n, i + batch));
-            auto x = train_.embeddings.index_select(0, idx), y = train_.labels.index_select(0, idx);
+            auto x = read_rows(*train_.embeddings, idx, row), y = train_.labels.index_select(0, idx);
             auto logits = head->forward(tm_.net->dropout->forward(x));
             auto loss = weighted_loss(logits, y, class_weights_, opt_.label_smoothing);
             adam.zero_grad();
@@ -307,12 +404,8 @@ void Trainer::train_head() {
         r.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
         // Validation reads the cached embeddings directly: the classifier is all that changes.
         {
-            torch::NoGradGuard g;
-            tm_.net->eval();
-            if (val_.embeddings.defined() && val_.embeddings.size(0) > 0) {
-                auto vl = head->forward(val_.embeddings);
-                r.val_loss = weighted_loss(vl, val_.labels, class_weights_, 0.0).item<double>();
-                r.val_accuracy = vl.argmax(1).eq(val_.labels).to(torch::kDouble).mean().item<double>();
+            if (val_.size() > 0) {
+                std::tie(r.val_loss, r.val_accuracy) = evaluate_cache(val_, nullptr, true);
             } else {
                 r.val_loss = r.train_loss;
                 r.val_accuracy = r.train_accuracy;
@@ -334,7 +427,7 @@ void Trainer::train_head() {
     restore_params(*head, best);
     for (auto& p : head->parameters()) p.set_requires_grad(false);
     best_val_loss_ = best_loss;
-    timings_.push_back({"head", seconds_since(t0), static_cast<std::size_t>(n) * static_cast<std::size_t>(opt_.head_epochs)});
+    timings_.push_back({"head", seconds_since(t0), static_cast<std::size_t>(n) * static_cast<std::size_t>(opt_.head_epochs), mb(peak_rss_bytes())});
     head_done_ = true;
     save_best();
     save_checkpoint("head_done", 0, best_val_loss_, 0, nullptr);
@@ -379,7 +472,7 @@ void Trainer::finetune() {
         std::mt19937 rng(opt_.seed * 1000003u + static_cast<unsigned>(epoch));
         for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
         // Each image gets its own generator so the result does not depend on thread timing.
-        std::vector<std::future<cv::Mat>> ready;
+        std::vector<std::future<FrozenInput>> ready;
         std::size_t submitted = 0;
         auto submit_until = [&](std::size_t limit) {
             for (; submitted < std::min(n, limit); ++submitted) {
@@ -387,7 +480,14 @@ void Trainer::finetune() {
                 const unsigned s = rng();
                 ready.push_back(pool_.submit([this, idx, s, aug, pre] {
                     std::mt19937 r(s);
-                    return data::augment(cv::imdecode(train_.small[idx], cv::IMREAD_COLOR), pre, aug, r);
+                    FrozenInput in;
+                    in.image = data::augment(cv::imdecode(train_.small->read(idx), cv::IMREAD_COLOR), pre, aug, r);
+                    if (prefix_engine_) {  // the frozen prefix, computed here while libtorch trains on the previous batch
+                        in.prefix.resize(static_cast<std::size_t>(prefix_engine_->prefix_size()));
+                        prefix_engine_->run(in.image, in.prefix.data(), nullptr);
+                        in.image.release();
+                    }
+                    return in;
                 }));
             }
         };
@@ -400,19 +500,28 @@ void Trainer::finetune() {
         while (done < n) {
             submit_until(done + 2 * batch);
             const std::size_t end = std::min(n, done + batch);
-            std::vector<cv::Mat> imgs;
+            std::vector<FrozenInput> ins;
             std::vector<long> ys;
             for (std::size_t i = done; i < end; ++i) {
-                imgs.push_back(ready[i].get());
+                ins.push_back(ready[i].get());
                 ys.push_back(train_.labels[static_cast<long>(order[i])].item<long>());
             }
             submit_until(end + 2 * batch);  // the next batch decodes while this one trains
             auto y = torch::tensor(ys, torch::kLong);
             torch::Tensor x;
-            {
+            if (prefix_engine_) {
+                std::vector<std::int64_t> shape{static_cast<std::int64_t>(ins.size())};
+                for (auto d : prefix_engine_->prefix_shape()) shape.push_back(d);
+                x = torch::empty(shape, torch::kFloat32);
+                const std::size_t row = static_cast<std::size_t>(prefix_engine_->prefix_size());
+                for (std::size_t i = 0; i < ins.size(); ++i) std::copy(ins[i].prefix.begin(), ins[i].prefix.end(), x.data_ptr<float>() + i * row);
+            } else {
+                std::vector<cv::Mat> imgs;
+                for (auto& in : ins) imgs.push_back(std::move(in.image));
                 torch::NoGradGuard g;
                 x = tm_.net->forward_features(stack_images(imgs), 0, from_);
             }
+            ins.clear();
             auto logits = tm_.net->classifier->forward(tm_.net->dropout->forward(tm_.net->forward_features(x, from_, model::kFeatureBlocks).mean({2, 3})));
             auto loss = weighted_loss(logits, y, class_weights_, opt_.label_smoothing);
             (loss * (static_cast<double>(end - done) / static_cast<double>(step_images))).backward();
@@ -456,7 +565,7 @@ void Trainer::finetune() {
         save_checkpoint("finetune", epoch, best_val_loss_, bad_epochs_, &adam);
     }
     for (auto& p : trainable) p.set_requires_grad(false);
-    timings_.push_back({"finetune", seconds_since(t0), images_seen});
+    timings_.push_back({"finetune", seconds_since(t0), images_seen, mb(peak_rss_bytes())});
 }
 
 // The class-weighted loss learns probabilities as if the class shares were the data's shares times
@@ -543,7 +652,7 @@ void Trainer::write_outputs(TrainResult& r) {
 
 TrainResult Trainer::run() {
     const auto t_all = Clock::now();
-    if (opt_.threads > 0) torch::set_num_threads(opt_.threads);
+    torch::set_num_threads(cores_);
     torch::manual_seed(opt_.seed);
     fs::create_directories(opt_.out);
     prepare_splits();
@@ -612,10 +721,12 @@ TrainResult Trainer::run() {
     const auto t_cache = Clock::now();
     const bool need_train_embeddings = !head_done_;
     const bool finetuning = from_ < model::kFeatureBlocks && finetune_epochs_done_ < opt_.finetune_epochs;
+    build_engines();
     train_ = decode_and_embed(splits_.train, "decode+embed train", finetuning, false, need_train_embeddings);
     val_ = decode_and_embed(splits_.val, "decode+embed val", false, from_ < model::kFeatureBlocks, true);
     test_ = decode_and_embed(splits_.test, "decode+embed test", false, from_ < model::kFeatureBlocks, true);
-    timings_.push_back({"cache", seconds_since(t_cache), splits_.train.size() + splits_.val.size() + splits_.test.size()});
+    timings_.push_back({"cache", seconds_since(t_cache), splits_.train.size() + splits_.val.size() + splits_.test.size(), mb(peak_rss_bytes())});
+    cache_engine_.reset();  // its packed weights are not needed any more
     if (!splits_.skipped.empty()) {
         log("warning: " + std::to_string(splits_.skipped.size()) + " file(s) skipped:");
         for (const auto& s : splits_.skipped) log("  " + s.path.string() + ": " + s.reason);
@@ -628,8 +739,6 @@ TrainResult Trainer::run() {
     write_file_atomic(opt_.out / "splits.json", data::splits_to_json(used));
     if (train_.samples.empty()) throw Error(data_names() + ": no readable training images");
 
-    std::size_t cache_bytes = 0;
-    for (const auto& m : train_.small) cache_bytes += m.size();
     std::size_t trainable_params = 0;
     for (int b = std::min(from_, model::kFeatureBlocks); b < model::kFeatureBlocks; ++b)
         for (const auto& p : tm_.net->features[static_cast<std::size_t>(b)]->parameters()) trainable_params += static_cast<std::size_t>(p.numel());
@@ -650,7 +759,7 @@ TrainResult Trainer::run() {
     if (best_params_.empty()) best_params_ = clone_params(*tm_.net);
     TrainResult r;
     write_outputs(r);
-    timings_.push_back({"total", seconds_since(t_all), 0});
+    timings_.push_back({"total", seconds_since(t_all), 0, mb(peak_rss_bytes())});
     r.stages = timings_;
     return r;
 }
@@ -660,6 +769,13 @@ TrainResult Trainer::run() {
 TrainResult train_classifier(const TrainOptions& opt) {
     if (opt.image_size < 32 || opt.image_size > 1024) throw Error("--image-size " + std::to_string(opt.image_size) + " is out of range (32..1024)");
     if (opt.head_epochs < 0 || opt.finetune_epochs < 0) throw Error("epochs must not be negative");
+    // The decode workers are the parallelism of image work: OpenCV's own parallel loops inside
+    // them would only add threads that compete with libtorch's (restored when training ends).
+    struct OpenCvThreads {
+        int saved = cv::getNumThreads();
+        OpenCvThreads() { cv::setNumThreads(1); }
+        ~OpenCvThreads() { cv::setNumThreads(saved); }
+    } opencv_threads;
     Trainer t(opt);
     return t.run();
 }

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <array>
+#include <map>
 #include <fstream>
 #include <random>
 
@@ -206,6 +207,32 @@ TEST(TrainCli, BadArgumentsGiveOneLineErrors) {
     const auto e = test::run_command(firesight_cli() + " eval --model " + shell_quote((d / "none").string()));
     EXPECT_NE(e.exit_code, 0);
     EXPECT_NE(e.out.find("no such file"), std::string::npos) << e.out;
+}
+
+// The libtorch path for the frozen blocks (builds without XNNPACK take it) still trains, and the
+// engine path (the default where XNNPACK is built) reaches the same kind of accuracy on the same
+// split: both compute the same prefix (test_prefix_engine), so neither may fall behind.
+TEST(TrainCli, FrozenBlocksOnLibtorchOrEngineBothLearn) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    test::TempDir d;
+    make_three_class_folder(d / "data", 24, 23);
+    std::map<std::string, double> acc;
+    for (const std::string frozen : {"libtorch", "engine"}) {
+        const auto run = d / ("run-" + frozen);
+        const auto r = test::run_command(firesight_cli() + " train --no-progress --data " + shell_quote((d / "data").string()) +
+                                         " --out " + shell_quote(run.string()) + " --backbone " + shell_quote(test::mobilenet_quant().string()) +
+                                         " --image-size 96 --head-epochs 20 --epochs 1 --seed 3 --frozen " + frozen);
+        if (frozen == "engine" && r.out.find("without the XNNPACK backend") != std::string::npos) continue;
+        ASSERT_EQ(r.exit_code, 0) << r.out;
+        acc[frozen] = read_json(run / "metrics.json")["test"]["accuracy"].get<double>();
+        EXPECT_GT(acc[frozen], 0.85) << frozen << "\n" << r.out;
+    }
+    if (acc.count("engine")) EXPECT_NEAR(acc["engine"], acc["libtorch"], 0.1);
+    const auto bad = test::run_command(firesight_cli() + " train --no-progress --data " + shell_quote((d / "data").string()) + " --out " +
+                                       shell_quote((d / "bad").string()) + " --backbone " + shell_quote(test::mobilenet_quant().string()) +
+                                       " --image-size 96 --frozen gpu");
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.out.find("--frozen 'gpu'"), std::string::npos) << bad.out;
 }
 
 // Real photos in the suite: a head on 12 fires and 24 neutral scenes (frozen backbone) must beat

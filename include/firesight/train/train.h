@@ -59,13 +59,19 @@ struct TrainOptions {
     std::size_t memory_budget = std::size_t{2} << 30;
     bool resume = false;
     bool progress = true;
-    int threads = 0;  // 0: all cores
+    int threads = 0;  // libtorch threads; 0: all cores but one (at least 1)
+    int decode_threads = 0;  // decode (and frozen-prefix engine) workers; 0: all cores
+    // Where the frozen blocks run: "engine" (the runtime's XNNPACK backend: the cache stage's
+    // embeddings and every fine-tuning step's prefix), "libtorch", or "auto" (the engine when
+    // this build has XNNPACK).
+    std::string frozen = "auto";
 };
 
 struct StageTiming {
     std::string name;
     double seconds = 0;
     std::size_t images = 0;  // images processed (all epochs)
+    double peak_rss_mb = 0;  // the process's peak resident memory so far, at the end of the stage
 };
 
 struct TrainResult {
