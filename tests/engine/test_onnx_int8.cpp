@@ -13,6 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "firesight/builder/onnx_export.h"
+#include "firesight/builder/tflite_graph.h"
 #include "firesight/common/error.h"
 #include "firesight/data/image.h"
 #include "graph_helpers.h"
