@@ -30,6 +30,7 @@ void global_average_pool(const float* x, const Shape& xs, float* y);
 void fully_connected(const Op& op, const float* x, const Shape& xs, const float* w, const Shape& ws,
                      const float* bias, float* y);
 void relu(const float* x, float* y, std::int64_t n, float upper);  // upper < 0: no upper bound
+void hard_swish(const float* x, float* y, std::int64_t n);
 void softmax(const float* x, float* y, std::int64_t rows, std::int64_t cols, float beta);
 void reshape(const void* x, void* y, std::int64_t bytes);
 void quantize(const float* x, std::int8_t* y, std::int64_t n, float scale, std::int32_t zero_point);
@@ -108,7 +109,7 @@ void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const st
             std::int8_t* y, const Quantization& yq, std::int64_t n);
 void global_average_pool_q8(const Op& op, Q8Tensor x, std::int8_t* y, const Quantization& yq);
 
-// Runs one op. `data[i]` points at tensor i's values (constants included), `shapes` are the
+// Runs one op with its table entry's kernel (src/engine/ops). `data[i]` points at tensor i's values (constants included), `shapes` are the
 // shapes inferred for the batch being run.
 void run_op(const Graph& g, const Op& op, const std::vector<Shape>& shapes, const std::vector<void*>& data);
 
