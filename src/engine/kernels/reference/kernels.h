@@ -30,7 +30,6 @@ void global_average_pool(const float* x, const Shape& xs, float* y);
 void fully_connected(const Op& op, const float* x, const Shape& xs, const float* w, const Shape& ws,
                      const float* bias, float* y);
 void relu(const float* x, float* y, std::int64_t n, float upper);  // upper < 0: no upper bound
-void hard_swish(const float* x, float* y, std::int64_t n);
 void softmax(const float* x, float* y, std::int64_t rows, std::int64_t cols, float beta);
 void reshape(const void* x, void* y, std::int64_t bytes);
 void quantize(const float* x, std::int8_t* y, std::int64_t n, float scale, std::int32_t zero_point);
