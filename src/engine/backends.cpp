@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "backend_registry.h"
+#include "firesight/engine/session.h"
 #include "firesight/common/error.h"
 #include "firesight/engine/ir.h"
 #include "ops/op_def.h"

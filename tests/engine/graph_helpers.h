@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "firesight/builder/passes.h"
+#include "firesight/engine/session.h"
 #include "firesight/engine/format.h"
 #include "firesight/engine/ir.h"
 #include "firesight/builder/quantize.h"

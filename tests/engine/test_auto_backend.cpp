@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "firesight/engine/session.h"
 #include "firesight/engine/format.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/common/error.h"

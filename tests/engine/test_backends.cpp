@@ -3,6 +3,7 @@
 // convs, depth multipliers, batch 1 and 4, 1 and 2 threads.
 #include <gtest/gtest.h>
 
+#include "firesight/engine/session.h"
 #include "firesight/common/error.h"
 #include "graph_helpers.h"
 

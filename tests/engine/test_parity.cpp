@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "firesight/engine/session.h"
 #include "firesight/builder/tflite_graph.h"
 #include "firesight/model/engine_convert.h"
 #include "firesight/data/image.h"

@@ -2,6 +2,7 @@
 // labels, preprocessing, file round trip, and the two backends agreeing on it.
 #include <gtest/gtest.h>
 
+#include "firesight/engine/session.h"
 #include "firesight/engine/format.h"
 #include "firesight/builder/tflite_graph.h"
 #include "firesight/common/error.h"

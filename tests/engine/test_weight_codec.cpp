@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 
+#include "firesight/engine/session.h"
 #include "firesight/engine/format.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/common/error.h"

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "firesight/engine/session.h"
 #include "firesight/engine/ir.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/engine/format.h"
