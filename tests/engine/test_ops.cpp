@@ -28,6 +28,11 @@
 #include "graph_helpers.h"
 
 namespace firesight::engine {
+
+// Names the backend in GoogleTest's messages (found by argument-dependent lookup, so outside the
+// unnamed namespace).
+void PrintTo(Backend b, std::ostream* os) { *os << backend_name(b); }
+
 namespace {
 
 using testing::GraphMaker;
