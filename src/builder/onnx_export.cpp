@@ -330,6 +330,16 @@ private:
                 activation(Activation::Relu6, in(0), real_out(out));
                 quantize_out(out);
                 break;
+            case OpKind::HardSwish: {
+                // Opset 10 has no HardSwish (opset 14 does): x * HardSigmoid(x) with alpha 1/6 and
+                // beta 1/2 is the same function.
+                const std::string gate = name_of(out) + "_gate";
+                auto* h = add_node("HardSigmoid", {in(0)}, gate);
+                float_attr(h, "alpha", 1.f / 6.f);
+                float_attr(h, "beta", 0.5f);
+                add_node("Mul", {in(0), gate}, name_of(out));
+                break;
+            }
             case OpKind::Softmax: {
                 const auto& s = g_.tensors[static_cast<std::size_t>(out)].shape;
                 if (s.size() != 2) throw Error(what + ": only softmax over [N, C] is exported");

@@ -110,6 +110,7 @@ private:
                 break;
             case TOp::Relu: e.kind = OpKind::Relu; e.inputs = {in(0)}; break;
             case TOp::Relu6: e.kind = OpKind::Relu6; e.inputs = {in(0)}; break;
+            case TOp::HardSwish: e.kind = OpKind::HardSwish; e.inputs = {in(0)}; break;
             case TOp::Softmax: e.kind = OpKind::Softmax; e.beta = op.softmax_beta; e.inputs = {in(0)}; break;
             case TOp::Reshape:
             case TOp::Squeeze:

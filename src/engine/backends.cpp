@@ -5,6 +5,7 @@
 #include "firesight/engine/session.h"
 #include "firesight/common/error.h"
 #include "firesight/engine/ir.h"
+#include "ops/op_def.h"
 #ifdef FIRESIGHT_HAVE_VNNI_KERNELS
 #include "kernels/native_int8/vnni_kernels.h"
 #endif
@@ -14,6 +15,21 @@ namespace firesight::engine {
 namespace {
 
 bool always() { return true; }
+
+// Every op in the table, in float, and in int8 where it has an int8 kernel. native-int8 takes the
+// same: what its VNNI kernels do not cover runs on the reference kernels.
+bool reference_supports(const Graph& g, const Op& op, std::string& why) {
+    const ops::OpDef* def = ops::find_op(op.kind);
+    if (!def) {
+        why = "unknown op kind " + std::to_string(static_cast<int>(op.kind));
+        return false;
+    }
+    if (ops::runs_int8(g, op) && !def->reference_q8) {
+        why = "no int8 kernel";
+        return false;
+    }
+    return true;
+}
 
 std::unique_ptr<Executor> make_reference(const Graph& g, const SessionOptions&) { return make_reference_executor(g); }
 std::unique_ptr<Executor> make_native_int8(const Graph& g, const SessionOptions& o) {
@@ -25,21 +41,26 @@ std::unique_ptr<Executor> make_xnnpack(const Graph& g, const SessionOptions& o) 
     return make_xnnpack_executor(g, o.threads, o.sparse);
 }
 bool xnnpack_built() { return true; }
+bool xnnpack_takes(const Graph& g, const Op& op, std::string& why) { return xnnpack_supports(g, op, why); }
 #else
 std::unique_ptr<Executor> make_xnnpack(const Graph&, const SessionOptions&) {
     throw Error("session: this firesight was built without the xnnpack backend");
 }
 bool xnnpack_built() { return false; }
+bool xnnpack_takes(const Graph&, const Op&, std::string& why) {
+    why = "this firesight was built without the xnnpack backend";
+    return false;
+}
 #endif
 
 }  // namespace
 
 const std::vector<BackendInfo>& backend_registry() {
     static const std::vector<BackendInfo> table = {
-        {Backend::Reference, "reference", always, make_reference},
-        {Backend::Xnnpack, "xnnpack", xnnpack_built, make_xnnpack},
+        {Backend::Reference, "reference", always, make_reference, reference_supports},
+        {Backend::Xnnpack, "xnnpack", xnnpack_built, make_xnnpack, xnnpack_takes},
         // Runs everywhere: its VNNI kernels where the CPU has them, the reference kernels elsewhere.
-        {Backend::NativeInt8, "native-int8", always, make_native_int8},
+        {Backend::NativeInt8, "native-int8", always, make_native_int8, reference_supports},
     };
     return table;
 }
@@ -48,6 +69,23 @@ const BackendInfo& backend_info(Backend b) {
     for (const auto& row : backend_registry())
         if (row.id == b) return row;
     throw Error("backend 'auto' must be resolved (resolve_backend) before it is used");
+}
+
+bool backend_supports(Backend b, const Graph& g, const Op& op, std::string* why) {
+    std::string reason;
+    const bool ok = backend_info(b).supports(g, op, reason);
+    if (why) *why = reason;
+    return ok;
+}
+
+void check_backend_takes(Backend b, const Graph& g) {
+    const BackendInfo& row = backend_info(b);
+    for (std::size_t i = 0; i < g.ops.size(); ++i) {
+        std::string why;
+        if (!row.supports(g, g.ops[i], why))
+            throw Error(std::string("session: the ") + row.name + " backend cannot run op " + std::to_string(i) + " (" +
+                        op_kind_name(g.ops[i].kind) + "): " + why);
+    }
 }
 
 Backend parse_backend(const std::string& name) {

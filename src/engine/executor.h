@@ -1,6 +1,7 @@
 // What a backend provides to a Session: a graph compiled for one batch size, run on one input.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "firesight/engine/ir.h"
@@ -22,6 +23,8 @@ std::unique_ptr<Executor> make_reference_executor(const Graph& g);
 std::unique_ptr<Executor> make_native_int8_executor(const Graph& g, int threads = 1);
 #ifdef FIRESIGHT_HAVE_XNNPACK
 std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse = true);
+// Whether XNNPACK takes `op`; when not, `why` says what it lacks.
+bool xnnpack_supports(const Graph& g, const Op& op, std::string& why);
 #endif
 
 }  // namespace firesight::engine

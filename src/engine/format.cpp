@@ -566,7 +566,7 @@ bool read_tensor(Reader& r, std::uint32_t version, std::uint32_t i, Tensor& ten,
 
 void read_op(Reader& r, Op& op) {
     const auto kind = r.get<std::uint16_t>("op.kind");
-    if (kind < 1 || kind > 13) r.fail("op.kind " + std::to_string(kind) + " is unknown");
+    if (kind < 1 || kind > kOpKindCount) r.fail("op.kind " + std::to_string(kind) + " is unknown");
     op.kind = static_cast<OpKind>(kind);
     const auto act = r.get<std::uint8_t>("op.activation");
     if (act > 2) r.fail("op.activation " + std::to_string(act) + " is unknown");

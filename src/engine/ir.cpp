@@ -5,6 +5,7 @@
 
 #include "firesight/engine/ir.h"
 #include "firesight/common/error.h"
+#include "ops/op_def.h"
 
 namespace firesight::engine {
 
@@ -15,25 +16,6 @@ const char* dtype_name(DType t) {
         case DType::I32: return "i32";
     }
     return "?";
-}
-
-const char* op_kind_name(OpKind k) {
-    switch (k) {
-        case OpKind::Conv2D: return "Conv2D";
-        case OpKind::DepthwiseConv2D: return "DepthwiseConv2D";
-        case OpKind::Add: return "Add";
-        case OpKind::GlobalAveragePool: return "GlobalAveragePool";
-        case OpKind::FullyConnected: return "FullyConnected";
-        case OpKind::Relu: return "Relu";
-        case OpKind::Relu6: return "Relu6";
-        case OpKind::Softmax: return "Softmax";
-        case OpKind::Reshape: return "Reshape";
-        case OpKind::Quantize: return "Quantize";
-        case OpKind::Dequantize: return "Dequantize";
-        case OpKind::BatchNorm: return "BatchNorm";
-        case OpKind::Identity: return "Identity";
-    }
-    return "unknown";
 }
 
 const char* activation_name(Activation a) {
@@ -127,31 +109,9 @@ std::int32_t Graph::add_constant_i32(std::string name, std::vector<std::int32_t>
     return add_tensor(std::move(t));
 }
 
-namespace {
-
 using Shape = std::vector<std::int32_t>;
-
-std::string shape_str(const Shape& s) {
-    std::string r = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-    return r + "]";
-}
-
-std::int64_t product(const Shape& s, std::size_t from = 0) {
-    std::int64_t n = 1;
-    for (std::size_t i = from; i < s.size(); ++i) n *= s[i];
-    return n;
-}
-
-// Output extent of a strided window along one axis, or <= 0 when the window does not fit.
-std::int64_t conv_out(std::int64_t in, std::int64_t pad0, std::int64_t pad1, std::int64_t k, std::int64_t stride,
-                      std::int64_t dilation) {
-    const std::int64_t eff = (k - 1) * dilation + 1;
-    const std::int64_t span = in + pad0 + pad1 - eff;
-    return span < 0 ? 0 : span / stride + 1;
-}
-
-}  // namespace
+using ops::product;
+using ops::shape_str;
 
 std::vector<Shape> infer_shapes(const Graph& g, int batch) {
     if (batch < 1) throw Error("graph: batch size must be at least 1");
@@ -211,215 +171,16 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
     for (std::size_t oi = 0; oi < g.ops.size(); ++oi) {
         const Op& op = g.ops[oi];
         const std::string what = "op " + std::to_string(oi) + " (" + op_kind_name(op.kind) + ")";
-        auto input = [&](std::size_t k, bool optional = false) -> const Tensor* {
-            if (k >= op.inputs.size()) {
-                if (optional) return nullptr;
-                throw Error(what + ": missing input " + std::to_string(k));
-            }
-            const auto idx = op.inputs[k];
-            if (idx == -1 && optional) return nullptr;
-            if (idx < 0 || idx >= nt) throw Error(what + ": input " + std::to_string(k) + " index " + std::to_string(idx) + " is out of range");
-            if (!ready[static_cast<std::size_t>(idx)])
-                throw Error(what + ": input " + std::to_string(k) + " '" + g.tensors[static_cast<std::size_t>(idx)].name +
-                            "' is not computed before it is used");
-            return &g.tensors[static_cast<std::size_t>(idx)];
-        };
-        auto shape_of = [&](std::size_t k) -> const Shape& { return shapes[static_cast<std::size_t>(op.inputs[k])]; };
-        auto need_f32 = [&](std::size_t k) {
-            if (input(k)->dtype != DType::F32) throw Error(what + ": input " + std::to_string(k) + " must be f32");
-        };
-        auto need_const = [&](std::size_t k, std::int64_t count, const char* role) {
-            const Tensor* t = input(k);
-            if (!t->constant) throw Error(what + ": " + role + " must be a constant");
-            if (count >= 0 && t->element_count() != count)
-                throw Error(what + ": " + role + " has " + std::to_string(t->element_count()) + " values, expected " + std::to_string(count));
-        };
-        auto need_f32_weights = [&]() {
-            for (std::size_t k = 1; k < 3 && k < op.inputs.size(); ++k)
-                if (op.inputs[k] >= 0 && input(k)->dtype != DType::F32)
-                    throw Error(what + ": input " + std::to_string(k) + " of a float op must be f32");
-        };
-        std::size_t expected_outputs = 1;
-        if (op.outputs.size() != expected_outputs) throw Error(what + ": must have exactly one output");
+        if (op.outputs.size() != 1) throw Error(what + ": must have exactly one output");
         const auto out_idx = op.outputs[0];
         if (out_idx < 0 || out_idx >= nt) throw Error(what + ": output index " + std::to_string(out_idx) + " is out of range");
         const Tensor& out_t = g.tensors[static_cast<std::size_t>(out_idx)];
         if (ready[static_cast<std::size_t>(out_idx)]) throw Error(what + ": output '" + out_t.name + "' is written twice or is a constant/input");
         if (static_cast<std::uint8_t>(op.activation) > 2) throw Error(what + ": activation is out of range");
-        // int8 layers: i8 activations with one scale; symmetric i8 filter quantized per tensor or
-        // per channel along the output-channel axis; i32 bias with scale input_scale * filter_scale.
-        auto is_i8 = [&](std::size_t k) { return input(k)->dtype == DType::I8; };
-        auto need_q8 = [&](std::size_t k) {
-            const Tensor* t = input(k);
-            if (t->dtype != DType::I8 || t->quant.scale.size() != 1)
-                throw Error(what + ": input " + std::to_string(k) + " '" + t->name + "' must be i8 with one scale (int8 op)");
-        };
-        auto need_q8_weights = [&](std::int32_t axis) {
-            need_q8(0);
-            const Tensor* w = input(1);
-            const std::string wn = "filter '" + w->name + "'";
-            if (w->dtype != DType::I8) throw Error(what + ": " + wn + " of an int8 op must be i8");
-            const auto& q = w->quant;
-            if (q.scale.size() > 1 && q.axis != axis)
-                throw Error(what + ": " + wn + " is quantized per channel along axis " + std::to_string(q.axis) + ", expected " +
-                            std::to_string(axis));
-            for (auto z : q.zero_point)
-                if (z != 0) throw Error(what + ": " + wn + " must be symmetric (zero point 0)");
-            if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
-                const Tensor* b = input(2);
-                const std::string bn = "bias '" + b->name + "'";
-                if (b->dtype != DType::I32) throw Error(what + ": " + bn + " of an int8 op must be i32");
-                if (b->quant.scale.size() != q.scale.size())
-                    throw Error(what + ": " + bn + " has " + std::to_string(b->quant.scale.size()) + " scales, the filter " +
-                                std::to_string(q.scale.size()));
-                const float xs = input(0)->quant.scale[0];
-                for (std::size_t c = 0; c < q.scale.size(); ++c) {
-                    const float want = xs * q.scale[c];
-                    if (std::fabs(b->quant.scale[c] - want) > 1e-5f * want)
-                        throw Error(what + ": " + bn + " scale " + std::to_string(c) + " is not input scale x filter scale");
-                }
-            }
-            if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
-                throw Error(what + ": output '" + out_t.name + "' of an int8 op must be i8 with one scale");
-        };
-        Shape out;
-        DType out_type = DType::F32;
-        switch (op.kind) {
-            case OpKind::Conv2D:
-            case OpKind::DepthwiseConv2D: {
-                if (is_i8(0)) {
-                    need_q8_weights(op.kind == OpKind::Conv2D ? 0 : 3);
-                    out_type = DType::I8;
-                } else {
-                    need_f32(0);
-                    need_f32_weights();
-                }
-                const Shape& x = shape_of(0);
-                if (x.size() != 4) throw Error(what + ": input must be rank 4 (NHWC), got " + shape_str(x));
-                need_const(1, -1, "filter");
-                const Shape& w = input(1)->shape;
-                if (w.size() != 4) throw Error(what + ": filter must be rank 4, got " + shape_str(w));
-                if (op.stride_h < 1 || op.stride_w < 1 || op.stride_h > 64 || op.stride_w > 64) throw Error(what + ": stride out of range");
-                if (op.dilation_h < 1 || op.dilation_w < 1 || op.dilation_h > 64 || op.dilation_w > 64) throw Error(what + ": dilation out of range");
-                for (auto p : {op.pad_top, op.pad_left, op.pad_bottom, op.pad_right})
-                    if (p < 0 || p > 1024) throw Error(what + ": padding out of range");
-                std::int32_t oc;
-                if (op.kind == OpKind::Conv2D) {
-                    if (op.groups < 1 || x[3] % op.groups != 0 || w[0] % op.groups != 0)
-                        throw Error(what + ": groups " + std::to_string(op.groups) + " do not divide the channels");
-                    if (w[3] * op.groups != x[3])
-                        throw Error(what + ": filter " + shape_str(w) + " does not match input channels " + std::to_string(x[3]));
-                    oc = w[0];
-                } else {
-                    if (op.depth_multiplier < 1) throw Error(what + ": depth_multiplier must be positive");
-                    if (w[0] != 1 || w[3] != x[3] * op.depth_multiplier)
-                        throw Error(what + ": filter " + shape_str(w) + " does not match input channels " + std::to_string(x[3]));
-                    oc = w[3];
-                }
-                if (op.inputs.size() > 2 && op.inputs[2] >= 0) need_const(2, oc, "bias");
-                const auto oh = conv_out(x[1], op.pad_top, op.pad_bottom, w[1], op.stride_h, op.dilation_h);
-                const auto ow = conv_out(x[2], op.pad_left, op.pad_right, w[2], op.stride_w, op.dilation_w);
-                if (oh < 1 || ow < 1) throw Error(what + ": the kernel does not fit the padded input " + shape_str(x));
-                out = {x[0], static_cast<std::int32_t>(oh), static_cast<std::int32_t>(ow), oc};
-                break;
-            }
-            case OpKind::Add: {
-                if (is_i8(0) || is_i8(1)) {
-                    need_q8(0);
-                    need_q8(1);
-                    if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
-                        throw Error(what + ": output '" + out_t.name + "' of an int8 add must be i8 with one scale");
-                    out_type = DType::I8;
-                } else {
-                    need_f32(0);
-                    need_f32(1);
-                }
-                if (shape_of(0) != shape_of(1))
-                    throw Error(what + ": input shapes " + shape_str(shape_of(0)) + " and " + shape_str(shape_of(1)) + " differ");
-                out = shape_of(0);
-                break;
-            }
-            case OpKind::GlobalAveragePool: {
-                if (is_i8(0)) {
-                    need_q8(0);
-                    if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
-                        throw Error(what + ": output '" + out_t.name + "' of an int8 pool must be i8 with one scale");
-                    out_type = DType::I8;
-                } else {
-                    need_f32(0);
-                }
-                const Shape& x = shape_of(0);
-                if (x.size() != 4) throw Error(what + ": input must be rank 4 (NHWC), got " + shape_str(x));
-                out = op.keep_dims ? Shape{x[0], 1, 1, x[3]} : Shape{x[0], x[3]};
-                break;
-            }
-            case OpKind::FullyConnected: {
-                if (is_i8(0)) {
-                    need_q8_weights(0);
-                    out_type = DType::I8;
-                } else {
-                    need_f32(0);
-                    need_f32_weights();
-                }
-                const Shape& x = shape_of(0);
-                need_const(1, -1, "filter");
-                const Shape& w = input(1)->shape;
-                if (w.size() != 2) throw Error(what + ": filter must be rank 2, got " + shape_str(w));
-                if (x.size() < 2 || product(x, 1) != w[1])
-                    throw Error(what + ": input " + shape_str(x) + " does not flatten to " + std::to_string(w[1]) + " features");
-                if (op.inputs.size() > 2 && op.inputs[2] >= 0) need_const(2, w[0], "bias");
-                out = {x[0], w[0]};
-                break;
-            }
-            case OpKind::Relu:
-            case OpKind::Relu6:
-            case OpKind::Identity:
-                need_f32(0);
-                out = shape_of(0);
-                break;
-            case OpKind::Softmax:
-                need_f32(0);
-                if (!(op.beta > 0.f) || !std::isfinite(op.beta)) throw Error(what + ": beta must be positive");
-                out = shape_of(0);
-                break;
-            case OpKind::Reshape: {
-                input(0);
-                const Shape& x = shape_of(0);
-                if (op.new_shape.empty() || op.new_shape.size() > 6) throw Error(what + ": new_shape must have rank 1..6");
-                out = op.new_shape;
-                out[0] = x[0];
-                for (std::size_t i = 1; i < out.size(); ++i)
-                    if (out[i] < 1) throw Error(what + ": new_shape " + shape_str(op.new_shape) + " has a non-positive dimension");
-                if (product(out) != product(x))
-                    throw Error(what + ": cannot reshape " + shape_str(x) + " to " + shape_str(op.new_shape));
-                out_type = input(0)->dtype;
-                break;
-            }
-            case OpKind::Quantize:
-                need_f32(0);
-                if (out_t.dtype != DType::I8 || out_t.quant.scale.size() != 1)
-                    throw Error(what + ": output must be i8 with one scale");
-                out = shape_of(0);
-                out_type = DType::I8;
-                break;
-            case OpKind::Dequantize: {
-                const Tensor* x = input(0);
-                if (x->dtype != DType::I8 || x->quant.scale.size() != 1) throw Error(what + ": input must be i8 with one scale");
-                out = shape_of(0);
-                break;
-            }
-            case OpKind::BatchNorm: {
-                need_f32(0);
-                const Shape& x = shape_of(0);
-                if (x.empty()) throw Error(what + ": input has rank 0");
-                for (std::size_t k = 1; k <= 4; ++k) need_const(k, x.back(), "batch norm parameter");
-                if (!(op.epsilon >= 0.f)) throw Error(what + ": epsilon must be non-negative");
-                out = x;
-                break;
-            }
-            default:
-                throw Error(what + ": unknown op kind " + std::to_string(static_cast<int>(op.kind)));
-        }
+        const ops::OpDef* def = ops::find_op(op.kind);
+        if (!def) throw Error(what + ": unknown op kind " + std::to_string(static_cast<int>(op.kind)));
+        // The op's own checks and shape, in its file (src/engine/ops/<op>.cpp).
+        const auto [out, out_type] = def->infer(ops::ShapeContext(g, op, oi, shapes, ready));
         if (out_t.constant) throw Error(what + ": output '" + out_t.name + "' is a constant");
         if (out_t.dtype != out_type)
             throw Error(what + ": output '" + out_t.name + "' is " + dtype_name(out_t.dtype) + ", the op produces " + dtype_name(out_type));

@@ -140,6 +140,7 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
         head_ = std::move(head);
     }
     const Graph& g = cam_engine_ ? cam_engine_->graph() : engine_->graph();
+    check_backend_takes(backend_, g);
     executor_ = backend_info(backend_).make(g, options_);
 }
 

@@ -183,7 +183,7 @@ bool op_code_supported(std::int32_t code) {
         case OpCode::Add: case OpCode::AveragePool2D: case OpCode::Conv2D: case OpCode::DepthwiseConv2D:
         case OpCode::Dequantize: case OpCode::FullyConnected: case OpCode::MaxPool2D: case OpCode::Relu:
         case OpCode::Relu6: case OpCode::Reshape: case OpCode::Softmax: case OpCode::Pad: case OpCode::Mean:
-        case OpCode::Squeeze: case OpCode::Quantize:
+        case OpCode::Squeeze: case OpCode::Quantize: case OpCode::HardSwish:
             return true;
     }
     return false;

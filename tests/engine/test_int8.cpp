@@ -1,6 +1,6 @@
-// int8 execution: the quantize pass, the int8 reference kernels against XNNPACK's quantized
-// operators (every output byte), against the float reference (within the derived error bound),
-// and int8 engines through save/load and a whole small network.
+// int8 execution: the quantize pass, the int8 reference kernels against the float reference
+// (within the derived error bound), and int8 engines through save/load and a whole small network.
+// The int8 kernels against XNNPACK's and native-int8's bytes are test_ops.cpp's sweep.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -40,25 +40,17 @@ const Tensor& named(const Graph& g, const std::string& name) {
     throw Error("no tensor " + name);
 }
 
-// The int8 values behind a dequantized output: the dequantized floats are scale * (q - zero),
-// so this recovers q exactly and the comparison below is a comparison of every output byte.
-std::vector<int> int8_values(const float* v, std::size_t n, const Quantization& q) {
-    std::vector<int> r(n);
-    for (std::size_t i = 0; i < n; ++i) r[i] = static_cast<int>(std::lrint(v[i] / q.scale[0])) + q.zero_point[0];
-    return r;
-}
-
 struct Int8Run {
     std::vector<float> float_ref;  // the float graph, reference kernels
     std::vector<float> int8_ref;   // the int8 graph, reference kernels
-    std::vector<float> int8_xnn;   // the int8 graph, XNNPACK
     Quantization out_quant;        // of the int8 tensor behind output 0
     Graph int8_graph;
 };
 
 // Quantizes `g` with min-max ranges from the test input itself (so no float value lies outside
-// its range and the error bound below needs no clipping term) and runs it three ways.
-Int8Run run_three_ways(Graph g, int batch, unsigned seed) {
+// its range and the error bound below needs no clipping term) and runs it both ways. (That the
+// int8 kernels give XNNPACK's and native-int8's bytes is test_ops.cpp's sweep.)
+Int8Run run_both_ways(Graph g, int batch, unsigned seed) {
     Int8Run r;
     const auto input = random_input(g, batch, seed);
     const auto ranges = minmax_ranges(g, {input}, batch);
@@ -68,28 +60,7 @@ Int8Run run_three_ways(Graph g, int batch, unsigned seed) {
     r.out_quant = named(g, out_name + ".int8").quant;
     r.int8_graph = g;
     r.int8_ref = testing::reference_output(g, input, batch);
-    if (backend_available(Backend::Xnnpack)) {
-        Session s(Engine::from_graph(std::move(g)), {Backend::Xnnpack, 1});
-        const float* out = s.run(input, batch)[0];
-        r.int8_xnn.assign(out, out + r.int8_ref.size());
-    }
     return r;
-}
-
-void expect_same_bytes(const Int8Run& r, const std::string& what) {
-    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "no xnnpack backend";
-    const auto a = int8_values(r.int8_ref.data(), r.int8_ref.size(), r.out_quant);
-    const auto b = int8_values(r.int8_xnn.data(), r.int8_xnn.size(), r.out_quant);
-    ASSERT_EQ(a.size(), b.size());
-    std::size_t differ = 0, first = a.size();
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (a[i] != b[i]) {
-            ++differ;
-            if (first == a.size()) first = i;
-        }
-    EXPECT_EQ(differ, 0u) << what << ": " << differ << " of " << a.size() << " int8 outputs differ, first at " << first
-                          << " (reference " << (first < a.size() ? a[first] : 0) << ", xnnpack " << (first < b.size() ? b[first] : 0)
-                          << ")";
 }
 
 // The float-vs-int8 bound of one weighted layer whose input is the quantized graph input and
@@ -129,7 +100,7 @@ struct ConvCase {
     Activation act;
 };
 
-TEST(Int8Kernels, Conv2DMatchesXnnpackExactlyAndFloatWithinBound) {
+TEST(Int8Kernels, Conv2DIsWithinTheBoundOfFloat) {
     const ConvCase cases[] = {
         {1, 8, 8, 16, 24, 1, 1, {0, 0, 0, 0}, Activation::None},   // pointwise, multiples of 8
         {2, 7, 9, 3, 5, 3, 2, {1, 1, 1, 1}, Activation::Relu6},    // first layer shape, odd sizes
@@ -144,17 +115,16 @@ TEST(Int8Kernels, Conv2DMatchesXnnpackExactlyAndFloatWithinBound) {
         const auto y = m.conv(x, c.out, c.k, c.stride, c.pad, c.act);
         m.g.outputs = {y};
         const Graph float_graph = m.g;
-        const auto r = run_three_ways(m.g, c.batch, seed);
+        const auto r = run_both_ways(m.g, c.batch, seed);
         const std::string what = "conv " + std::to_string(c.h) + "x" + std::to_string(c.w) + "x" + std::to_string(c.c) + " -> " +
                                  std::to_string(c.out) + " k" + std::to_string(c.k) + " s" + std::to_string(c.stride);
-        expect_same_bytes(r, what);
         const float bound = weighted_layer_bound(float_graph, r.int8_graph, float_graph.ops[0].inputs[1], c.k * c.k * c.c, 0, 1.f, "input",
                                                  float_graph.tensors[static_cast<std::size_t>(y)].name + ".int8");
         EXPECT_LE(max_diff(r.int8_ref, r.float_ref), bound) << what;
     }
 }
 
-TEST(Int8Kernels, DepthwiseMatchesXnnpackExactlyAndFloatWithinBound) {
+TEST(Int8Kernels, DepthwiseIsWithinTheBoundOfFloat) {
     const ConvCase cases[] = {
         {1, 9, 9, 32, 0, 3, 1, {1, 1, 1, 1}, Activation::Relu6},
         {2, 8, 7, 13, 0, 3, 2, {0, 0, 1, 1}, Activation::Relu6},
@@ -168,17 +138,16 @@ TEST(Int8Kernels, DepthwiseMatchesXnnpackExactlyAndFloatWithinBound) {
         const auto y = m.depthwise(x, c.k, c.stride, c.pad, c.act);
         m.g.outputs = {y};
         const Graph float_graph = m.g;
-        const auto r = run_three_ways(m.g, c.batch, seed);
+        const auto r = run_both_ways(m.g, c.batch, seed);
         const std::string what = "depthwise " + std::to_string(c.h) + "x" + std::to_string(c.w) + "x" + std::to_string(c.c) + " s" +
                                  std::to_string(c.stride);
-        expect_same_bytes(r, what);
         const float bound = weighted_layer_bound(float_graph, r.int8_graph, float_graph.ops[0].inputs[1], c.k * c.k, 3, 1.f, "input",
                                                  float_graph.tensors[static_cast<std::size_t>(y)].name + ".int8");
         EXPECT_LE(max_diff(r.int8_ref, r.float_ref), bound) << what;
     }
 }
 
-TEST(Int8Kernels, FullyConnectedMatchesXnnpackExactlyAndFloatWithinBound) {
+TEST(Int8Kernels, FullyConnectedIsWithinTheBoundOfFloat) {
     struct Case {
         int batch, in, out;
         Activation act;
@@ -191,16 +160,15 @@ TEST(Int8Kernels, FullyConnectedMatchesXnnpackExactlyAndFloatWithinBound) {
         const auto y = m.fc(x, c.out, c.act);
         m.g.outputs = {y};
         const Graph float_graph = m.g;
-        const auto r = run_three_ways(m.g, c.batch, seed);
+        const auto r = run_both_ways(m.g, c.batch, seed);
         const std::string what = "fully connected " + std::to_string(c.in) + " -> " + std::to_string(c.out);
-        expect_same_bytes(r, what);
         const float bound = weighted_layer_bound(float_graph, r.int8_graph, float_graph.ops[0].inputs[1], c.in, 0, 1.f, "input",
                                                  float_graph.tensors[static_cast<std::size_t>(y)].name + ".int8");
         EXPECT_LE(max_diff(r.int8_ref, r.float_ref), bound) << what;
     }
 }
 
-TEST(Int8Kernels, AddMatchesXnnpackExactlyAndFloatWithinBound) {
+TEST(Int8Kernels, AddIsWithinTheBoundOfFloat) {
     // Two differently quantized inputs: the graph input and a ReLU of it (each quantized from
     // float, so each is off by at most half its scale).
     struct Case {
@@ -216,8 +184,7 @@ TEST(Int8Kernels, AddMatchesXnnpackExactlyAndFloatWithinBound) {
         const auto y = m.add(x, r0, c.act);
         m.g.outputs = {y};
         const Graph float_graph = m.g;
-        const auto r = run_three_ways(m.g, c.batch, seed);
-        expect_same_bytes(r, "add");
+        const auto r = run_both_ways(m.g, c.batch, seed);
         // Output rounding (1/2 LSB) + the fixed-point multipliers' rounding (each off by at most
         // 1/2 in 2^shift, shift >= 12, times |q - zero| <= 255: < 1/32 LSB each) + the inputs'.
         const float sy = r.out_quant.scale[0];
@@ -228,7 +195,7 @@ TEST(Int8Kernels, AddMatchesXnnpackExactlyAndFloatWithinBound) {
     }
 }
 
-TEST(Int8Kernels, GlobalAveragePoolMatchesXnnpackExactlyAndFloatWithinBound) {
+TEST(Int8Kernels, GlobalAveragePoolIsWithinTheBoundOfFloat) {
     struct Case {
         int batch, h, w, c;
         bool keep_dims;
@@ -240,16 +207,16 @@ TEST(Int8Kernels, GlobalAveragePoolMatchesXnnpackExactlyAndFloatWithinBound) {
         const auto x = m.input({1, c.h, c.w, c.c});
         const auto y = m.pool(x, c.keep_dims);
         m.g.outputs = {y};
-        const auto r = run_three_ways(m.g, c.batch, seed);
-        expect_same_bytes(r, "global average pool");
+        const auto r = run_both_ways(m.g, c.batch, seed);
         // The mean of values each off by <= s_x/2 is off by <= s_x/2; plus the output rounding.
         const float sx = named(r.int8_graph, "input.int8").quant.scale[0];
         EXPECT_LE(max_diff(r.int8_ref, r.float_ref), (r.out_quant.scale[0] / 2 + sx / 2) * 1.001f);
     }
 }
 
-TEST(Int8Kernels, QuantizeDequantizeMatchXnnpackExactlyIncludingTies) {
-    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "no xnnpack backend";
+// The round trip lands within half a step of every value in range (that XNNPACK gives the same
+// bytes, ties included, is test_ops.cpp's sweep).
+TEST(Int8Kernels, QuantizeDequantizeRoundTripIsWithinHalfAStep) {
     for (const auto& [scale, zero] : std::vector<std::pair<float, int>>{{0.0235f, -3}, {0.1f, 17}, {1.f / 255.f, -128}, {0.05f, 127}}) {
         GraphMaker m(3);
         const auto x = m.input({1, 257});
@@ -277,10 +244,8 @@ TEST(Int8Kernels, QuantizeDequantizeMatchXnnpackExactlyIncludingTies) {
         in[0] = -1e6f;
         in[1] = 1e6f;
         const auto ref = testing::reference_output(m.g, in, 1);
-        Session s(Engine::from_graph(m.g), {Backend::Xnnpack, 1});
-        const float* out = s.run(in, 1)[0];
+        ASSERT_EQ(ref.size(), in.size());
         for (std::size_t i = 0; i < ref.size(); ++i) {
-            ASSERT_EQ(ref[i], out[i]) << "scale " << scale << " zero " << zero << " input " << in[i];
             // The reference itself: within half a step of the input whenever it is in range.
             const float lo = scale * static_cast<float>(-128 - zero), hi = scale * static_cast<float>(127 - zero);
             if (in[i] >= lo && in[i] <= hi) EXPECT_LE(std::fabs(ref[i] - in[i]), scale * 0.5f * 1.0001f);
@@ -366,6 +331,40 @@ TEST(QuantizeInt8, ProducesInt8LayersWithFloatEdges) {
     // No float weights are left behind.
     for (const auto& t : g.tensors)
         if (t.constant) EXPECT_NE(t.dtype, DType::F32) << t.name;
+}
+
+// HardSwish has no int8 kernel: the quantizer leaves it in float between a Dequantize and a
+// Quantize (as it does a standalone Relu), the layers around it become int8, and the graph runs
+// on native-int8 (the reference's bytes) and XNNPACK.
+TEST(QuantizeInt8, LeavesHardSwishInFloatBetweenInt8Layers) {
+    GraphMaker m(21);
+    const auto x = m.input({1, 6, 6, 5});
+    const auto h = m.unary(OpKind::HardSwish, m.conv(x, 8, 3, 1, {1, 1, 1, 1}));
+    m.g.outputs = {m.fc(m.pool(m.conv(h, 6, 1, 1, {0, 0, 0, 0})), 3)};
+    const auto input = random_input(m.g, 2, 22, -2.f, 2.f);
+    Graph g = m.g;
+    quantize_int8(g, minmax_ranges(m.g, {input}, 2));
+    int int8_convs = 0, float_hard_swish = 0;
+    for (const auto& op : g.ops) {
+        const DType in = g.tensors[static_cast<std::size_t>(op.inputs[0])].dtype, out = g.tensors[static_cast<std::size_t>(op.outputs[0])].dtype;
+        if (op.kind == OpKind::Conv2D && in == DType::I8 && out == DType::I8) ++int8_convs;
+        if (op.kind == OpKind::HardSwish && in == DType::F32 && out == DType::F32) ++float_hard_swish;
+    }
+    EXPECT_EQ(int8_convs, 2);
+    EXPECT_EQ(float_hard_swish, 1);
+    const auto ref = testing::reference_output(g, input, 2);
+    const auto float_ref = testing::reference_output(m.g, input, 2);
+    EXPECT_LT(max_diff(ref, float_ref), 0.05f);  // the int8 graph still computes the float one
+    auto engine = Engine::from_graph(g);
+    Session native(engine, {Backend::NativeInt8, 1});
+    const float* n = native.run(input, 2)[0];
+    EXPECT_EQ(std::vector<float>(n, n + ref.size()), ref);
+    if (!backend_available(Backend::Xnnpack)) return;
+    Session xnn(engine, {Backend::Xnnpack, 1});
+    const float* o = xnn.run(input, 2)[0];
+    // XNNPACK's float HardSwish may differ from the reference in the last bit, which can move a
+    // requantization by one step: close, not equal.
+    EXPECT_LT(max_diff(std::vector<float>(o, o + ref.size()), ref), 0.05f);
 }
 
 TEST(QuantizeInt8, MissingRangeNamesTheTensor) {

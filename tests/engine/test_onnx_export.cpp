@@ -58,7 +58,7 @@ TEST(EngineOnnx, SmallGraphWithEveryExportedOpMatchesOpenCv) {
     auto a = m.conv(x, 10, 3, 2, {0, 0, 1, 1}, Activation::Relu6);
     auto b = m.depthwise(a, 3, 1, {1, 1, 1, 1}, Activation::Relu);
     auto c = m.conv(b, 10, 1, 1, {0, 0, 0, 0});
-    auto d = m.unary(OpKind::Relu6, m.add(a, c));
+    auto d = m.unary(OpKind::Relu6, m.unary(OpKind::HardSwish, m.add(a, c)));
     auto e = m.batch_norm(d);
     auto p = m.pool(e, true);
     auto l = m.fc(m.reshape(p, {1, 10}), 4);

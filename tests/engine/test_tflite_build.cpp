@@ -37,6 +37,22 @@ TEST(EngineTflite, OperatorsWithAbsentInputsAreRefusedNamingTheOperator) {
     }
 }
 
+// HARD_SWISH (MobileNetV3's activation) becomes the engine's HardSwish: x * relu6(x + 3) / 6,
+// its flat parts (x <= -3: 0, x >= 3: x) and the curve between.
+TEST(EngineTflite, HardSwishImportsAndComputesXTimesRelu6OfXPlus3Over6) {
+    const test::FakeTensor in{"in", {1, 2, 2, 3}}, out{"out", {1, 2, 2, 3}};
+    const auto bytes = test::build_tflite({in, out}, {{117, {0}, {1}}});
+    const Graph g = graph_from_tflite(tflite::parse_model(bytes.data(), bytes.size()));
+    ASSERT_EQ(g.ops.size(), 2u);  // the operator, and the softmax the builder adds for probabilities
+    EXPECT_EQ(g.ops[0].kind, OpKind::HardSwish);
+    ASSERT_EQ(g.outputs.size(), 2u);  // probabilities, then the logits: the HardSwish output
+    const std::vector<float> x = {-5.f, -3.f, -2.f, -1.f, -0.5f, 0.f, 0.5f, 1.f, 2.f, 3.f, 4.f, 100.f};
+    const auto logits = testing::reference_output(g, x, 1, 1);
+    ASSERT_EQ(logits.size(), x.size());
+    const float expect[] = {0.f, 0.f, -2.f / 6, -2.f / 6, -1.25f / 6, 0.f, 1.75f / 6, 4.f / 6, 10.f / 6, 3.f, 4.f, 100.f};
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(logits[i], expect[i], 1e-6f) << "x = " << x[i];
+}
+
 TEST(EngineTflite, BuildsQuantMobileNetV2WithLabelsAndPreprocessing) {
     FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
     const Graph g = graph_from_tflite_file(test::mobilenet_quant());

@@ -23,4 +23,10 @@ struct Graph;
 // Any other backend is returned unchanged.
 Backend resolve_backend(Backend b, const Graph& g);
 
+struct Op;
+// Whether backend `b` runs `op` of `g` (each backend declares the ops it takes); when it does not,
+// `why` (if given) says what it lacks. A Session refuses a graph with an op its backend does not
+// take, naming the op, before it builds anything. `b` must not be Auto.
+bool backend_supports(Backend b, const Graph& g, const Op& op, std::string* why = nullptr);
+
 }  // namespace firesight::engine

@@ -24,7 +24,13 @@ enum class OpKind : std::uint16_t {
     Dequantize = 11,      // i8 -> f32 with the input tensor's quantization
     BatchNorm = 12,       // inputs: x, gamma, beta, mean, variance (per channel), epsilon
     Identity = 13,
+    HardSwish = 14,       // x * relu6(x + 3) / 6
 };
+// Kinds are numbered 1..kOpKindCount (the engine file stores the number). A new kind takes the
+// next number and raises this count; the op table (src/engine/ops/registry.cpp) is checked against
+// it at compile time, so a kind without its definition does not build.
+inline constexpr std::uint16_t kOpKindCount = 14;
+// The kind's name ("Conv2D"), or "unknown" for a number that is no kind.
 const char* op_kind_name(OpKind k);
 
 enum class Activation : std::uint8_t { None = 0, Relu = 1, Relu6 = 2 };

@@ -19,7 +19,7 @@ const char* tensor_type_name(TensorType t);
 enum class OpCode : std::int32_t {
     Add = 0, AveragePool2D = 1, Conv2D = 3, DepthwiseConv2D = 4, Dequantize = 6,
     FullyConnected = 9, MaxPool2D = 17, Relu = 19, Relu6 = 21, Reshape = 22, Softmax = 25,
-    Pad = 34, Mean = 40, Squeeze = 43, Quantize = 114,
+    Pad = 34, Mean = 40, Squeeze = 43, Quantize = 114, HardSwish = 117,
 };
 // Name of any builtin operator code of the schema (also the ones that are not supported).
 std::string op_code_name(std::int32_t code);

@@ -108,7 +108,7 @@ void add_q8(const Op& op, const std::int8_t* a, const Quantization& aq, const st
             std::int8_t* y, const Quantization& yq, std::int64_t n);
 void global_average_pool_q8(const Op& op, Q8Tensor x, std::int8_t* y, const Quantization& yq);
 
-// Runs one op. `data[i]` points at tensor i's values (constants included), `shapes` are the
+// Runs one op with its table entry's kernel (src/engine/ops). `data[i]` points at tensor i's values (constants included), `shapes` are the
 // shapes inferred for the batch being run.
 void run_op(const Graph& g, const Op& op, const std::vector<Shape>& shapes, const std::vector<void*>& data);
 

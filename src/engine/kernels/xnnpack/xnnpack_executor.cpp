@@ -34,28 +34,55 @@ std::pair<float, float> bounds(Activation a) {
     return {-inf, inf};
 }
 
+}  // namespace
+
+// The ops this backend takes: the XNNPACK (2022-02) subgraph nodes build() defines below. f32 and
+// int8 alike for the layers, pooling, reshapes and conversions; f32 only for the rest (the
+// validator already refuses their int8 forms).
+bool xnnpack_supports(const Graph& g, const Op& op, std::string& why) {
+    switch (op.kind) {
+        case OpKind::Conv2D: case OpKind::DepthwiseConv2D: case OpKind::Add: case OpKind::GlobalAveragePool:
+        case OpKind::Relu: case OpKind::Relu6: case OpKind::Reshape: case OpKind::Identity: case OpKind::Quantize:
+        case OpKind::Dequantize: case OpKind::HardSwish:
+            break;
+        case OpKind::FullyConnected: {
+            const auto& w = g.tensors[static_cast<std::size_t>(op.inputs[1])];
+            if (w.dtype == DType::I8 && w.quant.scale.size() != 1) {
+                why = "this XNNPACK has no per-channel int8 fully connected layer";
+                return false;
+            }
+            break;
+        }
+        case OpKind::Softmax:
+            if (op.beta != 1.0f) {
+                why = "softmax with beta != 1 is not supported";
+                return false;
+            }
+            break;
+        default:
+            why = "not supported (optimize the graph or use the reference backend)";
+            return false;
+    }
+    if (op.activation != Activation::None &&
+        !(op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D || op.kind == OpKind::Add ||
+          op.kind == OpKind::FullyConnected || op.kind == OpKind::GlobalAveragePool)) {
+        why = std::string("a fused ") + activation_name(op.activation) + " on " + op_kind_name(op.kind) + " is not supported";
+        return false;
+    }
+    return true;
+}
+
+namespace {
+
 class XnnpackExecutor : public Executor {
 public:
     XnnpackExecutor(const Graph& g, int threads, bool sparse) : g_(g), sparse_(sparse) {
         init_xnnpack();
         if (g.inputs.size() != 1) throw Error("xnnpack backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
-        for (const auto& op : g.ops) {
-            switch (op.kind) {
-                case OpKind::Conv2D: case OpKind::DepthwiseConv2D: case OpKind::Add: case OpKind::GlobalAveragePool:
-                case OpKind::FullyConnected: case OpKind::Relu: case OpKind::Relu6: case OpKind::Reshape:
-                case OpKind::Identity: case OpKind::Quantize: case OpKind::Dequantize:
-                    break;
-                case OpKind::Softmax:
-                    if (op.beta != 1.0f) throw Error("xnnpack backend: softmax with beta != 1 is not supported");
-                    break;
-                default:
-                    throw Error(std::string("xnnpack backend: op ") + op_kind_name(op.kind) +
-                                " is not supported (optimize the graph or use --backend reference)");
-            }
-            if (op.activation != Activation::None &&
-                !(op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D || op.kind == OpKind::Add ||
-                  op.kind == OpKind::FullyConnected || op.kind == OpKind::GlobalAveragePool))
-                throw Error(std::string("xnnpack backend: fused activation on ") + op_kind_name(op.kind) + " is not supported");
+        for (std::size_t i = 0; i < g.ops.size(); ++i) {
+            std::string why;
+            if (!xnnpack_supports(g, g.ops[i], why))
+                throw Error("xnnpack backend: op " + std::to_string(i) + " (" + op_kind_name(g.ops[i].kind) + "): " + why);
         }
         for (auto o : g.outputs)
             if (g.tensors[static_cast<std::size_t>(o)].constant) throw Error("xnnpack backend: constant graph outputs are not supported");
@@ -275,6 +302,9 @@ private:
                 case OpKind::Softmax:
                     check(xnn_define_softmax(sg, x, y, 0), name);
                     break;
+                case OpKind::HardSwish:
+                    check(xnn_define_hardswish(sg, x, y, 0), name);
+                    break;
                 case OpKind::Quantize:
                 case OpKind::Dequantize:
                     check(xnn_define_convert(sg, x, y, 0), name);
@@ -285,8 +315,8 @@ private:
                     check(xnn_define_static_reshape(sg, d.size(), d.data(), x, y, 0), name);
                     break;
                 }
-                default:
-                    throw Error("xnnpack backend: op " + name + " is not supported");
+                default:  // xnnpack_supports() refused it before anything was built
+                    throw Error("xnnpack backend: op " + name + " has no XNNPACK node");
             }
         }
     }

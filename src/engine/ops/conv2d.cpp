@@ -1,0 +1,50 @@
+// Conv2D: x [N,H,W,C], filter [O,KH,KW,C/groups], bias [O] (optional) -> [N,OH,OW,O]; float, or
+// int8 with per-channel (axis 0) symmetric filters. Kernels: kernels/reference/conv2d{,_q8}.cpp.
+#include "q8_args.h"
+#include "op_def.h"
+
+namespace firesight::engine::ops {
+namespace {
+
+OutputType infer(const ShapeContext& c) {
+    const Op& op = c.op;
+    OutputType r;
+    if (c.is_i8(0)) {
+        c.need_q8_weights(0);
+        r.dtype = DType::I8;
+    } else {
+        c.need_f32(0);
+        c.need_f32_weights();
+    }
+    const Shape& x = c.shape_of(0);
+    if (x.size() != 4) c.fail("input must be rank 4 (NHWC), got " + shape_str(x));
+    c.need_const(1, -1, "filter");
+    const Shape& w = c.input(1)->shape;
+    if (w.size() != 4) c.fail("filter must be rank 4, got " + shape_str(w));
+    c.need_window_attributes();
+    if (op.groups < 1 || x[3] % op.groups != 0 || w[0] % op.groups != 0)
+        c.fail("groups " + std::to_string(op.groups) + " do not divide the channels");
+    if (w[3] * op.groups != x[3]) c.fail("filter " + shape_str(w) + " does not match input channels " + std::to_string(x[3]));
+    if (c.has_input(2)) c.need_const(2, w[0], "bias");
+    const auto oh = window_output(x[1], op.pad_top, op.pad_bottom, w[1], op.stride_h, op.dilation_h);
+    const auto ow = window_output(x[2], op.pad_left, op.pad_right, w[2], op.stride_w, op.dilation_w);
+    if (oh < 1 || ow < 1) c.fail("the kernel does not fit the padded input " + shape_str(x));
+    r.shape = {x[0], static_cast<std::int32_t>(oh), static_cast<std::int32_t>(ow), w[0]};
+    return r;
+}
+
+void run(const RunContext& c) {
+    ref::conv2d(c.op, c.input<float>(0), c.input_shape(0), c.input<float>(1), c.input_shape(1), c.input<float>(2),
+                c.output<float>(), c.output_shape());
+}
+
+void run_q8(const RunContext& c) {
+    ref::conv2d_q8(c.op, q8_input(c, 0), q8_weights(c), c.output<std::int8_t>(), c.output_shape(),
+                   c.output_tensor().quant);
+}
+
+}  // namespace
+
+const OpDef kConv2D = {"Conv2D", infer, run, run_q8};
+
+}  // namespace firesight::engine::ops
