@@ -7,11 +7,6 @@
 namespace firesight::engine::ops {
 namespace {
 
-OutputType infer(const ShapeContext& c) {
-    c.need_f32(0);
-    return {c.shape_of(0), DType::F32};
-}
-
 void run(const RunContext& c) {
     const float* x = c.input<float>(0);
     float* y = c.output<float>();
@@ -22,6 +17,6 @@ void run(const RunContext& c) {
 
 }  // namespace
 
-const OpDef kHardSwish = {"HardSwish", infer, run, nullptr};
+const OpDef kHardSwish = {"HardSwish", infer_elementwise_f32, run, nullptr};
 
 }  // namespace firesight::engine::ops

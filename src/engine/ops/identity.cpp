@@ -5,11 +5,6 @@
 namespace firesight::engine::ops {
 namespace {
 
-OutputType infer(const ShapeContext& c) {
-    c.need_f32(0);
-    return {c.shape_of(0), DType::F32};
-}
-
 void run(const RunContext& c) {
     ref::reshape(c.input<void>(0), c.output<void>(), c.output_count() * static_cast<std::int64_t>(dtype_size(c.output_tensor().dtype)));
     c.apply_activation();
@@ -17,6 +12,6 @@ void run(const RunContext& c) {
 
 }  // namespace
 
-const OpDef kIdentity = {"Identity", infer, run, run};
+const OpDef kIdentity = {"Identity", infer_elementwise_f32, run, run};
 
 }  // namespace firesight::engine::ops

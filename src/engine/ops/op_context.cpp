@@ -126,4 +126,9 @@ void RunContext::apply_activation() const {
     for (std::int64_t i = 0; i < n; ++i) y[i] = ref::activate(y[i], op.activation);
 }
 
+OutputType infer_elementwise_f32(const ShapeContext& c) {
+    c.need_f32(0);
+    return {c.shape_of(0), DType::F32};
+}
+
 }  // namespace firesight::engine::ops

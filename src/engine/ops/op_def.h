@@ -61,6 +61,10 @@ struct OutputType {
     DType dtype = DType::F32;
 };
 
+// The shape function of a float element-wise op (Relu, Relu6, Identity, HardSwish): input 0 is
+// f32, the output has its shape.
+OutputType infer_elementwise_f32(const ShapeContext& c);
+
 // What a reference kernel sees: the op, every tensor's shape for the batch being run, and its
 // values (data[i] for tensor i, constants included, each in its own dtype).
 struct RunContext {

@@ -6,11 +6,6 @@
 namespace firesight::engine::ops {
 namespace {
 
-OutputType infer(const ShapeContext& c) {
-    c.need_f32(0);
-    return {c.shape_of(0), DType::F32};
-}
-
 void run(const RunContext& c) {
     ref::relu(c.input<float>(0), c.output<float>(), c.output_count(), 6.f);
     c.apply_activation();
@@ -18,6 +13,6 @@ void run(const RunContext& c) {
 
 }  // namespace
 
-const OpDef kRelu6 = {"Relu6", infer, run, nullptr};
+const OpDef kRelu6 = {"Relu6", infer_elementwise_f32, run, nullptr};
 
 }  // namespace firesight::engine::ops
