@@ -9,13 +9,7 @@ namespace {
 OutputType infer(const ShapeContext& c) {
     const Op& op = c.op;
     OutputType r;
-    if (c.is_i8(0)) {
-        c.need_q8_weights(0);
-        r.dtype = DType::I8;
-    } else {
-        c.need_f32(0);
-        c.need_f32_weights();
-    }
+    r.dtype = c.need_layer_types(0);
     const Shape& x = c.shape_of(0);
     if (x.size() != 4) c.fail("input must be rank 4 (NHWC), got " + shape_str(x));
     c.need_const(1, -1, "filter");
@@ -26,10 +20,7 @@ OutputType infer(const ShapeContext& c) {
         c.fail("groups " + std::to_string(op.groups) + " do not divide the channels");
     if (w[3] * op.groups != x[3]) c.fail("filter " + shape_str(w) + " does not match input channels " + std::to_string(x[3]));
     if (c.has_input(2)) c.need_const(2, w[0], "bias");
-    const auto oh = window_output(x[1], op.pad_top, op.pad_bottom, w[1], op.stride_h, op.dilation_h);
-    const auto ow = window_output(x[2], op.pad_left, op.pad_right, w[2], op.stride_w, op.dilation_w);
-    if (oh < 1 || ow < 1) c.fail("the kernel does not fit the padded input " + shape_str(x));
-    r.shape = {x[0], static_cast<std::int32_t>(oh), static_cast<std::int32_t>(ow), w[0]};
+    r.shape = c.window_output_shape(x, w, w[0]);
     return r;
 }
 

@@ -8,13 +8,7 @@ namespace {
 
 OutputType infer(const ShapeContext& c) {
     OutputType r;
-    if (c.is_i8(0)) {
-        c.need_q8_weights(0);
-        r.dtype = DType::I8;
-    } else {
-        c.need_f32(0);
-        c.need_f32_weights();
-    }
+    r.dtype = c.need_layer_types(0);
     const Shape& x = c.shape_of(0);
     c.need_const(1, -1, "filter");
     const Shape& w = c.input(1)->shape;

@@ -126,6 +126,23 @@ void RunContext::apply_activation() const {
     for (std::int64_t i = 0; i < n; ++i) y[i] = ref::activate(y[i], op.activation);
 }
 
+DType ShapeContext::need_layer_types(std::int32_t filter_axis) const {
+    if (is_i8(0)) {
+        need_q8_weights(filter_axis);
+        return DType::I8;
+    }
+    need_f32(0);
+    need_f32_weights();
+    return DType::F32;
+}
+
+Shape ShapeContext::window_output_shape(const Shape& x, const Shape& w, std::int32_t channels) const {
+    const auto oh = window_output(x[1], op.pad_top, op.pad_bottom, w[1], op.stride_h, op.dilation_h);
+    const auto ow = window_output(x[2], op.pad_left, op.pad_right, w[2], op.stride_w, op.dilation_w);
+    if (oh < 1 || ow < 1) fail("the kernel does not fit the padded input " + shape_str(x));
+    return {x[0], static_cast<std::int32_t>(oh), static_cast<std::int32_t>(ow), channels};
+}
+
 OutputType infer_elementwise_f32(const ShapeContext& c) {
     c.need_f32(0);
     return {c.shape_of(0), DType::F32};

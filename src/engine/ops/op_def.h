@@ -47,6 +47,12 @@ public:
     void need_q8_weights(std::int32_t axis) const;
     // Strides and dilations in 1..64, padding in 0..1024 (convolutions).
     void need_window_attributes() const;
+    // The types of a layer with weights: an int8 layer (need_q8_weights(filter_axis)) when input 0
+    // is i8, else f32 input and weights. Returns the output's element type.
+    DType need_layer_types(std::int32_t filter_axis) const;
+    // The NHWC output of a (depthwise) convolution of input `x` by filter `w` [., KH, KW, .] with
+    // `channels` output channels; fails when the kernel does not fit the padded input.
+    Shape window_output_shape(const Shape& x, const Shape& w, std::int32_t channels) const;
 
 private:
     const Graph& g_;
