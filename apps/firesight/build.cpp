@@ -1,10 +1,16 @@
 // firesight build: a trained run (or a .tflite) in, an optimised engine file (.fse) out.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
+#include <opencv2/core.hpp>
+
 #include "commands.h"
+#include "firesight/builder/quantize.h"
+#include "firesight/compress/calibrate.h"
+#include "firesight/data/image.h"
 #include "firesight/model/engine_convert.h"
 #include "firesight/engine/ir.h"
 #include "firesight/builder/tflite_graph.h"
@@ -17,7 +23,34 @@ namespace {
 
 struct BuildOptions {
     std::string model, out, labels;
+    std::string calibrate;          // image folder: quantize to int8 with min-max ranges from it
+    int calibration_images = 32;
 };
+
+// Up to `count` images from `dir` (recursively, evenly spread over the sorted list so every class
+// folder is drawn from), preprocessed as the engine's metadata says. An image that cannot be
+// decoded is skipped with a warning.
+std::vector<std::vector<float>> calibration_inputs(const std::filesystem::path& dir, int count, const engine::Metadata& m) {
+    const auto files = compress::list_image_files(dir);
+    if (files.empty()) throw Error("--calibrate " + dir.string() + ": no images there");
+    data::Preprocess pre;
+    pre.size = m.size;
+    pre.resize_shorter = m.resize_shorter;
+    pre.mean = m.mean;
+    pre.scale = m.scale;
+    std::vector<std::vector<float>> inputs;
+    const std::size_t step = std::max<std::size_t>(1, files.size() / static_cast<std::size_t>(count));
+    for (std::size_t i = 0; i < files.size() && inputs.size() < static_cast<std::size_t>(count); i += step) {
+        try {
+            const cv::Mat x = data::preprocess(data::decode_image(files[i]), pre);
+            inputs.emplace_back(x.ptr<float>(), x.ptr<float>() + x.total() * 3);
+        } catch (const Error& e) {
+            std::fprintf(stderr, "warning: calibration: %s: %s\n", files[i].c_str(), e.what());
+        }
+    }
+    if (inputs.empty()) throw Error("--calibrate " + dir.string() + ": no image there could be decoded");
+    return inputs;
+}
 
 void run_build(const BuildOptions& o) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -29,6 +62,11 @@ void run_build(const BuildOptions& o) {
         g = engine::graph_from_tflite_file(in, o.labels);
     } else {
         g = model::trained_model_to_graph(model::load_trained_model(in));
+    }
+    if (!o.calibrate.empty()) {
+        const auto inputs = calibration_inputs(o.calibrate, o.calibration_images, g.metadata);
+        engine::quantize_int8(g, engine::minmax_ranges(g, inputs, 1));
+        std::printf("quantized to int8 with min-max ranges from %zu images of %s\n", inputs.size(), o.calibrate.c_str());
     }
     engine::save_engine(g, o.out);
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -45,6 +83,11 @@ void add_build(CLI::App& app) {
     sub->add_option("--model,-m", opt->model, "Run folder, model.pt or .tflite")->required();
     sub->add_option("--out,-o", opt->out, "Engine file to write (.fse)")->required();
     sub->add_option("--labels", opt->labels, "Labels file (one per line) for a .tflite model");
+    sub->add_option("--calibrate", opt->calibrate,
+                    "Quantize to int8, with min-max activation ranges from images in this folder (recursive). "
+                    "`optimize` calibrates a trained run more carefully (entropy / percentile per tensor)");
+    sub->add_option("--calibration-images", opt->calibration_images, "Images drawn from --calibrate")
+        ->check(CLI::Range(1, 100000));
     sub->callback([opt]() { run_build(*opt); });
 }
 

@@ -9,6 +9,7 @@
 #include "firesight/builder/passes.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/common/error.h"
+#include "firesight/engine/reference.h"
 
 namespace firesight::engine {
 namespace {
@@ -276,6 +277,21 @@ private:
 
 void quantize_int8(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions& opt) {
     Quantizer(g, ranges, opt).run();
+}
+
+std::map<std::string, TensorRange> minmax_ranges(const Graph& g, const std::vector<std::vector<float>>& inputs, int batch) {
+    std::map<std::string, TensorRange> r;
+    for (const auto& in : inputs) {
+        const auto values = run_reference_all(g, {in.data()}, batch);
+        for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+            const auto& t = g.tensors[i];
+            if (t.constant || values[i].empty()) continue;
+            const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
+            auto [it, fresh] = r.try_emplace(t.name, TensorRange{*lo, *hi});
+            if (!fresh) it->second = {std::min(it->second.min, *lo), std::max(it->second.max, *hi)};
+        }
+    }
+    return r;
 }
 
 }  // namespace firesight::engine

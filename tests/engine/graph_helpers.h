@@ -156,21 +156,7 @@ inline std::vector<float> reference_output(const Graph& g, const std::vector<flo
     return all[static_cast<std::size_t>(g.outputs[k])];
 }
 
-// Calibration ranges for quantize_int8: each activation's min and max over reference runs on
-// `inputs` (each `batch` images).
-inline std::map<std::string, TensorRange> minmax_ranges(const Graph& g, const std::vector<std::vector<float>>& inputs, int batch) {
-    std::map<std::string, TensorRange> r;
-    for (const auto& in : inputs) {
-        const auto values = run_reference_all(g, {in.data()}, batch);
-        for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-            const auto& t = g.tensors[i];
-            if (t.constant) continue;
-            const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-            auto [it, fresh] = r.try_emplace(t.name, TensorRange{*lo, *hi});
-            if (!fresh) it->second = {std::min(it->second.min, *lo), std::max(it->second.max, *hi)};
-        }
-    }
-    return r;
-}
+// Calibration ranges for quantize_int8 (the builder's min-max calibration).
+using engine::minmax_ranges;
 
 }  // namespace firesight::engine::testing

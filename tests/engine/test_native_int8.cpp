@@ -40,13 +40,7 @@ std::size_t elements(const std::vector<std::int32_t>& s, int batch) {
 // Min-max ranges of every f32 activation, optionally overridden per tensor name.
 std::map<std::string, TensorRange> ranges_of(const Graph& g, const std::vector<float>& input, int batch,
                                              const std::map<std::string, TensorRange>& overrides = {}) {
-    std::map<std::string, TensorRange> r;
-    const auto values = run_reference_all(g, {input.data()}, batch);
-    for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-        if (g.tensors[i].constant) continue;
-        const auto [lo, hi] = std::minmax_element(values[i].begin(), values[i].end());
-        r[g.tensors[i].name] = {*lo, *hi};
-    }
+    auto r = minmax_ranges(g, {input}, batch);
     for (const auto& [name, range] : overrides) r[name] = range;
     return r;
 }
@@ -207,7 +201,7 @@ TEST(NativeInt8, FiresightRunSelectsTheBackendForAnInt8Engine) {
     Session s(Engine::from_graph(g), {Backend::Reference, 1});
     const auto p = s.probabilities(input)[0];
     const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
-    const auto cli = test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string());
+    const auto cli = test::program_command(test::binary_dir() / "apps" / "firesight-run" / "firesight-run");
     const auto r = test::run_command(cli + " --raw --top 1 --backend native-int8 --model " + test::shell_quote((dir / "m.fse").string()) +
                                      " " + test::shell_quote((dir / "x.raw").string()));
     ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "firesight/engine/ir.h"
 
@@ -35,5 +36,11 @@ struct QuantizeOptions {
 //  - input and outputs stay f32: a Quantize after the input, a Dequantize before the softmax (and
 //    for the logits output). Session::run still takes/returns f32.
 void quantize_int8(Graph& g, const std::map<std::string, TensorRange>& ranges, const QuantizeOptions& opt = {});
+
+// Min-max calibration: every activation's smallest and largest value over reference-kernel runs of
+// the float graph on `inputs` (each one batch of `batch` items, NHWC f32). The simplest range
+// choice; the compression stage (src/compress) chooses per tensor between min-max, percentile and
+// entropy from histograms instead.
+std::map<std::string, TensorRange> minmax_ranges(const Graph& g, const std::vector<std::vector<float>>& inputs, int batch);
 
 }  // namespace firesight::engine
