@@ -85,6 +85,25 @@ int bench(const std::string& model, firesight::engine::Session& session, double 
     return 0;
 }
 
+// One input's top classes ("img.ppm  fire 91.2%  smoke 6.0% ...") or, with json, one JSON line with
+// every probability (and logit) at full precision (scripts/arm64.sh compares them across machines).
+void print_result(const std::string& name, const std::vector<float>& probs, const std::vector<float>& logits,
+                  const std::vector<std::size_t>& order, std::size_t k,
+                  const std::vector<std::string>& class_names, bool json) {
+    auto class_name = [&](std::size_t c) { return c < class_names.size() ? class_names[c] : std::to_string(c); };
+    if (json) {
+        nlohmann::json top = nlohmann::json::array();
+        for (std::size_t i = 0; i < k; ++i) top.push_back({{"class", class_name(order[i])}, {"probability", probs[order[i]]}});
+        nlohmann::json j = {{"input", name}, {"top", top}, {"probabilities", probs}};
+        if (!logits.empty()) j["logits"] = logits;
+        std::printf("%s\n", j.dump().c_str());
+        return;
+    }
+    std::printf("%s", name.c_str());
+    for (std::size_t i = 0; i < k; ++i) std::printf("  %s %.1f%%", class_name(order[i]).c_str(), 100.0 * probs[order[i]]);
+    std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,7 +122,9 @@ int main(int argc, char** argv) {
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");
     app.add_option("--bench", bench_runs, "Without inputs: time N batch-1 inferences on a synthetic input")
         ->check(CLI::Range(1, 1000000));
-    app.add_flag("--json", json, "With --bench: print the figures as one JSON object");
+    app.add_flag("--json", json,
+                 "Print JSON: with inputs, one object per input (file, top classes, every probability at full "
+                 "precision); with --bench, the figures as one object");
     app.add_option("inputs", inputs, "PPM (P6) images, or raw tensors with --raw");
     CLI11_PARSE(app, argc, argv);
     if (bench_runs > 0 && !inputs.empty()) {
@@ -112,10 +133,6 @@ int main(int argc, char** argv) {
     }
     if (bench_runs == 0 && inputs.empty()) {
         std::fprintf(stderr, "firesight-run: error: no inputs (give PPM images, raw tensors with --raw, or --bench N)\n");
-        return 2;
-    }
-    if (json && bench_runs == 0) {
-        std::fprintf(stderr, "firesight-run: error: --json goes with --bench\n");
         return 2;
     }
     try {
@@ -142,19 +159,18 @@ int main(int argc, char** argv) {
                 } else {
                     x = run::preprocess(run::decode_ppm(bytes, path), meta);
                 }
-                const auto probs = session.probabilities(x)[0];
+                const auto& out = session.run(x);
+                const std::vector<float> probs(out[0], out[0] + session.output_size(0));
+                // The logits output (when the engine has one): in an int8 engine they are the last
+                // layer's int8 values times one scale, so equal logits mean equal int8 bytes.
+                std::vector<float> logits;
+                if (out.size() > 1) logits.assign(out[1], out[1] + session.output_size(1));
                 std::vector<std::size_t> order(probs.size());
                 std::iota(order.begin(), order.end(), 0);
                 const auto k = std::min<std::size_t>(static_cast<std::size_t>(top), order.size());
                 std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
                                   [&](auto a, auto b) { return probs[a] > probs[b]; });
-                std::printf("%s", std::filesystem::path(path).filename().c_str());
-                for (std::size_t i = 0; i < k; ++i) {
-                    const auto c = order[i];
-                    const std::string name = c < meta.class_names.size() ? meta.class_names[c] : std::to_string(c);
-                    std::printf("  %s %.1f%%", name.c_str(), 100.0 * probs[c]);
-                }
-                std::printf("\n");
+                print_result(std::filesystem::path(path).filename().string(), probs, logits, order, k, meta.class_names, json);
             } catch (const Error& err) {
                 std::fprintf(stderr, "firesight-run: error: %s\n", err.what());
                 ++failures;

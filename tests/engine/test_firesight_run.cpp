@@ -4,13 +4,15 @@
 
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "graph_helpers.h"
 #include "test_util.h"
 
 namespace firesight::engine {
 namespace {
 
-std::string run_cli() { return test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string()); }
+std::string run_cli() { return test::program_command(test::binary_dir() / "apps" / "firesight-run" / "firesight-run"); }
 
 Graph tiny_classifier() {
     testing::GraphMaker m(77);
@@ -45,6 +47,32 @@ TEST(FiresightRun, RawTensorGivesTheSessionsTopClass) {
         std::snprintf(pct, sizeof pct, "%.1f%%", 100.0 * p[top]);
         EXPECT_NE(r.out.find("x.raw  " + g.metadata.class_names[top] + " " + pct), std::string::npos) << r.out;
     }
+}
+
+// --json prints every probability so that another machine's run can be compared bit for bit
+// (scripts/arm64.sh compares x86 and arm64 this way).
+TEST(FiresightRun, JsonHoldsEveryProbabilityExactly) {
+    test::TempDir dir;
+    const auto g = tiny_classifier();
+    save_engine(g, dir / "m.fse");
+    testing::GraphMaker m(4);
+    const auto x = m.random(8 * 8 * 3, -1.f, 1.f);
+    std::ofstream(dir / "x.raw", std::ios::binary).write(reinterpret_cast<const char*>(x.data()),
+                                                         static_cast<std::streamsize>(x.size() * sizeof(float)));
+    Session s(Engine::from_graph(g), {Backend::Reference, 1});
+    const auto p = s.probabilities(x)[0];
+    const auto r = test::run_command(run_cli() + " --raw --json --top 2 --backend reference --model " +
+                                     test::shell_quote((dir / "m.fse").string()) + " " + test::shell_quote((dir / "x.raw").string()));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto line = r.out.find('{');  // after the "loaded ..." line on stderr
+    ASSERT_NE(line, std::string::npos) << r.out;
+    const auto j = nlohmann::json::parse(r.out.substr(line));
+    EXPECT_EQ(j["input"], "x.raw");
+    EXPECT_EQ(j["probabilities"].get<std::vector<float>>(), p);
+    ASSERT_EQ(j["top"].size(), 2u);
+    const auto top = static_cast<std::size_t>(std::max_element(p.begin(), p.end()) - p.begin());
+    EXPECT_EQ(j["top"][0]["class"], g.metadata.class_names[top]);
+    EXPECT_EQ(j["top"][0]["probability"].get<float>(), p[top]);
 }
 
 TEST(FiresightRun, DecodesPpmAndRefusesBadInputs) {

@@ -267,9 +267,9 @@ TEST(EvaluateVariant, FiresightRunBenchPrintsOneJsonObjectAndRefusesMixedModes) 
     const auto nothing = test::run_command(run + " --model " + model);
     EXPECT_NE(nothing.exit_code, 0);
     EXPECT_NE(nothing.out.find("no inputs"), std::string::npos) << nothing.out;
-    const auto json_alone = test::run_command(run + " --model " + model + " --json x.ppm");
-    EXPECT_NE(json_alone.exit_code, 0);
-    EXPECT_NE(json_alone.out.find("--json goes with --bench"), std::string::npos) << json_alone.out;
+    const auto json_missing = test::run_command(run + " --model " + model + " --json missing.ppm");
+    EXPECT_NE(json_missing.exit_code, 0);
+    EXPECT_NE(json_missing.out.find("missing.ppm"), std::string::npos) << json_missing.out;
 }
 
 TEST(EvaluateVariant, GzipSizeShrinksRepetitiveBytesOnly) {
