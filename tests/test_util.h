@@ -79,6 +79,15 @@ inline std::string shell_quote(const std::string& s) {
     return q + "'";
 }
 
+// A program of this build as a shell command: behind $FIRESIGHT_TEST_EMULATOR when the tests run
+// under an emulator (build-arm64/run-arm64 sets it and runs arm64 programs under qemu; without
+// binfmt_misc the kernel cannot start them itself).
+inline std::string program_command(const std::filesystem::path& program) {
+    const char* emulator = std::getenv("FIRESIGHT_TEST_EMULATOR");
+    const std::string quoted = shell_quote(program.string());
+    return emulator && *emulator ? shell_quote(emulator) + " " + quoted : quoted;
+}
+
 inline std::string firesight_cli() { return shell_quote((binary_dir() / "apps" / "firesight" / "firesight").string()); }
 
 }  // namespace firesight::test

@@ -115,7 +115,7 @@ TEST(AutoBackend, UnknownNameIsAnErrorListingTheChoices) {
     }
 }
 
-std::string run_cli() { return test::shell_quote((test::binary_dir() / "apps" / "firesight-run" / "firesight-run").string()); }
+std::string run_cli() { return test::program_command(test::binary_dir() / "apps" / "firesight-run" / "firesight-run"); }
 
 TEST(AutoBackend, FiresightRunReportsTheResolvedBackend) {
     test::TempDir dir;

@@ -130,5 +130,19 @@ TEST(SparseXnnpackPath, IgnoredOnX86WithAvx) {
 #endif
 }
 
+// On ARM (a Jetson, a Raspberry Pi; under qemu-aarch64 in scripts/arm64.sh) XNNPACK's CHW kernels
+// are on: a qualifying pruned graph really switches to the sparse NCHW path (its sums come out in
+// another order, so the last bits differ from the dense run), and it still gives the dense path's
+// answers (MatchesReference above holds it to the reference kernels within 1e-5).
+TEST(SparseXnnpackPath, TakenOnArm) {
+    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "built without xnnpack";
+#if defined(__aarch64__) || defined(__arm__)
+    EXPECT_TRUE(sparse_hint_changes_result(mobilenet_like(32, 32, 3, 0.8))) << "80% zeros, symmetric stem padding";
+    EXPECT_TRUE(sparse_hint_changes_result(mobilenet_like(33, 33, 4, 0.9))) << "90% zeros, odd size";
+#else
+    GTEST_SKIP() << "not ARM";
+#endif
+}
+
 }  // namespace
 }  // namespace firesight::engine
