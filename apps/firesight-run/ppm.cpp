@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "firesight/common/error.h"
+#include "firesight/engine/preprocess.h"
 
 namespace firesight::run {
 
@@ -46,26 +47,7 @@ RgbImage decode_ppm(const std::vector<std::uint8_t>& b, const std::string& name)
 }
 
 std::vector<float> preprocess(const RgbImage& img, const engine::Metadata& m) {
-    const double f = static_cast<double>(m.resize_shorter) / std::min(img.width, img.height);
-    const int rw = std::max(m.size, static_cast<int>(std::lround(img.width * f)));
-    const int rh = std::max(m.size, static_cast<int>(std::lround(img.height * f)));
-    const int x0 = (rw - m.size) / 2, y0 = (rh - m.size) / 2;
-    std::vector<float> out(static_cast<std::size_t>(m.size) * m.size * 3);
-    for (int y = 0; y < m.size; ++y)
-        for (int x = 0; x < m.size; ++x) {
-            // Pixel centres map as in a half-pixel-aligned bilinear resize.
-            const double sx = std::clamp((x + x0 + 0.5) * img.width / rw - 0.5, 0.0, img.width - 1.0);
-            const double sy = std::clamp((y + y0 + 0.5) * img.height / rh - 0.5, 0.0, img.height - 1.0);
-            const int ix = static_cast<int>(sx), iy = static_cast<int>(sy);
-            const int ix1 = std::min(ix + 1, img.width - 1), iy1 = std::min(iy + 1, img.height - 1);
-            const double fx = sx - ix, fy = sy - iy;
-            for (int c = 0; c < 3; ++c) {
-                auto px = [&](int xx, int yy) { return img.rgb[(static_cast<std::size_t>(yy) * img.width + xx) * 3 + c]; };
-                const double v = (px(ix, iy) * (1 - fx) + px(ix1, iy) * fx) * (1 - fy) + (px(ix, iy1) * (1 - fx) + px(ix1, iy1) * fx) * fy;
-                out[(static_cast<std::size_t>(y) * m.size + x) * 3 + c] = static_cast<float>((std::round(v) - m.mean) * m.scale);
-            }
-        }
-    return out;
+    return engine::preprocess_rgb(img.rgb.data(), img.width, img.height, static_cast<std::size_t>(img.width) * 3, m);
 }
 
 }  // namespace firesight::run

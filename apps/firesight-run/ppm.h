@@ -1,6 +1,5 @@
-// Just enough image handling for firesight-run without OpenCV: binary PPM (P6) decoding and
-// the same resize-shorter-side + centre-crop + normalise preprocessing as firesight predict
-// (bilinear, so results differ slightly from OpenCV's area resize when downscaling).
+// Just enough image handling for firesight-run without OpenCV: binary PPM (P6) decoding, then the
+// engine's preprocessing (firesight/engine/preprocess.h).
 #pragma once
 #include <cstdint>
 #include <filesystem>
