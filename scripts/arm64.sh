@@ -10,7 +10,8 @@
 #   4. cross-builds into build-arm64/ (cmake/toolchains/aarch64-linux-gnu.cmake) and runs the
 #      runtime tests there under qemu (ctest; the slow oracle sweeps are left to the x86 run);
 #   5. engines built on x86 (fp32, int8) run on x86 and under qemu on the same inputs: the same
-#      bytes for int8, fp32 within 1e-5 (scripts/compare-outputs.py).
+#      bytes for int8, fp32 within 1e-5 (scripts/compare-outputs.py);
+#   6. the arm64 Debian package (firesight-runtime) with cpack, checked by lintian.
 #   scripts/arm64.sh [CTEST ARGS...]     (BUILD_DIR=build-arm64, HOST_BUILD_DIR=build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 step "host packages for cross-building and qemu"
-host_pkgs=(crossbuild-essential-arm64 qemu-user-static)
+host_pkgs=(crossbuild-essential-arm64 qemu-user-static lintian)
 missing=()
 for p in "${host_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -105,4 +106,15 @@ for engine in int8 fp32; do
       --exact-if-int8 "$engine"
   done
 done
-printf '\n==> arm64: build %s s, tests and parity %s s\n' $((built - start)) $(( $(date +%s) - built ))
+step "arm64 packages ($BUILD_DIR/packages) and lintian"
+rm -rf "$out/packages"
+(cd "$out" && cpack -G DEB >/dev/null)
+for d in "$out"/packages/*.deb; do
+  printf '%s\n' "$(basename "$d"): $(dpkg-deb -f "$d" Installed-Size) KiB installed; Depends: $(dpkg-deb -f "$d" Depends)"
+done
+if command -v lintian >/dev/null; then
+  lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$out"/packages/*.deb 2>&1 | grep -v 'root privileges' || true
+  lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$out"/packages/*.deb >/dev/null 2>&1 ||
+    { echo "arm64.sh: lintian found errors (above)" >&2; exit 1; }
+fi
+printf '\n==> arm64: build %s s, tests, parity and packages %s s\n' $((built - start)) $(( $(date +%s) - built ))

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Debian packages of firesight, and the checks a maintainer would run on them:
+#   1. cpack in build/: firesight-runtime, firesight (the full tool) and firesight-watch (amd64);
+#      scripts/arm64.sh makes the arm64 ones the same way;
+#   2. lintian on every package: an error fails; the warnings left are explained in docs/deploy.md;
+#   3. another CMake project builds against the staged runtime (tests/package/consumer:
+#      find_package(firesight), firesight::runtime from C++ and from C) and runs, and Python's
+#      ctypes drives the C API;
+#   4. the packages installed with apt into a throwaway Debian 12 root (mmdebstrap: nothing from
+#      this machine inside but the .deb files), where firesight-run classifies a photo with an
+#      engine built here and the firesight program starts.
+#   scripts/package.sh           (BUILD_DIR=build; SKIP_INSTALL_TEST=1 skips step 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+root=$PWD
+step() { printf '\n==> %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+start=$(date +%s)
+
+missing=()
+for p in lintian mmdebstrap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  step "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+[ -f "$BUILD_DIR/CMakeCache.txt" ] || scripts/setup.sh
+
+step "packages ($BUILD_DIR/packages)"
+rm -rf "$BUILD_DIR/packages"
+(cd "$BUILD_DIR" && cpack -G DEB >/dev/null)
+mapfile -t debs < <(ls "$root/$BUILD_DIR"/packages/*.deb)
+for d in "${debs[@]}"; do
+  printf '%s\n' "$(basename "$d"): $(dpkg-deb -f "$d" Installed-Size) KiB installed; Depends: $(dpkg-deb -f "$d" Depends)"
+done
+
+step "lintian"
+# Runs as root in CI, which lintian only advises against.
+lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "${debs[@]}" 2>&1 | grep -v 'root privileges' || true
+lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "${debs[@]}" >/dev/null 2>&1 ||
+  { echo "package.sh: lintian found errors (above)" >&2; exit 1; }
+
+step "another project builds against the staged runtime (find_package(firesight))"
+stage=$root/$BUILD_DIR/package-test
+rm -rf "$stage" && mkdir -p "$stage"
+for d in "$BUILD_DIR"/packages/firesight-runtime_*.deb; do dpkg-deb -x "$d" "$stage/root"; done
+FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)
+python3 scripts/compare-outputs.py make-inputs "$stage" "$FIRESIGHT_ASSETS/imagenet-samples" >/dev/null
+"$BUILD_DIR/apps/firesight/firesight" build --model "$FIRESIGHT_ASSETS/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite" \
+  --out "$stage/imagenet.fse" >/dev/null
+cmake -S tests/package/consumer -B "$stage/consumer" -DCMAKE_PREFIX_PATH="$stage/root/usr" >/dev/null
+cmake --build "$stage/consumer" >/dev/null
+libdir=$(dirname "$(find "$stage/root" -name 'libfiresight_runtime.so.0' | head -n 1)")
+LD_LIBRARY_PATH=$libdir "$stage/consumer/consumer_cpp" "$stage/imagenet.fse"
+LD_LIBRARY_PATH=$libdir "$stage/consumer/consumer_c" "$stage/imagenet.fse"
+LD_LIBRARY_PATH=$libdir python3 tests/package/consumer/consumer.py "$libdir/libfiresight_runtime.so.0" "$stage/imagenet.fse"
+
+if [ "${SKIP_INSTALL_TEST:-0}" != 1 ]; then
+  step "installing the packages into a throwaway Debian 12 root"
+  # The hooks run in the new root: apt installs the packages (their dependencies come from
+  # Debian), firesight-run classifies a photo, the full tool starts.
+  mmdebstrap --quiet --variant=apt \
+    --customize-hook="copy-in ${debs[*]} $stage/imagenet.fse $stage/grace_hopper.ppm /tmp" \
+    --customize-hook='chroot "$1" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /tmp/*.deb >/dev/null"' \
+    --customize-hook='chroot "$1" firesight-run --model /tmp/imagenet.fse /tmp/grace_hopper.ppm' \
+    --customize-hook='chroot "$1" sh -c "firesight --help | head -n 1"' \
+    --customize-hook='chroot "$1" dpkg-query -W -f "installed: \${Package} \${Version} \${Architecture}\n" "firesight*"' \
+    bookworm /dev/null
+fi
+printf '\n==> packages checked in %s s\n' $(( $(date +%s) - start ))
