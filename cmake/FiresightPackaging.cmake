@@ -33,9 +33,9 @@ if(CMAKE_CROSSCOMPILING)
       "libc6 (>= 2.34), libgcc-s1 (>= 3.4), libpthreadpool0 (>= 0.0~git20200423.6acde9c), libstdc++6 (>= 12), libxnnpack0 (>= 0.0~git20220216.ae108ef)")
 else()
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-  # Our own library lives in the package being built: dpkg-shlibdeps must find it there.
-  set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 endif()
+# A shlibs file for libfiresight_runtime.so.0, so packages linking it get the right dependency.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME firesight-runtime)
 set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "firesight runtime: run fire and smoke engine files on a CPU
