@@ -66,7 +66,10 @@ void add_optimize(CLI::App& app) {
                     "First block fine-tuned; earlier blocks are compressed once and their activations cached")
         ->capture_default_str();
     sub->add_flag("--prune-prefix", a->o.prune_prefix, "Also prune the early (not fine-tuned) blocks' 1x1 convs");
-    sub->add_option("--bench-runs", a->o.bench_runs, "Latency runs per variant")->capture_default_str();
+    sub->add_option("--bench-runs", a->o.bench_runs, "Latency runs per variant and round (0: no timing)")->capture_default_str();
+    sub->add_option("--bench-rounds", a->o.bench_rounds,
+                    "Rounds over all variants, interleaved; a variant's latency is the median of its rounds")
+        ->capture_default_str();
     sub->add_option("--threads", a->o.threads, "libtorch threads (0: all cores)")->capture_default_str();
     sub->add_option("--qat", a->o.qat, "Quantization-aware fine-tuning: auto (when post-training int8 misses the budget), always, never")
         ->capture_default_str();

@@ -52,6 +52,7 @@ void check_options(const OptimizeOptions& o) {
     if (o.finetune_batch < 1) throw Error("--finetune-batch must be at least 1");
     if (o.finetune_from < 1 || o.finetune_from > 18) throw Error("--finetune-from must be a block between 1 and 18");
     if (o.bench_runs < 0) throw Error("--bench-runs must be 0 or more");
+    if (o.bench_rounds < 1) throw Error("--bench-rounds must be 1 or more");
     if (o.qat != "auto" && o.qat != "always" && o.qat != "never") throw Error("--qat: '" + o.qat + "' is not one of auto, always, never");
 }
 
@@ -389,7 +390,8 @@ fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& nam
 void Optimizer::measure(const std::string& name, const nlohmann::json& settings, const fs::path& engine) {
     ensure_eval_images();
     VariantRecord r;
-    r.result = eval::evaluate_variant(name, settings, engine, test_, opt_.bench_runs);
+    // Timed later, all variants interleaved (run()), so that load on the machine hits them alike.
+    r.result = eval::evaluate_variant(name, settings, engine, test_, 0);
     if (!val_.inputs.empty()) {
         const auto v = eval::evaluate_variant(name, settings, engine, val_, 0);
         r.val_accuracy = v.metrics.accuracy;
@@ -724,6 +726,12 @@ OptimizeResult Optimizer::run() {
     bar_->finish(std::to_string(result_.variants.size()) + " variants");
     bar_.reset();
 
+    if (opt_.bench_runs > 0) {
+        std::vector<eval::VariantResult*> timed;
+        for (auto& r : result_.variants) timed.push_back(&r.result);
+        std::fprintf(stderr, "timing %zu variants: %d interleaved rounds of %d runs\n", timed.size(), opt_.bench_rounds, opt_.bench_runs);
+        eval::time_variants_interleaved(timed, opt_.bench_rounds, opt_.bench_runs);
+    }
     set_drops(result_.variants);
     for (auto& r : result_.variants) save_finished_variant(opt_.out, r, fingerprint_);
     result_.chosen = choose_variant(result_.variants, opt_.max_accuracy_drop, opt_.target);

@@ -21,27 +21,31 @@ OptimizeTarget parse_optimize_target(const std::string& s) {
 
 const char* optimize_target_name(OptimizeTarget t) { return t == OptimizeTarget::Size ? "size" : "latency"; }
 
-std::string choose_variant(const std::vector<VariantRecord>& v, double max_drop, OptimizeTarget target) {
+std::string choose_variant(const std::vector<VariantRecord>& v, double max_drop, OptimizeTarget target, double latency_tie) {
     const bool use_val = !v.empty() && std::all_of(v.begin(), v.end(), [](const VariantRecord& r) { return r.val_images > 0; });
-    const VariantRecord* best = nullptr;
-    auto better = [target](const VariantRecord& a, const VariantRecord& b) {
-        const auto& x = a.result;
-        const auto& y = b.result;
-        if (target == OptimizeTarget::Latency) {
-            if (x.latency_ms != y.latency_ms) return x.latency_ms < y.latency_ms;
-            return x.size_bytes < y.size_bytes;
-        }
-        if (x.size_bytes != y.size_bytes) return x.size_bytes < y.size_bytes;
-        return x.latency_ms < y.latency_ms;
-    };
+    std::vector<const VariantRecord*> ok;
     for (const auto& r : v) {
         const double drop = use_val ? r.val_accuracy_drop : r.result.accuracy_drop;
         // A tiny tolerance: drops are differences of image counts divided by a count, and a drop of
         // exactly the budget must qualify despite rounding.
-        if (r.result.name != "fp32" && drop > max_drop + 1e-9) continue;
-        if (!best || better(r, *best)) best = &r;
+        if (r.result.name == "fp32" || drop <= max_drop + 1e-9) ok.push_back(&r);
     }
-    return best ? best->result.name : std::string();
+    if (ok.empty()) return {};
+    double fastest = std::numeric_limits<double>::infinity();
+    for (const auto* r : ok) fastest = std::min(fastest, r->result.latency_ms);
+    const VariantRecord* best = nullptr;
+    for (const auto* r : ok) {
+        const auto& x = r->result;
+        if (target == OptimizeTarget::Latency && x.latency_ms > fastest * (1.0 + latency_tie)) continue;
+        if (!best) {
+            best = r;
+            continue;
+        }
+        const auto& y = best->result;
+        // Latency: the tied set, by size, then latency. Size: by size, then latency.
+        if (x.size_bytes != y.size_bytes ? x.size_bytes < y.size_bytes : x.latency_ms < y.latency_ms) best = r;
+    }
+    return best->result.name;
 }
 
 void set_drops(std::vector<VariantRecord>& v) {

@@ -235,7 +235,7 @@ VariantResult evaluate_variant(const std::string& name, const nlohmann::json& se
         throw Error("evaluate " + name + ": " + std::to_string(images.inputs.size()) + " images but " +
                     std::to_string(images.labels.size()) + " labels");
     // Find the timing binary before the slow part, so a missing one fails at once.
-    const fs::path runner = bench_runs > 0 ? find_firesight_run() : fs::path{};
+    if (bench_runs > 0) find_firesight_run();
     VariantResult r;
     r.name = name;
     r.settings = settings;
@@ -284,21 +284,67 @@ VariantResult evaluate_variant(const std::string& name, const nlohmann::json& se
 
     r.backend = engine::backend_name(opt.backend);
     if (bench_runs > 0) {
-        // Debian's XNNPACK has no VNNI int8 kernels and native-int8 falls back to reference kernels
-        // on CPUs without VNNI, so which one serves an int8 engine best depends on the machine.
-        std::vector<std::string> backends = {engine::backend_name(float_backend)};
-        if (native) backends.push_back(engine::backend_name(engine::Backend::NativeInt8));
-        BenchFigures best;
-        for (const auto& b : backends) {
-            const auto f = bench_engine(runner, engine_path, bench_runs, 1, b);
-            if (best.runs == 0 || f.latency_ms < best.latency_ms) best = f;
-        }
-        r.latency_ms = best.latency_ms;
-        r.latency_p90_ms = best.latency_p90_ms;
-        r.peak_rss_mb = best.peak_rss_mb;
-        r.backend = best.backend;
+        std::vector<VariantResult*> one = {&r};
+        time_variants_interleaved(one, 1, bench_runs);
     }
     return r;
+}
+
+namespace {
+
+// The backends an engine is timed on. Debian's XNNPACK has no VNNI int8 kernels and native-int8
+// falls back to the reference kernels on CPUs without VNNI, so which one serves an int8 engine
+// best depends on the machine: int8 engines try both.
+std::vector<std::string> timing_backends(const fs::path& engine_path) {
+    const auto e = engine::Engine::load(engine_path);
+    bool int8 = false;
+    for (const auto& t : e->graph().tensors) int8 = int8 || t.dtype == engine::DType::I8;
+    const auto float_backend = engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference;
+    std::vector<std::string> out = {engine::backend_name(float_backend)};
+    if (int8 && engine::backend_available(engine::Backend::NativeInt8)) out.push_back(engine::backend_name(engine::Backend::NativeInt8));
+    return out;
+}
+
+double median_of(std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    const std::size_t n = x.size();
+    return n == 0 ? 0.0 : n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+}  // namespace
+
+void time_variants_interleaved(std::vector<VariantResult*>& variants, int rounds, int runs) {
+    if (variants.empty()) return;
+    if (rounds < 1 || runs < 1) throw Error("timing: rounds and runs must be at least 1");
+    const fs::path runner = find_firesight_run();
+    struct Series {
+        std::string backend;
+        std::vector<double> median, p90;
+        double rss = 0;
+    };
+    std::vector<std::vector<Series>> series(variants.size());
+    for (std::size_t i = 0; i < variants.size(); ++i)
+        for (const auto& b : timing_backends(variants[i]->engine)) series[i].push_back({b, {}, {}, 0});
+    for (int round = 0; round < rounds; ++round)
+        for (std::size_t k = 0; k < variants.size(); ++k) {
+            const std::size_t i = (k + static_cast<std::size_t>(round)) % variants.size();  // rotated: no variant always first
+            for (auto& s : series[i]) {
+                const auto f = bench_engine(runner, variants[i]->engine, runs, 1, s.backend);
+                s.median.push_back(f.latency_ms);
+                s.p90.push_back(f.latency_p90_ms);
+                s.rss = std::max(s.rss, f.peak_rss_mb);
+            }
+        }
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+        const Series* best = nullptr;
+        for (const auto& s : series[i])
+            if (!best || median_of(s.median) < median_of(best->median)) best = &s;
+        auto& r = *variants[i];
+        r.latency_ms = median_of(best->median);
+        r.latency_p90_ms = median_of(best->p90);
+        r.peak_rss_mb = best->rss;
+        r.backend = best->backend;
+    }
 }
 
 void set_accuracy_drops(std::vector<VariantResult>& v, const std::string& reference) {

@@ -53,6 +53,21 @@ TEST(OptimizeChoice, SizeTargetAndTies) {
     EXPECT_EQ(choose_variant(v, 0.1, OptimizeTarget::Latency), "b");
 }
 
+TEST(OptimizeChoice, LatenciesWithinFivePercentAreTiedAndTheSmallerFileWins) {
+    std::vector<VariantRecord> v = {rec("fp32", 0, 0, 20, 9000), rec("int8", 0, 0, 5.0, 2400), rec("prune50-int8", 0, 0, 4.9, 2600)};
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency), "int8");  // 2% faster is a tie: the smaller file
+    v[2].result.latency_ms = 4.7;                                         // 6% faster: a real win
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency), "prune50-int8");
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency, 0.10), "int8");  // a wider tie
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency, 0.0), "prune50-int8");
+    // The tie is measured from the fastest qualifying variant, not chained: 4.7 -> 4.9 -> 5.1 does
+    // not pull in 5.1.
+    v.push_back(rec("k16-int8", 0, 0, 4.93, 1000));
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency), "k16-int8");
+    v.back().result.latency_ms = 5.0;
+    EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency), "prune50-int8");
+}
+
 TEST(OptimizeChoice, Fp32WhenNothingElseQualifiesAndTestSplitWithoutValidation) {
     std::vector<VariantRecord> v = {rec("fp32", 0, 0, 20, 9000), rec("int8", 2.0, 2.0, 8, 2400)};
     EXPECT_EQ(choose_variant(v, 1.0, OptimizeTarget::Latency), "fp32");
@@ -143,6 +158,7 @@ protected:
         o.finetune_steps = 12;
         o.finetune_batch = 4;
         o.bench_runs = 2;
+        o.bench_rounds = 2;
         o.progress = false;
         o.qat = "always";
     }

@@ -47,7 +47,8 @@ struct OptimizeOptions {
     // fine-tuning). Off by default: on fire-cair it cost ~8 points of validation accuracy at 50%,
     // while clustering the prefix without fine-tuning cost nothing measurable.
     bool prune_prefix = false;
-    int bench_runs = 20;  // latency runs per variant (fresh firesight-run process)
+    int bench_runs = 20;   // latency runs per variant and round (fresh firesight-run process)
+    int bench_rounds = 5;  // rounds over all variants, interleaved (eval::time_variants_interleaved)
     unsigned seed = 1;
     int threads = 0;  // libtorch threads; 0: all cores
     bool progress = true;
@@ -65,8 +66,11 @@ struct VariantRecord {
 // The rule: among the variants whose accuracy drop (validation split when every record has one,
 // else test split) is at most max_drop, the lowest latency (Latency) or the smallest file (Size);
 // ties go to the smaller (Latency) / faster (Size) one, then to the earlier one. "fp32" always
-// qualifies. Returns "" for an empty list.
-std::string choose_variant(const std::vector<VariantRecord>& v, double max_drop, OptimizeTarget target);
+// qualifies. Returns "" for an empty list. With the Latency target, variants within
+// `latency_tie` (5%) of the fastest qualifying one count as tied and the smallest file among them
+// wins: timing noise on a shared machine is of that order, so a 2% "win" must not choose a larger
+// file, nor flip the choice from one run to the next.
+std::string choose_variant(const std::vector<VariantRecord>& v, double max_drop, OptimizeTarget target, double latency_tie = 0.05);
 
 // Sets accuracy drops (test and validation) of every record against "fp32".
 void set_drops(std::vector<VariantRecord>& v);

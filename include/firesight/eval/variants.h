@@ -47,6 +47,14 @@ EvalImages load_eval_images(const std::filesystem::path& engine, const std::vect
 VariantResult evaluate_variant(const std::string& name, const nlohmann::json& settings,
                                const std::filesystem::path& engine, const EvalImages& images, int bench_runs = 30);
 
+// Times every variant again, interleaved: `rounds` rounds, each running every variant (in a
+// rotated order) on each of its candidate backends for `runs` batch-1 inferences in a fresh
+// firesight-run process. A variant's latency is the median over rounds of its round medians, on
+// its fastest backend; so a burst of load on a shared machine lands on every variant alike
+// instead of on whichever was measured then. Sets latency_ms, latency_p90_ms (median of the
+// rounds' p90s), peak_rss_mb (the largest) and backend.
+void time_variants_interleaved(std::vector<VariantResult*>& variants, int rounds, int runs);
+
 // Where firesight-run is: $FIRESIGHT_RUN if set, else next to the running executable, else
 // ../firesight-run/ beside it, else the path of the build that compiled this library.
 // Throws firesight::Error listing the places tried when none exists.
