@@ -28,3 +28,16 @@ install(FILES ${PROJECT_BINARY_DIR}/firesight-runtime.pc DESTINATION ${CMAKE_INS
 if(TARGET firesight)
   install(TARGETS firesight RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tool)
 endif()
+
+# Manual pages (packaging/man), compressed as Debian installs them.
+function(firesight_install_man page component)
+  set(gz ${PROJECT_BINARY_DIR}/man/${page}.gz)
+  file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/man)
+  configure_file(${PROJECT_SOURCE_DIR}/packaging/man/${page} ${PROJECT_BINARY_DIR}/man/${page} COPYONLY)
+  execute_process(COMMAND gzip -9nf ${PROJECT_BINARY_DIR}/man/${page})
+  install(FILES ${gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT ${component})
+endfunction()
+firesight_install_man(firesight-run.1 runtime)
+if(TARGET firesight)
+  firesight_install_man(firesight.1 tool)
+endif()
