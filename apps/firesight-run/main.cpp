@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     std::string model, backend = "auto";
     std::vector<std::string> inputs;
     int threads = 1, top = 3, bench_runs = 0;
-    bool raw = false, json = false;
+    bool raw = false, json = false, dense = false;
     app.add_option("--model,-m", model, "Engine file (.fse)")->required();
     app.add_option("--backend", backend,
                    "auto (default: native-int8 for int8 engines on AVX512-VNNI CPUs, else xnnpack), reference, xnnpack "
@@ -120,6 +120,9 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
     app.add_option("--top,-k", top, "Classes to print per input")->check(CLI::PositiveNumber);
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");
+    app.add_flag("--dense", dense,
+                 "Keep XNNPACK on its dense kernels even where its sparse path applies (ARM, pruned fp32 engines "
+                 "with symmetric stride-2 padding): to compare the two");
     app.add_option("--bench", bench_runs, "Without inputs: time N batch-1 inferences on a synthetic input")
         ->check(CLI::Range(1, 1000000));
     app.add_flag("--json", json,
@@ -138,7 +141,9 @@ int main(int argc, char** argv) {
     try {
         const auto t0 = std::chrono::steady_clock::now();
         auto e = engine::Engine::load(model);
-        engine::Session session(e, {engine::parse_backend(backend), threads});
+        engine::SessionOptions options{engine::parse_backend(backend), threads};
+        options.sparse = !dense;
+        engine::Session session(e, options);
         backend = engine::backend_name(session.backend());  // what auto chose, in every message below
         const auto load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         const auto& meta = e->metadata();

@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 
 #include "commands.h"
+#include "firesight/builder/passes.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/compress/calibrate.h"
 #include "firesight/data/image.h"
@@ -25,6 +26,7 @@ struct BuildOptions {
     std::string model, out, labels;
     std::string calibrate;          // image folder: quantize to int8 with min-max ranges from it
     int calibration_images = 32;
+    int input_size = 0;             // 0: the model's own
 };
 
 // Up to `count` images from `dir` (recursively, evenly spread over the sorted list so every class
@@ -60,8 +62,15 @@ void run_build(const BuildOptions& o) {
     engine::Graph g;
     if (in.extension() == ".tflite") {
         g = engine::graph_from_tflite_file(in, o.labels);
+    } else if (in.extension() == ".fse") {
+        g = engine::load_graph(in);  // an engine rebuilt, e.g. at another input size
     } else {
         g = model::trained_model_to_graph(model::load_trained_model(in));
+    }
+    if (o.input_size > 0 && o.input_size != g.metadata.size) {
+        const int from = g.metadata.size;
+        engine::set_input_size(g, o.input_size);
+        std::printf("input size %d -> %d (preprocessing resizes the shorter side to %d)\n", from, o.input_size, g.metadata.resize_shorter);
     }
     if (!o.calibrate.empty()) {
         const auto inputs = calibration_inputs(o.calibrate, o.calibration_images, g.metadata);
@@ -80,12 +89,16 @@ void run_build(const BuildOptions& o) {
 void add_build(CLI::App& app) {
     auto opt = std::make_shared<BuildOptions>();
     auto* sub = app.add_subcommand("build", "Build an optimised engine file (.fse) from a trained run or a .tflite");
-    sub->add_option("--model,-m", opt->model, "Run folder, model.pt or .tflite")->required();
+    sub->add_option("--model,-m", opt->model, "Run folder, model.pt, .tflite, or an .fse to rebuild")->required();
     sub->add_option("--out,-o", opt->out, "Engine file to write (.fse)")->required();
     sub->add_option("--labels", opt->labels, "Labels file (one per line) for a .tflite model");
     sub->add_option("--calibrate", opt->calibrate,
                     "Quantize to int8, with min-max activation ranges from images in this folder (recursive). "
                     "`optimize` calibrates a trained run more carefully (entropy / percentile per tensor)");
+    sub->add_option("--input-size", opt->input_size,
+                    "Square input size of the engine (default: the model's). 225 instead of 224 makes every stride-2 "
+                    "padding of MobileNetV2 symmetric, which XNNPACK's sparse path on ARM needs (docs/arm64.md)")
+        ->check(CLI::Range(16, 4096));
     sub->add_option("--calibration-images", opt->calibration_images, "Images drawn from --calibrate")
         ->check(CLI::Range(1, 100000));
     sub->callback([opt]() { run_build(*opt); });

@@ -239,4 +239,57 @@ std::string optimize(Graph& g) {
            std::to_string(dead) + " dead ops/tensors removed)";
 }
 
+SamePadding same_padding(int in, int kernel, int stride, int dilation) {
+    const int eff = (kernel - 1) * dilation + 1;
+    const int out = (in + stride - 1) / stride;
+    const int total = std::max((out - 1) * stride + eff - in, 0);
+    return {total / 2, total - total / 2};
+}
+
+void set_input_size(Graph& g, int size) {
+    if (size < 1 || size > 8192) throw Error("set_input_size: size " + std::to_string(size) + " is out of range");
+    const auto old = infer_shapes(g, 1);
+    auto& input = g.tensors[static_cast<std::size_t>(g.inputs.at(0))];
+    if (input.shape.size() != 4) throw Error("set_input_size: input '" + input.name + "' is not NHWC");
+    const int old_size = input.shape[1];
+    auto is_conv = [](const Op& op) { return op.kind == OpKind::Conv2D || op.kind == OpKind::DepthwiseConv2D; };
+    auto filter = [&](const Op& op) -> const std::vector<std::int32_t>& { return g.tensors[static_cast<std::size_t>(op.inputs[1])].shape; };
+    // Which convolutions are SAME (re-padded for the new size) and which VALID (left at zero).
+    std::vector<char> same(g.ops.size(), 0);
+    for (std::size_t i = 0; i < g.ops.size(); ++i) {
+        const Op& op = g.ops[i];
+        if (!is_conv(op)) continue;
+        const auto& x = old[static_cast<std::size_t>(op.inputs[0])];
+        const auto ph = same_padding(x[1], filter(op)[1], op.stride_h, op.dilation_h);
+        const auto pw = same_padding(x[2], filter(op)[2], op.stride_w, op.dilation_w);
+        const bool valid = op.pad_top == 0 && op.pad_bottom == 0 && op.pad_left == 0 && op.pad_right == 0;
+        same[i] = op.pad_top == ph.before && op.pad_bottom == ph.after && op.pad_left == pw.before && op.pad_right == pw.after;
+        if (!same[i] && !valid)
+            throw Error("set_input_size: op " + std::to_string(i) + " (" + op_kind_name(op.kind) +
+                        ") has padding that is neither TF SAME nor none for its input");
+    }
+    input.shape[1] = input.shape[2] = size;
+    std::vector<std::vector<std::int32_t>> shapes(g.tensors.size());
+    for (std::size_t i = 0; i < g.tensors.size(); ++i)
+        if (g.tensors[i].constant) shapes[i] = g.tensors[i].shape;
+    shapes[static_cast<std::size_t>(g.inputs[0])] = input.shape;
+    shapes[static_cast<std::size_t>(g.inputs[0])][0] = 1;
+    for (std::size_t i = 0; i < g.ops.size(); ++i) {
+        Op& op = g.ops[i];
+        if (same[i]) {
+            const auto& x = shapes[static_cast<std::size_t>(op.inputs[0])];
+            const auto ph = same_padding(x[1], filter(op)[1], op.stride_h, op.dilation_h);
+            const auto pw = same_padding(x[2], filter(op)[2], op.stride_w, op.dilation_w);
+            op.pad_top = ph.before, op.pad_bottom = ph.after, op.pad_left = pw.before, op.pad_right = pw.after;
+        }
+        const auto out = infer_op_output_shape(g, i, shapes);
+        auto& t = g.tensors[static_cast<std::size_t>(op.outputs[0])];
+        t.shape = out;
+        shapes[static_cast<std::size_t>(op.outputs[0])] = out;
+    }
+    g.metadata.resize_shorter = static_cast<int>(std::lround(static_cast<double>(g.metadata.resize_shorter) * size / old_size));
+    g.metadata.size = size;
+    validate(g);
+}
+
 }  // namespace firesight::engine

@@ -15,17 +15,6 @@ namespace {
 
 using TOp = tflite::OpCode;
 
-struct Pad {
-    int before = 0, after = 0;
-};
-// TensorFlow's SAME padding along one axis: the odd pixel goes after.
-Pad same_pad(int in, int k, int stride, int dilation) {
-    const int eff = (k - 1) * dilation + 1;
-    const int out = (in + stride - 1) / stride;
-    const int total = std::max((out - 1) * stride + eff - in, 0);
-    return {total / 2, total - total / 2};
-}
-
 Activation activation_of(tflite::Activation a, const std::string& what) {
     switch (a) {
         case tflite::Activation::None: return Activation::None;
@@ -138,8 +127,8 @@ private:
         e.stride_h = op.stride_h, e.stride_w = op.stride_w;
         e.dilation_h = op.dilation_h, e.dilation_w = op.dilation_w;
         if (op.padding == tflite::Padding::Same) {
-            const auto ph = same_pad(xs[1], ws[1], op.stride_h, op.dilation_h);
-            const auto pw = same_pad(xs[2], ws[2], op.stride_w, op.dilation_w);
+            const auto ph = same_padding(xs[1], ws[1], op.stride_h, op.dilation_h);
+            const auto pw = same_padding(xs[2], ws[2], op.stride_w, op.dilation_w);
             e.pad_top = ph.before, e.pad_bottom = ph.after, e.pad_left = pw.before, e.pad_right = pw.after;
         }
         // Some converters write depth_multiplier 0 or leave it stale; the filter decides.

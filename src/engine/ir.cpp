@@ -203,6 +203,19 @@ std::vector<Shape> infer_shapes(const Graph& g, int batch) {
 
 void validate(const Graph& g) { (void)infer_shapes(g, 1); }
 
+std::vector<std::int32_t> infer_op_output_shape(const Graph& g, std::size_t op_index, const std::vector<Shape>& shapes) {
+    if (op_index >= g.ops.size()) throw Error("graph: op " + std::to_string(op_index) + " is out of range");
+    if (shapes.size() != g.tensors.size()) throw Error("graph: one shape per tensor expected");
+    const Op& op = g.ops[op_index];
+    const ops::OpDef* def = ops::find_op(op.kind);
+    if (!def) throw Error("op " + std::to_string(op_index) + ": unknown op kind " + std::to_string(static_cast<int>(op.kind)));
+    if (op.outputs.size() != 1 || op.outputs[0] < 0 || static_cast<std::size_t>(op.outputs[0]) >= g.tensors.size())
+        throw Error("op " + std::to_string(op_index) + ": must have exactly one output in range");
+    std::vector<char> ready(shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) ready[i] = !shapes[i].empty();
+    return def->infer(ops::ShapeContext(g, op, op_index, shapes, ready)).shape;
+}
+
 std::int64_t count_macs(const Graph& g) {
     const auto shapes = infer_shapes(g, 1);
     std::int64_t macs = 0;

@@ -9,7 +9,11 @@
 #include <numeric>
 #include <random>
 
+#include "firesight/builder/passes.h"
+#include "firesight/common/error.h"
+#include "firesight/builder/tflite_graph.h"
 #include "graph_helpers.h"
+#include "test_util.h"
 
 namespace firesight::engine {
 namespace {
@@ -142,6 +146,101 @@ TEST(SparseXnnpackPath, TakenOnArm) {
 #else
     GTEST_SKIP() << "not ARM";
 #endif
+}
+
+// Magnitude pruning of every 1x1 convolution: the `share` of its smallest |w| set to zero.
+void magnitude_prune_1x1(Graph& g, double share) {
+    for (const auto& op : g.ops) {
+        if (op.kind != OpKind::Conv2D) continue;
+        auto& w = g.tensors[static_cast<std::size_t>(op.inputs[1])];
+        if (w.shape[1] != 1 || w.shape[2] != 1) continue;
+        std::vector<float> v(w.data(), w.data() + w.element_count());
+        std::vector<float> mags(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) mags[i] = std::abs(v[i]);
+        const auto cut = static_cast<std::size_t>(share * static_cast<double>(mags.size()));
+        std::nth_element(mags.begin(), mags.begin() + static_cast<long>(cut), mags.end());
+        const float threshold = mags[cut];
+        for (auto& x : v)
+            if (std::abs(x) < threshold) x = 0.f;
+        w.owned = std::move(v);
+        w.external = nullptr;
+        w.storage.reset();
+    }
+}
+
+// The real MobileNetV2 at 224 has TF SAME padding 0 before / 1 after on every stride-2
+// convolution; rebuilt at 225 every one of them is 1 / 1, and its shapes follow.
+TEST(SetInputSize, MobileNetV2At225HasSymmetricStride2Padding) {
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    Graph g = graph_from_tflite_file(test::mobilenet_quant());
+    int asymmetric = 0;
+    for (const auto& op : g.ops)
+        if (op.stride_h == 2 && op.pad_top != op.pad_bottom) ++asymmetric;
+    EXPECT_GT(asymmetric, 0);
+    set_input_size(g, 225);
+    EXPECT_EQ(g.metadata.size, 225);
+    EXPECT_EQ(g.tensors[static_cast<std::size_t>(g.inputs[0])].shape, (std::vector<std::int32_t>{1, 225, 225, 3}));
+    int stride2 = 0;
+    for (const auto& op : g.ops)
+        if (op.stride_h == 2) {
+            ++stride2;
+            EXPECT_EQ(op.pad_top, 1);
+            EXPECT_EQ(op.pad_bottom, 1);
+            EXPECT_EQ(op.pad_left, 1);
+            EXPECT_EQ(op.pad_right, 1);
+        }
+    EXPECT_EQ(stride2, asymmetric);
+    const auto shapes = infer_shapes(g, 1);
+    EXPECT_EQ(shapes[static_cast<std::size_t>(g.outputs[0])], (std::vector<std::int32_t>{1, 1001}));
+    // Back to 224 gives the imported graph's padding again.
+    Graph back = g;
+    set_input_size(back, 224);
+    const Graph fresh = graph_from_tflite_file(test::mobilenet_quant());
+    for (std::size_t i = 0; i < fresh.ops.size(); ++i) {
+        EXPECT_EQ(back.ops[i].pad_top, fresh.ops[i].pad_top) << i;
+        EXPECT_EQ(back.ops[i].pad_bottom, fresh.ops[i].pad_bottom) << i;
+    }
+}
+
+TEST(SetInputSize, RefusesPaddingThatIsNeitherSameNorValid) {
+    GraphMaker m(5);
+    auto x = m.input({1, 16, 16, 3});
+    auto c = m.conv(x, 4, 3, 1, {2, 2, 2, 2}, Activation::None);  // SAME would be 1 / 1
+    m.g.outputs = {m.fc(m.pool(c), 2)};
+    EXPECT_THROW(set_input_size(m.g, 17), Error);
+}
+
+// The same MobileNetV2, 80% of every 1x1 convolution's weights pruned by magnitude, at 225: it
+// qualifies for XNNPACK's sparse NCHW path. Sparse and dense XNNPACK give the reference kernels'
+// answers; on ARM the sparse path is really taken (under qemu in scripts/arm64.sh), on an x86 with
+// AVX it is not.
+TEST(SparseXnnpackPath, PrunedMobileNetV2At225) {
+    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "built without xnnpack";
+    FIRESIGHT_REQUIRE_ASSET(test::mobilenet_quant());
+    Graph g = graph_from_tflite_file(test::mobilenet_quant());
+    magnitude_prune_1x1(g, 0.8);
+    set_input_size(g, 225);
+    auto engine = Engine::from_graph(g);
+    const auto input = input_for(g, 1, 9);
+    const auto ref = run_logits(engine, {Backend::Reference, 1}, input, 1);
+    SessionOptions dense{Backend::Xnnpack, 1};
+    dense.sparse = false;
+    SessionOptions sparse{Backend::Xnnpack, 1};
+    const auto d = run_logits(engine, dense, input, 1), sp = run_logits(engine, sparse, input, 1);
+    float worst = 0.f;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        EXPECT_NEAR(d[i], ref[i], 1e-3f * (1.f + std::abs(ref[i]))) << i;
+        worst = std::max(worst, std::abs(sp[i] - d[i]) / (1.f + std::abs(d[i])));
+    }
+    EXPECT_LT(worst, 1e-4f);
+    const bool changed = std::memcmp(d.data(), sp.data(), d.size() * sizeof(float)) != 0;
+#if defined(__aarch64__) || defined(__arm__)
+    EXPECT_TRUE(changed) << "the sparse path was not taken on ARM";
+#elif defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx")) EXPECT_FALSE(changed);
+#endif
+    std::printf("pruned MobileNetV2 at 225: sparse vs dense logits within %.2g, %s\n", worst,
+                changed ? "sparse path taken" : "dense path (no CHW kernels on this CPU)");
 }
 
 }  // namespace

@@ -16,4 +16,19 @@ int remove_dead(Graph& g);            // ops and tensors the outputs do not need
 // All of the above until nothing changes. Returns a summary line for logs.
 std::string optimize(Graph& g);
 
+// TensorFlow's SAME padding along one axis of `in` pixels (the odd pixel goes after).
+struct SamePadding {
+    int before = 0, after = 0;
+};
+SamePadding same_padding(int in, int kernel, int stride, int dilation);
+
+// Rebuilds a graph for another square input size (NHWC input 0): every (depthwise) convolution
+// whose explicit padding is TF SAME for the current size gets SAME padding for the new one, and
+// unpadded (VALID) ones stay unpadded; every activation's declared shape follows. Metadata size
+// becomes `size` and resize_shorter scales with it. Throws firesight::Error when a convolution's
+// padding is neither, or an op's shape cannot follow (a reshape of the spatial dimensions).
+// Why: XNNPACK's sparse path needs symmetric stride-2 padding, which SAME gives only at sizes
+// 32k + 1 for MobileNetV2 (225, not 224): docs/arm64.md.
+void set_input_size(Graph& g, int size);
+
 }  // namespace firesight::engine

@@ -107,6 +107,11 @@ struct Graph {
 // Throws firesight::Error naming the op and the field.
 std::vector<std::vector<std::int32_t>> infer_shapes(const Graph& g, int batch = 1);
 void validate(const Graph& g);
+// The output shape op `op_index` computes from the given shapes of its inputs (shapes[i] for
+// tensor i; the others may be empty), without comparing it to the declared one: for passes that
+// change shapes (set_input_size). Throws like infer_shapes when the op's checks fail.
+std::vector<std::int32_t> infer_op_output_shape(const Graph& g, std::size_t op_index,
+                                                const std::vector<std::vector<std::int32_t>>& shapes);
 // MACs of one batch-1 inference (convolutions and fully connected).
 std::int64_t count_macs(const Graph& g);
 

@@ -256,6 +256,17 @@ private:
                 case OpKind::Conv2D: {
                     const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])].shape;
                     const auto b = bias_for(op, w[0]);
+                    if (is_linear_on_pooled_map(op, shapes)) {
+                        // A classifier written as a 1x1 convolution on the pooled 1x1 map (the .tflite
+                        // MobileNetV2's head) is a fully connected layer (OHWI = [O, K] here). Defined
+                        // as a convolution, XNNPACK 0.0~git20220216's sparse rewrite leaves its input in
+                        // NCHW and aborts on an assertion in create_convolution_operator (seen under
+                        // qemu-aarch64 on a pruned MobileNetV2 at 225; tests/engine/test_sparse_xnnpack.cpp).
+                        const auto& wt = g_.tensors[static_cast<std::size_t>(op.inputs[1])];
+                        const auto filter = define({w[0], w[3]}, wt.bytes(), XNN_INVALID_VALUE_ID, 0);  // [O, K] view
+                        check(xnn_define_fully_connected(sg, lo, hi, x, filter, b, y, 0), name + " (as fully connected)");
+                        break;
+                    }
                     check(xnn_define_convolution_2d(sg, op.pad_top, op.pad_right, op.pad_bottom, op.pad_left, w[1], w[2], op.stride_h,
                                                     op.stride_w, op.dilation_h, op.dilation_w, op.groups, w[3], w[0] / op.groups, lo,
                                                     hi, x, value(op.inputs[1]), b, y, 0),
@@ -323,6 +334,15 @@ private:
 
     const Graph& g_;
     bool sparse_ = true;
+
+    // An f32 1x1 convolution, stride 1, unpadded, ungrouped, on a 1x1 map: a fully connected layer.
+    bool is_linear_on_pooled_map(const Op& op, const std::vector<std::vector<std::int32_t>>& shapes) const {
+        const auto& w = g_.tensors[static_cast<std::size_t>(op.inputs[1])];
+        const auto& xs = shapes[static_cast<std::size_t>(op.inputs[0])];
+        return w.dtype == DType::F32 && w.shape[1] == 1 && w.shape[2] == 1 && xs.size() == 4 && xs[1] == 1 && xs[2] == 1 &&
+               op.stride_h == 1 && op.stride_w == 1 && op.groups == 1 && op.pad_top == 0 && op.pad_bottom == 0 &&
+               op.pad_left == 0 && op.pad_right == 0;
+    }
     pthreadpool_t pool_ = nullptr;
     xnn_runtime_t runtime_ = nullptr;
     std::vector<std::vector<float>> out_buf_;
