@@ -726,7 +726,9 @@ OptimizeResult Optimizer::run() {
     bar_->finish(std::to_string(result_.variants.size()) + " variants");
     bar_.reset();
 
-    if (opt_.bench_runs > 0) {
+    // Every variant timed together whenever one was (re)built; a rerun that reused them all keeps
+    // their saved figures, so it re-chooses (say under another budget) from the same numbers.
+    if (opt_.bench_runs > 0 && result_.reused.size() < result_.variants.size()) {
         std::vector<eval::VariantResult*> timed;
         for (auto& r : result_.variants) timed.push_back(&r.result);
         std::fprintf(stderr, "timing %zu variants: %d interleaved rounds of %d runs\n", timed.size(), opt_.bench_rounds, opt_.bench_runs);
