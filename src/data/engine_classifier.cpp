@@ -1,5 +1,5 @@
 // EngineClassifier: preprocessed OpenCV images in, engine probabilities out.
-#include "engine_classifier.h"
+#include "firesight/data/engine_classifier.h"
 
 #include <algorithm>
 #include <cstdlib>
