@@ -3,10 +3,11 @@
 # verify, on the unit rewritten to the build tree's program), the sysusers.d file, the default
 # config, and the Debian maintainer scripts: valid sh, and run through install, upgrade, remove
 # and purge with the system tools stubbed and no systemd running (they must not fail there).
-#   test_packaging.sh PACKAGING_DIR BUILD_TREE_UNIT
+#   test_packaging.sh PACKAGING_DIR BUILD_TREE_UNIT FIRESIGHT_WATCH
 set -euo pipefail
 pkg=$(cd "$1" && pwd)
 unit=$2
+program=$3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # ---- the unit ------------------------------------------------------------------------------
@@ -40,6 +41,16 @@ if command -v systemd-sysusers >/dev/null; then
   grep -q '^video:x:44:firesight' "$root/etc/group" || fail "systemd-sysusers did not add firesight to video"
   echo "systemd-sysusers: ok"
 fi
+
+# The default config parses: what stops the program is the engine it names, not yet copied
+# (exit 78, EX_CONFIG, which the unit does not restart).
+set +e
+out=$("$program" --config "$pkg/watch.toml" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 78 ] || fail "firesight-watch with the default config: exit $rc, expected 78: $out"
+printf '%s\n' "$out" | grep -q '/var/lib/firesight/model.fse: no such file or directory' || fail "default config: $out"
+echo "default config: ok"
 
 # ---- maintainer scripts ------------------------------------------------------------------
 for s in postinst prerm postrm; do
