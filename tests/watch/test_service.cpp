@@ -98,7 +98,9 @@ void write_config(const fs::path& path, const Config& c) {
 // firesight-watch as a child process, stdout and stderr into one log file.
 class Service {
 public:
-    Service(const fs::path& config, const fs::path& log, bool journal = false) : log_(log) {
+    Service(const fs::path& config, const fs::path& log, bool journal = false)
+        : Service(std::vector<std::string>{"--config", config.string()}, log, journal) {}
+    Service(const std::vector<std::string>& args, const fs::path& log, bool journal = false) : log_(log) {
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -116,9 +118,11 @@ public:
         std::vector<char*> envp;
         for (auto& e : env) envp.push_back(e.data());
         envp.push_back(nullptr);
-        const std::string exe = watch_program(), conf = config.string();
-        const char* argv[] = {exe.c_str(), "--config", conf.c_str(), nullptr};
-        const int rc = ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, const_cast<char**>(argv), envp.data());
+        const std::string exe = watch_program();
+        std::vector<const char*> argv{exe.c_str()};
+        for (const auto& a : args) argv.push_back(a.c_str());
+        argv.push_back(nullptr);
+        const int rc = ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, const_cast<char**>(argv.data()), envp.data());
         posix_spawn_file_actions_destroy(&fa);
         EXPECT_EQ(rc, 0) << "cannot start " << exe;
     }
@@ -348,6 +352,17 @@ TEST_F(WatchService, SighupWithANewSourceRestartsTheWatcherAndKeepsTheQueue) {
     watch::EventStore store(c.data, {"mqtt"});
     EXPECT_EQ(stored_transitions(store), printed_transitions(svc.log())) << svc.log();
     EXPECT_EQ(store.recent(100, "cam2").empty(), false);
+}
+
+// Without a config file there is nothing to reload: SIGHUP is a hangup and stops, cleanly.
+TEST_F(WatchService, WithoutAConfigFileSighupStops) {
+    Service svc({"--model", c.engine.string(), "--source", "cam=" + c.folder.string(), "--loop", "--alarm-class", "fire", "--data",
+                 c.data.string()},
+                dir / "log");
+    ASSERT_TRUE(svc.logged("watching 1 source(s)")) << svc.log();
+    EXPECT_EQ(svc.log().find("SIGHUP reloads"), std::string::npos) << svc.log();
+    svc.signal(SIGHUP);
+    EXPECT_EQ(svc.wait_exit(30), 0) << svc.log();
 }
 
 TEST_F(WatchService, RefusesAModelThatIsNotAnEngineWithTheConfigExitStatus) {
