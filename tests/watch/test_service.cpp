@@ -16,6 +16,7 @@
 #include <mosquitto.h>
 
 #include "engine/graph_helpers.h"
+#include "firesight/data/engine_classifier.h"
 #include "firesight/watch/events.h"
 #include "test_util.h"
 #include "watch_test_util.h"
@@ -30,8 +31,21 @@ std::string watch_program() { return (test::binary_dir() / "apps" / "firesight-w
 // An engine that calls orange "fire": the mean RGB of an 8x8 view, then
 // fire logit = 2 * (R - B) - 2, neutral logit = 0. An orange frame scores about 0.8, a grey-green
 // one about 0.1, so thresholds either side of 0.8 decide whether orange alarms.
-void write_orange_engine(const fs::path& path) {
+void write_orange_engine(const fs::path& path, bool feature_map = true) {
     engine::testing::GraphMaker m(1);
+    if (!feature_map) {  // the pool straight on the input: no feature map to draw
+        const auto pooled = m.pool(m.input({1, 8, 8, 3}));
+        engine::Op fc;
+        fc.kind = engine::OpKind::FullyConnected;
+        fc.inputs = {pooled, m.g.add_constant("w", {2, 3}, {2.f, 0.f, -2.f, 0.f, 0.f, 0.f}), m.g.add_constant("b", {2}, {-2.f, 0.f})};
+        fc.outputs = {m.act({1, 2})};
+        m.g.ops.push_back(fc);
+        m.g.outputs = {m.softmax(fc.outputs[0]), fc.outputs[0]};
+        m.g.metadata.class_names = {"fire", "neutral"};
+        m.g.metadata.size = m.g.metadata.resize_shorter = 8;
+        engine::save_engine(m.g, path);
+        return;
+    }
     // A 1x1 identity convolution first, so the graph has a feature map for class activation maps
     // (the alarm snapshot), as a real model does.
     engine::Op conv;
@@ -372,6 +386,34 @@ TEST_F(WatchService, RefusesAModelThatIsNotAnEngineWithTheConfigExitStatus) {
     Service svc(dir / "watch.toml", dir / "log");
     EXPECT_EQ(svc.wait_exit(60), 78) << svc.log();
     EXPECT_NE(svc.log().find("engine files (.fse) only"), std::string::npos) << svc.log();
+}
+
+// The alarm snapshot asks the engine for class activation maps. On a graph where that cannot run
+// the snapshot goes without a map, and every later frame is still classified: the plain session
+// is kept (it used to be replaced by the one that fails, blinding the watcher after one alarm).
+TEST(WatchServiceEngine, MapsThatCannotRunLeaveTheClassifierWorking) {
+    test::TempDir dir;
+    write_orange_engine(dir / "flat.fse", /*feature_map=*/false);
+    for (const char* backend : {"reference", "xnnpack"}) {
+        if (std::string(backend) == "xnnpack" && !engine::backend_available(engine::Backend::Xnnpack)) continue;
+        SCOPED_TRACE(backend);
+        engine::SessionOptions o;
+        o.backend = engine::parse_backend(backend);
+        o.threads = 1;
+        auto clf = open_engine_classifier(dir / "flat.fse", o);
+        const cv::Mat orange(48, 64, CV_8UC3, cv::Scalar(20, 130, 240));
+        const std::vector<cv::Mat> in{data::preprocess(orange, clf->preprocessing())};
+        const auto before = clf->probabilities(in);
+        try {
+            clf->predict_with_maps(in);
+        } catch (const std::exception&) {
+            // refused: fine, as long as the classifier still works
+        }
+        const auto after = clf->probabilities(in);
+        ASSERT_EQ(after.size(), 1u);
+        EXPECT_NEAR(after[0][0], before[0][0], 1e-5f);
+        EXPECT_GT(after[0][0], 0.7f);
+    }
 }
 
 }  // namespace
