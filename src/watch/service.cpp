@@ -338,7 +338,14 @@ int run_watch(const WatchOptions& o, const ClassifierOpener& open) {
     while (!g_stop) {
         if (g_reload) {
             g_reload = 0;
-            reload(o, open, r);
+            try {
+                reload(o, open, r);
+            } catch (const std::exception& e) {
+                // Neither the new config nor the previous one runs now (the previous one's port
+                // taken meanwhile, say): a failure, not a config error, so a service manager restarts us.
+                log_line(LogLevel::error, "the previous config cannot run again either: " + std::string(e.what()));
+                return 1;
+            }
         }
         if (r.watcher->wait_for(0.2)) break;
         if (o.duration > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= o.duration) break;

@@ -46,7 +46,8 @@ void apply_thresholds(const std::string& text, const std::vector<std::string>& c
 // Opens the model a config names ("" labels = none given).
 using ClassifierOpener = std::function<std::unique_ptr<Classifier>(const std::filesystem::path& model, const std::filesystem::path& labels)>;
 
-// Runs until SIGINT/SIGTERM, --duration, or every source ended; returns the exit status.
+// Runs until SIGINT/SIGTERM, --duration, or every source ended; returns the exit status (0; 1
+// when a reload left no config that runs). Throws Error when it cannot start.
 int run_watch(const WatchOptions& o, const ClassifierOpener& open);
 
 // Log lines for a service: plain text, and when stderr/stdout go to the systemd journal
