@@ -372,6 +372,37 @@ TEST_F(WatchService, SighupWithANewSourceRestartsTheWatcherAndKeepsTheQueue) {
     EXPECT_EQ(store.recent(100, "cam2").empty(), false);
 }
 
+// A source that hangs (a stream whose server accepts and never answers: OpenCV waits 30 s
+// before giving up on it) cannot hold up a stop: after 5 s the service exits anyway, status 0,
+// with what it decided stored.
+TEST_F(WatchService, SigtermWithAStuckSourceStillStopsWithinTheGrace) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(listener, 8), 0);  // the kernel completes the handshake; nobody ever reads
+    socklen_t len = sizeof a;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    const std::string stream = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/video.mjpg";
+    c.enter = 0.5;
+    c.exit = 0.3;
+    write_config(dir / "watch.toml", c);
+    Service svc({"--config", (dir / "watch.toml").string(), "--source", "stuck=" + stream}, dir / "log");
+    ASSERT_TRUE(svc.logged("watching 2 source(s)")) << svc.log();
+    for (int i = 0; i < 3; ++i) drop_image(c.folder, "a" + std::to_string(i), true);
+    ASSERT_TRUE(svc.logged("suspected -> alarm")) << svc.log();
+    const auto asked = std::chrono::steady_clock::now();
+    svc.signal(SIGTERM);
+    EXPECT_EQ(svc.wait_exit(30), 0) << svc.log();
+    std::printf("firesight-watch with a stuck source stopped %.2f s after SIGTERM\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
+    ::close(listener);
+    EXPECT_NE(svc.log().find("stopping took over 5 s"), std::string::npos) << svc.log();
+    watch::EventStore store(c.data);
+    EXPECT_EQ(stored_transitions(store), printed_transitions(svc.log())) << svc.log();
+}
+
 // Without a config file there is nothing to reload: SIGHUP is a hangup and stops, cleanly.
 TEST_F(WatchService, WithoutAConfigFileSighupStops) {
     Service svc({"--model", c.engine.string(), "--source", "cam=" + c.folder.string(), "--loop", "--alarm-class", "fire", "--data",
