@@ -9,14 +9,15 @@ BUILD_DIR=${BUILD_DIR:-build-asan}
 start=$(date +%s)
 FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)
 export FIRESIGHT_ASSETS
-opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIRESIGHT_RUNTIME_ONLY=ON -DFIRESIGHT_SANITIZE=ON)
+# The runtime alone: FIRESIGHT_WATCHER=OFF keeps the watcher service (OpenCV, SQLite, MQTT) out.
+opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIRESIGHT_RUNTIME_ONLY=ON -DFIRESIGHT_SANITIZE=ON -DFIRESIGHT_WATCHER=OFF)
 command -v ninja >/dev/null && opts+=(-G Ninja)
 command -v ccache >/dev/null && opts+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 printf '\n==> configuring and building the sanitizer runtime (%s/)\n' "$BUILD_DIR"
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD_DIR" "${opts[@]}" >/dev/null
 else
-  cmake "$BUILD_DIR" >/dev/null  # picks up a moved assets folder
+  cmake "$BUILD_DIR" -DFIRESIGHT_WATCHER=OFF >/dev/null  # picks up a moved assets folder
 fi
 cmake --build "$BUILD_DIR" --parallel "${JOBS:-$(nproc)}"
 built=$(date +%s)

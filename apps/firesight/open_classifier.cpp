@@ -4,7 +4,7 @@
 #include "firesight/common/error.h"
 #include "firesight/model/torch_classifier.h"
 #include "firesight/model/trained_model.h"
-#include "engine_classifier.h"
+#include "firesight/data/engine_classifier.h"
 
 namespace firesight {
 

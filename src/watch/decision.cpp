@@ -68,6 +68,18 @@ AlarmStateMachine::AlarmStateMachine(DecisionConfig config, std::vector<std::str
     }
 }
 
+void AlarmStateMachine::reconfigure(DecisionConfig config) {
+    AlarmStateMachine next(config, names_);  // validates, and refuses a config tracking no class of the model
+    for (auto& tr : next.tracked_) {
+        const auto old = std::find_if(tracked_.begin(), tracked_.end(), [&](const Tracked& o) { return o.name == tr.name; });
+        if (old == tracked_.end()) continue;
+        tr.hits = old->hits;
+        while (static_cast<int>(tr.hits.size()) > next.config_.n) tr.hits.pop_front();
+    }
+    config_ = std::move(next.config_);
+    tracked_ = std::move(next.tracked_);
+}
+
 Decision AlarmStateMachine::update(const std::vector<float>& p, double t) {
     if (p.size() != names_.size())
         throw Error("decision: got " + std::to_string(p.size()) + " probabilities for " + std::to_string(names_.size()) + " classes");

@@ -223,6 +223,16 @@ bool Watcher::wait_for(double seconds) {
     return cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_ || running_ == 0; });
 }
 
+void Watcher::set_decision(DecisionConfig decision) {
+    decision.validate();
+    AlarmStateMachine probe(decision, classes_);  // throws when no alarm class is a class of the model
+    {
+        std::lock_guard lk(mu_);
+        config_.decision = std::move(decision);
+    }
+    ++decision_generation_;
+}
+
 bool Watcher::sleep_interruptible(double seconds) {
     std::unique_lock lk(mu_);
     return !cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_; });
@@ -250,7 +260,12 @@ void Watcher::emit(Event e, const cv::Mat& snapshot, const cv::Mat& frame) {
 void Watcher::run_source(std::size_t i) {
     const SourceSpec spec = config_.sources[i];
     FrameSource src(spec);
-    AlarmStateMachine machine(config_.decision, classes_);
+    std::uint64_t decision_generation = 0;
+    AlarmStateMachine machine = [&] {
+        std::lock_guard lk(mu_);  // set_decision may be replacing config_.decision
+        decision_generation = decision_generation_;
+        return AlarmStateMachine(config_.decision, classes_);
+    }();
     double backoff = config_.reopen_min_s;
     bool down = false;
     bool first_open = true;
@@ -316,6 +331,11 @@ void Watcher::run_source(std::size_t i) {
             } catch (const std::exception& err) {
                 std::fprintf(stderr, "firesight: %s: frame %lld: %s\n", spec.name.c_str(), static_cast<long long>(f.index), err.what());
                 continue;
+            }
+            if (decision_generation != decision_generation_) {  // set_decision: new thresholds, same state
+                std::lock_guard lk(mu_);
+                decision_generation = decision_generation_;
+                machine.reconfigure(config_.decision);
             }
             const Decision d = machine.update(probs, f.time);
             const cv::Mat annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);

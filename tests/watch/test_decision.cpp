@@ -183,6 +183,34 @@ TEST(WatchDecision, BadConfigurationIsAClearError) {
     EXPECT_THROW(m.update({0.5f}, 0), Error);
 }
 
+// A config reload (SIGHUP) changes thresholds without dropping the alarm in progress; a config
+// the model cannot use is refused and the old one stays.
+TEST(WatchDecision, ReconfigureKeepsTheAlarmAndRefusesABadConfig) {
+    DecisionConfig c;
+    c.min_alarm_seconds = 0;
+    AlarmStateMachine m(c, kFireNeutral);
+    EXPECT_EQ(run(m, repeat(0.5f, 6)).back(), AlarmState::idle);  // under the default 0.6
+    DecisionConfig lower = c;
+    lower.default_threshold = {0.45f, 0.3f};
+    m.reconfigure(lower);
+    EXPECT_EQ(m.config().default_threshold.enter, 0.45f);
+    const auto s = run(m, repeat(0.5f, 6), 6);
+    EXPECT_EQ(first(s, AlarmState::alarm), 2);  // the old config's smoothing carried over: alarm after k frames
+    DecisionConfig none = c;
+    none.alarm_classes = {"smoke"};
+    EXPECT_THROW(m.reconfigure(none), Error);
+    DecisionConfig bad = c;
+    bad.k = 9;
+    EXPECT_THROW(m.reconfigure(bad), Error);
+    EXPECT_EQ(m.config().default_threshold.enter, 0.45f);
+    DecisionConfig higher = lower;
+    higher.default_threshold = {0.9f, 0.4f};  // 0.5 stays over exit: the alarm holds
+    m.reconfigure(higher);
+    EXPECT_EQ(m.state(), AlarmState::alarm);
+    EXPECT_EQ(run(m, repeat(0.5f, 10), 12).back(), AlarmState::alarm);
+    EXPECT_EQ(run(m, repeat(0.0f, 7), 22).back(), AlarmState::cleared);
+}
+
 TEST(WatchTiling, TilesOverlapAndCoverTheFrame) {
     TilingConfig t;
     t.enabled = true;

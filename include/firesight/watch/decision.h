@@ -21,6 +21,7 @@ const char* to_string(AlarmState s);
 struct ClassThreshold {
     float enter = 0.6f;  // smoothed score at or above this counts as a hit
     float exit = 0.4f;   // smoothed score must fall below this to count towards clearing
+    bool operator==(const ClassThreshold&) const = default;
 };
 
 struct DecisionConfig {
@@ -34,6 +35,7 @@ struct DecisionConfig {
     // Throws firesight::Error naming the field when a value is out of range.
     void validate() const;
     const ClassThreshold& threshold(const std::string& cls) const;
+    bool operator==(const DecisionConfig&) const = default;
 };
 
 // What happened on one frame: the state before and after, and the alarm class in focus.
@@ -53,6 +55,10 @@ public:
     Decision update(const std::vector<float>& probabilities, double time_seconds);
     AlarmState state() const { return state_; }
     const DecisionConfig& config() const { return config_; }
+    // New thresholds, window and timings (a config reload) without losing the state: the alarm in
+    // progress, the smoothed scores and the hits of classes that stay tracked are kept. Throws
+    // (changing nothing) on an invalid config or one with none of the model's classes.
+    void reconfigure(DecisionConfig config);
 
 private:
     struct Tracked {
@@ -82,6 +88,7 @@ struct TilingConfig {
     int rows = 2, cols = 2;
     float overlap = 0.25f;
     void validate() const;
+    bool operator==(const TilingConfig&) const = default;
 };
 std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tiling);
 // With `where`, also says for each class which part of the frame scored it: the whole frame, or

@@ -54,6 +54,7 @@ struct RetentionConfig {
     std::uint64_t max_bytes = 1024ull << 20;   // snapshots + live pages of events.db; 0 = no limit
     double interval_s = 600;                   // how often the watcher prunes
     void validate() const;                     // throws Error on a negative or non-finite value
+    bool operator==(const RetentionConfig&) const = default;
 };
 
 struct PruneResult {

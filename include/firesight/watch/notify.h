@@ -34,6 +34,7 @@ struct MqttConfig {
     std::string username, password;
     int keepalive_s = 10;
     double ack_timeout_s = 5;
+    bool operator==(const MqttConfig&) const = default;
 };
 // "host:port" or "host" (port 1883). Throws Error on a bad port.
 MqttConfig parse_mqtt_arg(const std::string& arg);

@@ -24,6 +24,7 @@ struct SourceSpec {
     double fps = 0;         // frames processed per second; 0 = every frame
     bool realtime = true;   // pace files by their timestamps (watch); false = as fast as possible (detect)
     bool loop = false;      // at the end of a file/folder, start again (a folder is rescanned for new images)
+    bool operator==(const SourceSpec&) const = default;
 };
 // Parses "name=URI"; a bare URI gets a name from its file name. Throws Error on an empty part.
 SourceSpec parse_source_arg(const std::string& arg);

@@ -32,6 +32,7 @@ struct HttpConfig {
     int port = 8080;       // 0 = any free port
     std::string token;     // required (query ?token=, or Authorization: Bearer) when set
     std::filesystem::path feedback_dir;  // where verdicts copy snapshots; "" = DATA/feedback
+    bool operator==(const HttpConfig&) const = default;
 };
 // "host:port", ":port" (127.0.0.1) or "port". Throws Error on a bad value.
 HttpConfig parse_http_arg(const std::string& arg);
@@ -142,6 +143,9 @@ public:
     // Blocks until every source has ended (files without loop) or stop() was called.
     void wait();
     bool wait_for(double seconds);  // false on timeout
+    // New decision settings (a config reload): each source takes them before its next frame and
+    // keeps its alarm state. Throws Error, changing nothing, when the model cannot use them.
+    void set_decision(DecisionConfig decision);
     EventStore& store() { return *store_; }
     LiveHub& hub() { return hub_; }
     int http_port() const { return dashboard_ ? dashboard_->port() : 0; }
@@ -174,6 +178,7 @@ private:
     std::condition_variable cv_;
     bool stop_ = false;
     int running_ = 0;
+    std::atomic<std::uint64_t> decision_generation_{0};  // bumped by set_decision (config_.decision under mu_)
 };
 
 }  // namespace firesight::watch

@@ -1,5 +1,5 @@
 // EngineClassifier: preprocessed OpenCV images in, engine probabilities out.
-#include "engine_classifier.h"
+#include "firesight/data/engine_classifier.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -39,6 +39,7 @@ public:
     }
 
     std::vector<Prediction> predict_with_maps(const std::vector<cv::Mat>& inputs) override {
+        std::unique_ptr<engine::Session> previous;
         if (!session_->options().class_activation_maps) {
             // Switched on when first asked for: keeping the feature map costs XNNPACK's sparse
             // mode, which a session that never shows maps should keep. Throws for graphs
@@ -46,12 +47,22 @@ public:
             auto o = session_->options();
             o.class_activation_maps = true;
             try {
-                session_ = std::make_unique<engine::Session>(engine_, o);
+                auto with_maps = std::make_unique<engine::Session>(engine_, o);
+                previous = std::move(session_);
+                session_ = std::move(with_maps);
             } catch (const Error& e) {
                 throw Error(description_ + ": " + e.what());
             }
         }
-        const auto probs = probabilities(inputs);
+        std::vector<std::vector<float>> probs;
+        try {
+            probs = probabilities(inputs);
+        } catch (...) {
+            // A session with maps that builds but cannot run (a backend refusing the graph's
+            // head) must not take the plain one with it: the watcher would fail every later frame.
+            if (previous) session_ = std::move(previous);
+            throw;
+        }
         std::vector<Prediction> out(probs.size());
         for (std::size_t i = 0; i < probs.size(); ++i) {
             out[i].probabilities = probs[i];
