@@ -125,6 +125,7 @@ static std::int64_t wall_ms_now() {
 ReadResult FrameSource::read_video(Frame& out) {
     const bool file = kind_ == SourceKind::video_file;
     const double step = spec_.fps > 0 ? 1.0 / spec_.fps : 0.0;
+    const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
         if (!cap_.grab()) {
             if (file) {
@@ -149,10 +150,14 @@ ReadResult FrameSource::read_video(Frame& out) {
         }
         next_due_ = step > 0 ? std::max(next_due_ + step, t) : t;
         if (step > 0 && next_due_ < t) next_due_ = t + step;
+        const auto decoded = std::chrono::steady_clock::now();
+        out.read_seconds = std::chrono::duration<double>(decoded - t0).count();
+        out.late_seconds = 0;
         if (file && spec_.realtime) {
             // Play a file at its own speed, as a camera would deliver it.
-            std::this_thread::sleep_until(opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                           std::chrono::duration<double>(t)));
+            const auto due = opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(t));
+            out.late_seconds = std::max(0.0, std::chrono::duration<double>(decoded - due).count());
+            std::this_thread::sleep_until(due);
         }
         out.index = idx;
         out.time = t;
@@ -166,6 +171,7 @@ ReadResult FrameSource::read_folder(Frame& out) {
         const fs::path p = pending_.front();
         pending_.erase(pending_.begin());
         seen_.insert(p);
+        const auto t0 = std::chrono::steady_clock::now();
         try {
             out.bgr = data::decode_image(p);
         } catch (const Error& e) {
@@ -176,9 +182,14 @@ ReadResult FrameSource::read_folder(Frame& out) {
         const std::int64_t idx = index_++;
         out.index = idx;
         out.time = idx / native_fps_;
-        if (spec_.realtime)
-            std::this_thread::sleep_until(opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                           std::chrono::duration<double>(next_due_)));
+        const auto decoded = std::chrono::steady_clock::now();
+        out.read_seconds = std::chrono::duration<double>(decoded - t0).count();
+        out.late_seconds = 0;
+        if (spec_.realtime) {
+            const auto due = opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(next_due_));
+            out.late_seconds = std::max(0.0, std::chrono::duration<double>(decoded - due).count());
+            std::this_thread::sleep_until(due);
+        }
         next_due_ += 1.0 / native_fps_;
         out.wall_ms = wall_ms_now();
         return ReadResult::frame;

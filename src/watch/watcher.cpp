@@ -318,20 +318,26 @@ void Watcher::run_source(std::size_t i) {
                 continue;
             }
             const Decision d = machine.update(probs, f.time);
-            const cv::Mat annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);
-            std::vector<unsigned char> jpeg;
-            cv::imencode(".jpg", annotated, jpeg, {cv::IMWRITE_JPEG_QUALITY, 75});
             hub_.update(spec.name, [&](SourceStatus& s) {
                 s.state = d.to;
                 s.probabilities = d.smoothed;
                 ++s.frames;
                 s.inference_seconds_sum += secs;
+                s.read_seconds_sum += f.read_seconds;
+                s.late_seconds_last = f.late_seconds;
+                s.late_seconds_max = std::max(s.late_seconds_max, f.late_seconds);
                 s.last_frame_wall_ms = f.wall_ms;
-                s.jpeg = std::move(jpeg);
-                ++s.jpeg_seq;
                 if (d.changed() && d.to == AlarmState::alarm) ++s.alarms;
             });
+            // The overlay is drawn only for what shows it: an event's snapshot, the dashboard's live view.
+            const bool live = dashboard_ != nullptr;
+            const auto t_overlay = std::chrono::steady_clock::now();
+            cv::Mat annotated;
+            if (d.changed() || live) annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);
+            const double overlay_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_overlay).count();
             if (d.changed()) {
+                // The event first: its way to MQTT must not wait for the live view's JPEG.
+                const auto t0 = std::chrono::steady_clock::now();
                 Event e = state_event(spec.name, d, now_ms(), f.index, classes_);
                 e.frame_wall_ms = f.wall_ms;
                 // A tile beat the whole frame for the class in focus: that tile is the region.
@@ -339,6 +345,22 @@ void Watcher::run_source(std::size_t i) {
                 if (static_cast<std::size_t>(c) < where.size() && where[c] != cv::Rect(0, 0, f.bgr.cols, f.bgr.rows)) e.region = where[c];
                 // The alarm snapshot shows where the class was seen; the clean frame goes beside it for feedback.
                 emit(e, d.to == AlarmState::alarm ? alarm_snapshot(f.bgr, d, annotated) : annotated, f.bgr);
+                const double event_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                hub_.update(spec.name, [&](SourceStatus& s) {
+                    ++s.events;
+                    s.event_seconds_sum += event_s;
+                });
+            }
+            if (live) {
+                const auto t0 = std::chrono::steady_clock::now();
+                std::vector<unsigned char> jpeg;
+                cv::imencode(".jpg", annotated, jpeg, {cv::IMWRITE_JPEG_QUALITY, 75});
+                const double live_s = overlay_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                hub_.update(spec.name, [&](SourceStatus& s) {
+                    s.jpeg = std::move(jpeg);
+                    ++s.jpeg_seq;
+                    s.live_seconds_sum += live_s;
+                });
             }
         }
         if (stopping()) break;

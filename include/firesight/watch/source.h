@@ -33,6 +33,8 @@ struct Frame {
     std::int64_t index = 0;  // frame number within the source (files: position in the file)
     double time = 0;         // seconds: position in the file, or since the source was opened
     std::int64_t wall_ms = 0;  // wall clock when the frame was read, ms since the epoch
+    double read_seconds = 0;   // spent grabbing and decoding it (and the frames skipped before it), pacing sleeps excluded
+    double late_seconds = 0;   // realtime files and folders: how far behind its due time it was read (backlog)
 };
 
 enum class ReadResult { frame, end, failure };
