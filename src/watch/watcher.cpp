@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "firesight/common/allocator.h"
 #include "firesight/data/classifier.h"
 #include "firesight/common/error.h"
 
@@ -146,6 +147,10 @@ static std::int64_t now_ms() {
 
 Watcher::Watcher(WatchConfig config, Classifier& classifier) : config_(std::move(config)), classifier_(classifier) {
     if (config_.sources.empty()) throw Error("watch: no --source given");
+    // Frames, overlays and snapshots are megabytes each: glibc would hand every one back to the
+    // kernel and fault it in again on the next frame, which cost more than decoding it
+    // (docs/watch-speed.md). Before the source threads exist, so they share its two arenas.
+    keep_freed_memory();
     config_.decision.validate();
     config_.tiling.validate();
     config_.retention.validate();
