@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <thread>
 
 #include "firesight/common/error.h"
@@ -101,7 +102,19 @@ void FrameSource::open() {
     if (!ok || !cap_.isOpened()) throw Error(spec_.name + ": cannot open " + spec_.uri);
     native_fps_ = cap_.get(cv::CAP_PROP_FPS);
     if (!(native_fps_ > 0 && native_fps_ < 1000)) native_fps_ = 25;
-    if (kind_ == SourceKind::video_file) index_ = 0;
+    if (kind_ == SourceKind::video_file) {
+        index_ = 0;
+        const auto first = started_ ? 0 : static_cast<std::int64_t>(std::llround(spec_.start_s * native_fps_));
+        if (first > 0) {
+            // Seek (from the keyframe before); where the backend cannot, read up to it.
+            if (cap_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(first))) index_ = first;
+            else
+                while (index_ < first && cap_.grab()) ++index_;
+            // Paced from here: the first frame read is due now.
+            opened_at_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(index_ / native_fps_));
+        }
+    }
+    started_ = true;
     open_ = true;
 }
 

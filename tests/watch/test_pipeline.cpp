@@ -229,6 +229,34 @@ TEST(WatchPipeline, ModelWithoutAlarmClassesIsRefused) {
     EXPECT_THROW(Watcher(cfg, clf), Error);
 }
 
+// A video source can begin part-way into its file (benchmarks stagger identical sources with it),
+// on its first open only: a looping source plays the whole file after that.
+TEST(WatchSource, AVideoStartsWhereItIsToldOnlyTheFirstTime) {
+    test::TempDir dir;
+    test::write_video(dir / "v.avi", 40, 10, [](int) { return false; });
+    SourceSpec spec{"v", (dir / "v.avi").string()};
+    spec.realtime = false;
+    spec.start_s = 2.5;  // frame 25
+    FrameSource src(spec);
+    Frame f;
+    auto play = [&](std::int64_t& first) {
+        src.open();
+        int n = 0;
+        first = -1;
+        while (src.read(f) == ReadResult::frame) {
+            if (first < 0) first = f.index;
+            ++n;
+        }
+        return n;
+    };
+    std::int64_t first = 0;
+    EXPECT_EQ(play(first), 15);
+    EXPECT_EQ(first, 25);
+    EXPECT_NEAR(f.time, 3.9, 1e-9);
+    EXPECT_EQ(play(first), 40);
+    EXPECT_EQ(first, 0);
+}
+
 TEST(WatchSource, AFolderForgetsImagesThatAreGone) {
     // A camera that rotates its snapshots reuses names: an image that was removed and comes back
     // is new, and the names of removed images are not remembered forever.

@@ -24,6 +24,7 @@ struct SourceSpec {
     double fps = 0;         // frames processed per second; 0 = every frame
     bool realtime = true;   // pace files by their timestamps (watch); false = as fast as possible (detect)
     bool loop = false;      // at the end of a file/folder, start again (a folder is rescanned for new images)
+    double start_s = 0;     // video files: on the first open, begin this many seconds in (benchmarks stagger sources with it)
 };
 // Parses "name=URI"; a bare URI gets a name from its file name. Throws Error on an empty part.
 SourceSpec parse_source_arg(const std::string& arg);
@@ -62,6 +63,7 @@ private:
     bool open_ = false;
     double native_fps_ = 0;
     std::int64_t index_ = 0;        // frames consumed from the capture (or files from the folder)
+    bool started_ = false;          // opened before: start_s is spent
     double next_due_ = 0;           // time of the next frame to keep under the fps limit
     std::chrono::steady_clock::time_point opened_at_;
     std::vector<std::filesystem::path> pending_;  // folder: images not yet read, in name order
