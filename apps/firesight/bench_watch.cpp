@@ -312,8 +312,8 @@ int run_bench_watch(const BenchWatchOptions& o) {
         std::printf("%u CPU cores; %.0f s per run after %.0f s of warm-up; sources %s\n\n", std::thread::hardware_concurrency(), o.seconds, o.warmup,
                     o.stagger ? "staggered through the clip" : "in step (all change state on the same frame)");
     }
-    std::printf("%-7s %-9s %-9s %-6s %-8s %-8s %-7s %-8s | %-7s %-7s %-7s %-7s %-8s | %-5s %-7s %-7s %-5s\n", "sources", "fps/src", "fps min", "events", "p50 ms",
-                "p90 ms", "lag p50", "lag max", "read", "resize", "model", "live", "event", "cores", "RSS MB", "peak MB", "load");
+    std::printf("%-7s %-9s %-9s %-6s %-8s %-8s %-7s %-8s | %-7s %-7s %-7s %-7s %-8s | %-5s %-6s %-7s %-7s %-5s\n", "sources", "fps/src", "fps min", "events", "p50 ms",
+                "p90 ms", "lag p50", "lag max", "read", "resize", "model", "live", "event", "cores", "CPU/f", "RSS MB", "peak MB", "load");
     std::stringstream list(o.sources);
     std::string item;
     int rc = 0;
@@ -391,12 +391,12 @@ int run_bench_watch(const BenchWatchOptions& o) {
             std::snprintf(t, sizeof t, "%.1f", v);
             return std::string(t);
         };
-        std::printf("%-7d %-9.2f %-9.2f %-6zu %-8s %-8s %-7.0f %-8.0f | %-7.1f %-7.1f %-7.1f %-7.1f %-8s | %-5.2f %-7.0f %-7.0f %-5s\n", n, percentile(per_source, 0.5),
+        std::printf("%-7d %-9.2f %-9.2f %-6zu %-8s %-8s %-7.0f %-8.0f | %-7.1f %-7.1f %-7.1f %-7.1f %-8s | %-5.2f %-6.1f %-7.0f %-7.0f %-5s\n", n, percentile(per_source, 0.5),
                     *std::min_element(per_source.begin(), per_source.end()), lat.size(), lat.empty() ? "-" : ms(percentile(lat, 0.5)).c_str(),
                     lat.empty() ? "-" : ms(percentile(lat, 0.9)).c_str(), 1000.0 * percentile(lag, 0.5),
                     lag.empty() ? 0.0 : 1000.0 * *std::max_element(lag.begin(), lag.end()), 1000.0 * read / nf, 1000.0 * (infer - model) / nf,
                     1000.0 * model / nf, 1000.0 * live / nf, events ? ms(1000.0 * event / static_cast<double>(events)).c_str() : "-", (b.cpu_s - a.cpu_s) / dt,
-                    rss_mb_now(), peak_rss_mb(), load.c_str());
+                    1000.0 * (b.cpu_s - a.cpu_s) / nf, rss_mb_now(), peak_rss_mb(), load.c_str());
         std::fflush(stdout);
         if (frames == 0) rc = 1;
     }
@@ -405,7 +405,7 @@ int run_bench_watch(const BenchWatchOptions& o) {
                 "lag: how far behind its due time a source read its frame (backlog; 0 = none), sampled every 0.2 s of the run;\n"
                 "per frame, ms (means): read = grab + decode, resize = the watcher's resize/crop, model = the engine, live = overlay + JPEG of the\n"
                 "dashboard's view; event = per state change: alarm snapshot with its activation map, JPEGs, SQLite, hand-off to MQTT;\n"
-                "cores: CPU time of this process / wall time; RSS now and the process's peak; load: 1-minute load average at the end of the run.\n");
+                "cores: CPU time of this process / wall time; CPU/f: its CPU ms per frame, events included (what load from others cannot inflate); RSS now and the process's peak; load: 1-minute load average at the end of the run.\n");
     if (broker > 0) {
         ::kill(broker, SIGTERM);
         ::waitpid(broker, nullptr, 0);

@@ -233,11 +233,35 @@ bool Watcher::sleep_interruptible(double seconds) {
     return !cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_; });
 }
 
+namespace {
+// The shared model, one call at a time (an engine session runs one batch at a time and uses its
+// own threads for it). Only the model's calls hold the lock: the sources resize their frames and
+// draw their alarm snapshots in parallel.
+class OneCallAtATime : public Classifier {
+public:
+    OneCallAtATime(Classifier& inner, std::mutex& mu) : inner_(inner), mu_(mu) {}
+    const std::vector<std::string>& class_names() const override { return inner_.class_names(); }
+    const data::Preprocess& preprocessing() const override { return inner_.preprocessing(); }
+    std::string describe() const override { return inner_.describe(); }
+    std::vector<std::vector<float>> probabilities(const std::vector<cv::Mat>& inputs) override {
+        std::lock_guard lk(mu_);
+        return inner_.probabilities(inputs);
+    }
+    std::vector<Prediction> predict_with_maps(const std::vector<cv::Mat>& inputs) override {
+        std::lock_guard lk(mu_);
+        return inner_.predict_with_maps(inputs);
+    }
+
+private:
+    Classifier& inner_;
+    std::mutex& mu_;
+};
+}  // namespace
+
 std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds, std::vector<cv::Rect>* where) {
-    // One engine for all sources: serialise calls (the engine uses every core for one frame).
-    std::lock_guard lk(classifier_mu_);
+    OneCallAtATime model(classifier_, classifier_mu_);
     const auto t0 = std::chrono::steady_clock::now();
-    auto p = classify_frame(classifier_, bgr, config_.tiling, where);
+    auto p = classify_frame(model, bgr, config_.tiling, where);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return p;
 }
@@ -278,8 +302,8 @@ void Watcher::run_source(std::size_t i) {
         const auto it = std::find(classes_.begin(), classes_.end(), d.cls);
         if (it == classes_.end()) return annotated;
         try {
-            std::lock_guard lk(classifier_mu_);
-            const cv::Mat marked = mark_class_evidence(classifier_, bgr, config_.tiling, static_cast<int>(it - classes_.begin()));
+            OneCallAtATime model(classifier_, classifier_mu_);
+            const cv::Mat marked = mark_class_evidence(model, bgr, config_.tiling, static_cast<int>(it - classes_.begin()));
             return draw_overlay(marked, spec.name, d.to, classes_, d.smoothed);
         } catch (const Error& err) {
             std::fprintf(stderr, "firesight: %s: alarm snapshot without a map: %s\n", spec.name.c_str(), err.what());
