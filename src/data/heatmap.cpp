@@ -4,6 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 #include "firesight/common/error.h"
 
@@ -15,13 +16,31 @@ void check_map(const cv::Mat& map) {
 }
 
 // The normalized map at the size of the model's view of the image. Cubic upsampling: a 7x7 map
-// blown up with nearest or linear steps shows the grid rather than the object.
-cv::Mat upsampled(const cv::Mat& map, cv::Size view) {
+// blown up with nearest or linear steps shows the grid rather than the object. Cubic only up to
+// 32 pixels per cell, linear from there: the curve is smooth at that scale, and a camera frame's
+// view (1080 x 1080) then costs a few milliseconds instead of a cubic pass over every pixel.
+cv::Mat upsampled_to(const cv::Mat& map, cv::Size size) {
     cv::Mat up;
-    cv::resize(normalized_map(map), up, view, 0, 0, cv::INTER_CUBIC);
+    cv::resize(normalized_map(map), up, size, 0, 0, cv::INTER_CUBIC);
     cv::Mat clipped = cv::max(up, 0.0);  // cubic overshoots a little at sharp peaks
     clipped = cv::min(clipped, 1.0);
     return clipped;
+}
+
+constexpr int kCubicPixelsPerCell = 32;
+
+cv::Size cubic_size(const cv::Mat& map, cv::Size view) {
+    const double most = static_cast<double>(kCubicPixelsPerCell) * std::max(map.cols, map.rows);
+    const double f = most / std::max(view.width, view.height);
+    if (f >= 1) return view;
+    return {std::max(1, static_cast<int>(std::lround(view.width * f))), std::max(1, static_cast<int>(std::lround(view.height * f)))};
+}
+
+cv::Mat upsampled(const cv::Mat& map, cv::Size view) {
+    const cv::Size mid = cubic_size(map, view);
+    cv::Mat up = upsampled_to(map, mid);
+    if (mid != view) cv::resize(up, up, view, 0, 0, cv::INTER_LINEAR);
+    return up;
 }
 
 }  // namespace
@@ -53,14 +72,20 @@ cv::Mat overlay_activation_map(const cv::Mat& bgr, const cv::Mat& map, const Pre
 cv::Rect hottest_region(const cv::Mat& map, cv::Size image, const Preprocess& p, double share) {
     if (!(share > 0 && share <= 1)) throw Error("hottest region: share must be within (0, 1]");
     const cv::Rect view = model_view(image, p);
-    const cv::Mat up = upsampled(map, view.size());
+    // Found on the map at the cubic step's size (see upsampled), then scaled to the view.
+    const cv::Size mid = cubic_size(map, view.size());
+    const cv::Mat up = upsampled_to(map, mid);
     cv::Point peak;
     cv::minMaxLoc(up, nullptr, nullptr, nullptr, &peak);
     cv::Mat hot = up >= share, labels;
     cv::connectedComponents(hot, labels, 8, CV_32S);
     const cv::Mat region = labels == labels.at<int>(peak);
-    const cv::Rect box = cv::boundingRect(region);
-    return box + view.tl();
+    const cv::Rect b = cv::boundingRect(region);
+    const double sx = static_cast<double>(view.width) / mid.width, sy = static_cast<double>(view.height) / mid.height;
+    const int x0 = static_cast<int>(std::lround(b.x * sx)), y0 = static_cast<int>(std::lround(b.y * sy));
+    const int x1 = std::min(view.width, static_cast<int>(std::lround(b.br().x * sx)));
+    const int y1 = std::min(view.height, static_cast<int>(std::lround(b.br().y * sy)));
+    return cv::Rect(x0, y0, std::max(1, x1 - x0), std::max(1, y1 - y0)) + view.tl();
 }
 
 void draw_text_lines(cv::Mat& bgr, const std::vector<std::string>& lines) {

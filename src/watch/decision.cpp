@@ -174,12 +174,30 @@ std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tl) {
     return out;
 }
 
+cv::Mat frame_input(const cv::Mat& bgr, const data::Preprocess& p) {
+    if (bgr.empty() || bgr.type() != CV_8UC3) throw Error("preprocess: expected an 8-bit 3-channel image");
+    cv::Rect view = data::model_view(bgr.size(), p);
+    const int k = std::min(view.width, view.height) / p.size;
+    if (k < 2) return data::preprocess(bgr, p);
+    // Trim the view to whole multiples of k (at most k - 1 pixels) so the fast integer path runs.
+    view.x += (view.width % k) / 2;
+    view.y += (view.height % k) / 2;
+    view.width -= view.width % k;
+    view.height -= view.height % k;
+    cv::Mat small, sized, rgb, out;
+    cv::resize(bgr(view), small, {view.width / k, view.height / k}, 0, 0, cv::INTER_AREA);
+    cv::resize(small, sized, {p.size, p.size}, 0, 0, cv::INTER_AREA);
+    cv::cvtColor(sized, rgb, cv::COLOR_BGR2RGB);
+    rgb.convertTo(out, CV_32FC3, p.scale, -p.mean * p.scale);
+    return out;
+}
+
 std::vector<float> classify_frame(Classifier& clf, const cv::Mat& bgr, const TilingConfig& tiling, std::vector<cv::Rect>* where) {
-    std::vector<cv::Mat> inputs{data::preprocess(bgr, clf.preprocessing())};
+    std::vector<cv::Mat> inputs{frame_input(bgr, clf.preprocessing())};
     std::vector<cv::Rect> rects{cv::Rect(0, 0, bgr.cols, bgr.rows)};
     if (tiling.enabled)
         for (const auto& r : tile_rects(bgr.size(), tiling)) {
-            inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+            inputs.push_back(frame_input(bgr(r), clf.preprocessing()));
             rects.push_back(r);
         }
     auto probs = clf.probabilities(inputs);
@@ -200,7 +218,7 @@ cv::Mat mark_class_evidence(Classifier& clf, const cv::Mat& bgr, const TilingCon
     if (tiling.enabled)
         for (const auto& r : tile_rects(bgr.size(), tiling)) parts.push_back(r);
     std::vector<cv::Mat> inputs;
-    for (const auto& r : parts) inputs.push_back(data::preprocess(bgr(r).clone(), clf.preprocessing()));
+    for (const auto& r : parts) inputs.push_back(frame_input(bgr(r), clf.preprocessing()));
     const auto preds = clf.predict_with_maps(inputs);
     if (cls < 0 || cls >= static_cast<int>(clf.class_names().size())) throw Error("alarm snapshot: no class " + std::to_string(cls));
     const auto c = static_cast<std::size_t>(cls);
@@ -211,7 +229,7 @@ cv::Mat mark_class_evidence(Classifier& clf, const cv::Mat& bgr, const TilingCon
     const cv::Mat& map = preds[best].maps.at(c);
     cv::Mat out = bgr.clone();
     // Lighter than predict's overlay: the person must still see the scene under the colours.
-    const cv::Mat heat = data::overlay_activation_map(bgr(part).clone(), map, clf.preprocessing(), 0.35);
+    const cv::Mat heat = data::overlay_activation_map(bgr(part), map, clf.preprocessing(), 0.35);
     heat.copyTo(out(part));
     const cv::Rect box = data::hottest_region(map, part.size(), clf.preprocessing()) + part.tl();
     const double scale = std::max(0.4, bgr.cols / 900.0);

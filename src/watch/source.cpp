@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <thread>
 
 #include "firesight/common/error.h"
@@ -101,7 +102,19 @@ void FrameSource::open() {
     if (!ok || !cap_.isOpened()) throw Error(spec_.name + ": cannot open " + spec_.uri);
     native_fps_ = cap_.get(cv::CAP_PROP_FPS);
     if (!(native_fps_ > 0 && native_fps_ < 1000)) native_fps_ = 25;
-    if (kind_ == SourceKind::video_file) index_ = 0;
+    if (kind_ == SourceKind::video_file) {
+        index_ = 0;
+        const auto first = started_ ? 0 : static_cast<std::int64_t>(std::llround(spec_.start_s * native_fps_));
+        if (first > 0) {
+            // Seek (from the keyframe before); where the backend cannot, read up to it.
+            if (cap_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(first))) index_ = first;
+            else
+                while (index_ < first && cap_.grab()) ++index_;
+            // Paced from here: the first frame read is due now.
+            opened_at_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(index_ / native_fps_));
+        }
+    }
+    started_ = true;
     open_ = true;
 }
 
@@ -125,6 +138,7 @@ static std::int64_t wall_ms_now() {
 ReadResult FrameSource::read_video(Frame& out) {
     const bool file = kind_ == SourceKind::video_file;
     const double step = spec_.fps > 0 ? 1.0 / spec_.fps : 0.0;
+    const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
         if (!cap_.grab()) {
             if (file) {
@@ -149,10 +163,14 @@ ReadResult FrameSource::read_video(Frame& out) {
         }
         next_due_ = step > 0 ? std::max(next_due_ + step, t) : t;
         if (step > 0 && next_due_ < t) next_due_ = t + step;
+        const auto decoded = std::chrono::steady_clock::now();
+        out.read_seconds = std::chrono::duration<double>(decoded - t0).count();
+        out.late_seconds = 0;
         if (file && spec_.realtime) {
             // Play a file at its own speed, as a camera would deliver it.
-            std::this_thread::sleep_until(opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                           std::chrono::duration<double>(t)));
+            const auto due = opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(t));
+            out.late_seconds = std::max(0.0, std::chrono::duration<double>(decoded - due).count());
+            std::this_thread::sleep_until(due);
         }
         out.index = idx;
         out.time = t;
@@ -166,6 +184,7 @@ ReadResult FrameSource::read_folder(Frame& out) {
         const fs::path p = pending_.front();
         pending_.erase(pending_.begin());
         seen_.insert(p);
+        const auto t0 = std::chrono::steady_clock::now();
         try {
             out.bgr = data::decode_image(p);
         } catch (const Error& e) {
@@ -176,9 +195,14 @@ ReadResult FrameSource::read_folder(Frame& out) {
         const std::int64_t idx = index_++;
         out.index = idx;
         out.time = idx / native_fps_;
-        if (spec_.realtime)
-            std::this_thread::sleep_until(opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                           std::chrono::duration<double>(next_due_)));
+        const auto decoded = std::chrono::steady_clock::now();
+        out.read_seconds = std::chrono::duration<double>(decoded - t0).count();
+        out.late_seconds = 0;
+        if (spec_.realtime) {
+            const auto due = opened_at_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(next_due_));
+            out.late_seconds = std::max(0.0, std::chrono::duration<double>(decoded - due).count());
+            std::this_thread::sleep_until(due);
+        }
         next_due_ += 1.0 / native_fps_;
         out.wall_ms = wall_ms_now();
         return ReadResult::frame;

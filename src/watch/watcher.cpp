@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "firesight/common/allocator.h"
 #include "firesight/data/classifier.h"
 #include "firesight/common/error.h"
 
@@ -146,6 +147,10 @@ static std::int64_t now_ms() {
 
 Watcher::Watcher(WatchConfig config, Classifier& classifier) : config_(std::move(config)), classifier_(classifier) {
     if (config_.sources.empty()) throw Error("watch: no --source given");
+    // Frames, overlays and snapshots are megabytes each: glibc would hand every one back to the
+    // kernel and fault it in again on the next frame, which cost more than decoding it
+    // (docs/watch-speed.md). Before the source threads exist, so they share its two arenas.
+    keep_freed_memory();
     config_.decision.validate();
     config_.tiling.validate();
     config_.retention.validate();
@@ -238,11 +243,35 @@ bool Watcher::sleep_interruptible(double seconds) {
     return !cv_.wait_for(lk, std::chrono::duration<double>(seconds), [&] { return stop_; });
 }
 
+namespace {
+// The shared model, one call at a time (an engine session runs one batch at a time and uses its
+// own threads for it). Only the model's calls hold the lock: the sources resize their frames and
+// draw their alarm snapshots in parallel.
+class OneCallAtATime : public Classifier {
+public:
+    OneCallAtATime(Classifier& inner, std::mutex& mu) : inner_(inner), mu_(mu) {}
+    const std::vector<std::string>& class_names() const override { return inner_.class_names(); }
+    const data::Preprocess& preprocessing() const override { return inner_.preprocessing(); }
+    std::string describe() const override { return inner_.describe(); }
+    std::vector<std::vector<float>> probabilities(const std::vector<cv::Mat>& inputs) override {
+        std::lock_guard lk(mu_);
+        return inner_.probabilities(inputs);
+    }
+    std::vector<Prediction> predict_with_maps(const std::vector<cv::Mat>& inputs) override {
+        std::lock_guard lk(mu_);
+        return inner_.predict_with_maps(inputs);
+    }
+
+private:
+    Classifier& inner_;
+    std::mutex& mu_;
+};
+}  // namespace
+
 std::vector<float> Watcher::infer(const cv::Mat& bgr, double& seconds, std::vector<cv::Rect>* where) {
-    // One engine for all sources: serialise calls (the engine uses every core for one frame).
-    std::lock_guard lk(classifier_mu_);
+    OneCallAtATime model(classifier_, classifier_mu_);
     const auto t0 = std::chrono::steady_clock::now();
-    auto p = classify_frame(classifier_, bgr, config_.tiling, where);
+    auto p = classify_frame(model, bgr, config_.tiling, where);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return p;
 }
@@ -288,8 +317,8 @@ void Watcher::run_source(std::size_t i) {
         const auto it = std::find(classes_.begin(), classes_.end(), d.cls);
         if (it == classes_.end()) return annotated;
         try {
-            std::lock_guard lk(classifier_mu_);
-            const cv::Mat marked = mark_class_evidence(classifier_, bgr, config_.tiling, static_cast<int>(it - classes_.begin()));
+            OneCallAtATime model(classifier_, classifier_mu_);
+            const cv::Mat marked = mark_class_evidence(model, bgr, config_.tiling, static_cast<int>(it - classes_.begin()));
             return draw_overlay(marked, spec.name, d.to, classes_, d.smoothed);
         } catch (const Error& err) {
             std::fprintf(stderr, "firesight: %s: alarm snapshot without a map: %s\n", spec.name.c_str(), err.what());
@@ -338,20 +367,26 @@ void Watcher::run_source(std::size_t i) {
                 machine.reconfigure(config_.decision);
             }
             const Decision d = machine.update(probs, f.time);
-            const cv::Mat annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);
-            std::vector<unsigned char> jpeg;
-            cv::imencode(".jpg", annotated, jpeg, {cv::IMWRITE_JPEG_QUALITY, 75});
             hub_.update(spec.name, [&](SourceStatus& s) {
                 s.state = d.to;
                 s.probabilities = d.smoothed;
                 ++s.frames;
                 s.inference_seconds_sum += secs;
+                s.read_seconds_sum += f.read_seconds;
+                s.late_seconds_last = f.late_seconds;
+                s.late_seconds_max = std::max(s.late_seconds_max, f.late_seconds);
                 s.last_frame_wall_ms = f.wall_ms;
-                s.jpeg = std::move(jpeg);
-                ++s.jpeg_seq;
                 if (d.changed() && d.to == AlarmState::alarm) ++s.alarms;
             });
+            // The overlay is drawn only for what shows it: an event's snapshot, the dashboard's live view.
+            const bool live = dashboard_ != nullptr;
+            const auto t_overlay = std::chrono::steady_clock::now();
+            cv::Mat annotated;
+            if (d.changed() || live) annotated = draw_overlay(f.bgr, spec.name, d.to, classes_, d.smoothed);
+            const double overlay_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_overlay).count();
             if (d.changed()) {
+                // The event first: its way to MQTT must not wait for the live view's JPEG.
+                const auto t0 = std::chrono::steady_clock::now();
                 Event e = state_event(spec.name, d, now_ms(), f.index, classes_);
                 e.frame_wall_ms = f.wall_ms;
                 // A tile beat the whole frame for the class in focus: that tile is the region.
@@ -359,6 +394,22 @@ void Watcher::run_source(std::size_t i) {
                 if (static_cast<std::size_t>(c) < where.size() && where[c] != cv::Rect(0, 0, f.bgr.cols, f.bgr.rows)) e.region = where[c];
                 // The alarm snapshot shows where the class was seen; the clean frame goes beside it for feedback.
                 emit(e, d.to == AlarmState::alarm ? alarm_snapshot(f.bgr, d, annotated) : annotated, f.bgr);
+                const double event_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                hub_.update(spec.name, [&](SourceStatus& s) {
+                    ++s.events;
+                    s.event_seconds_sum += event_s;
+                });
+            }
+            if (live) {
+                const auto t0 = std::chrono::steady_clock::now();
+                std::vector<unsigned char> jpeg;
+                cv::imencode(".jpg", annotated, jpeg, {cv::IMWRITE_JPEG_QUALITY, 75});
+                const double live_s = overlay_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                hub_.update(spec.name, [&](SourceStatus& s) {
+                    s.jpeg = std::move(jpeg);
+                    ++s.jpeg_seq;
+                    s.live_seconds_sum += live_s;
+                });
             }
         }
         if (stopping()) break;

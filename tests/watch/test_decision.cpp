@@ -289,3 +289,30 @@ TEST(WatchSnapshot, WithTilesTheBoxComesFromTheTileThatSawTheFire) {
     const cv::Rect box = yellow_box(mark_class_evidence(clf, frame, on, 0));
     expect_box_on(box, fire);
 }
+
+// A camera frame's model input made the cheap way (cut out the model's view, whole-factor box
+// filter, then resize) is the input data::preprocess makes from the whole frame, within a few grey
+// levels; small frames take data::preprocess itself.
+TEST(WatchFrameInput, MatchesThePreprocessingOfTheWholeFrame) {
+    data::Preprocess p;  // 224, [-1, 1]
+    cv::Mat big(1080, 1920, CV_8UC3);
+    for (int y = 0; y < big.rows; ++y)
+        for (int x = 0; x < big.cols; ++x)
+            big.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uchar>(x / 8), static_cast<uchar>(y / 5), static_cast<uchar>((x + y) / 12));
+    cv::circle(big, {900, 500}, 180, cv::Scalar(30, 140, 250), cv::FILLED);  // an orange blob in the model's view
+    cv::rectangle(big, {100, 100, 200, 800}, cv::Scalar(255, 255, 255), cv::FILLED);  // outside it: must not matter
+    const cv::Mat want = data::preprocess(big, p), got = frame_input(big, p);
+    ASSERT_EQ(got.size(), cv::Size(224, 224));
+    ASSERT_EQ(got.type(), CV_32FC3);
+    cv::Mat diff;
+    cv::absdiff(got, want, diff);
+    const cv::Scalar mean = cv::mean(diff);
+    for (int c = 0; c < 3; ++c) EXPECT_LT(mean[c] * 127.5, 2.0) << "channel " << c;  // in grey levels
+    // A tile (a view into the frame, not a copy) works the same way.
+    const cv::Rect tile(960, 0, 960, 540);
+    cv::absdiff(frame_input(big(tile), p), data::preprocess(big(tile).clone(), p), diff);
+    EXPECT_LT(cv::mean(diff)[0] * 127.5, 2.0);
+    // Under twice the input size: exactly data::preprocess.
+    const cv::Mat small = big(cv::Rect(0, 0, 400, 300)).clone();
+    EXPECT_EQ(cv::norm(frame_input(small, p), data::preprocess(small, p), cv::NORM_INF), 0);
+}

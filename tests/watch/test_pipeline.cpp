@@ -100,6 +100,44 @@ TEST(WatchPipeline, NeutralSceneAndFpsLimit) {
     EXPECT_EQ(clf.calls.load(), 12);
 }
 
+// Without a dashboard nobody sees the live view: no frame is drawn on or JPEG-encoded for it, while
+// the events keep their snapshots. The hub counts where the frames' time went, per stage.
+TEST(WatchPipeline, TheLiveViewIsEncodedOnlyForADashboard) {
+    for (const bool dashboard : {false, true}) {
+        SCOPED_TRACE(dashboard ? "with a dashboard" : "without a dashboard");
+        test::TempDir dir;
+        test::write_video(dir / "yard.avi", 60, 10, [](int i) { return i >= 20 && i < 40; });
+        test::OrangeClassifier clf;
+        auto cfg = base_config(dir / "data");
+        cfg.decision.min_alarm_seconds = 0;
+        if (dashboard) {
+            HttpConfig h;
+            h.port = 0;
+            cfg.http = h;
+        }
+        SourceSpec s{"yard", (dir / "yard.avi").string()};
+        s.realtime = false;
+        cfg.sources.push_back(s);
+        Watcher w(cfg, clf);
+        w.start();
+        ASSERT_TRUE(w.wait_for(120));
+        w.stop();
+        const auto st = w.hub().get("yard");
+        EXPECT_EQ(st.frames, 60);
+        EXPECT_EQ(st.jpeg_seq, dashboard ? 60u : 0u);
+        EXPECT_EQ(st.jpeg.empty(), !dashboard);
+        EXPECT_EQ(dashboard, st.live_seconds_sum > 0);
+        const auto states = events_of(w.store(), "state");
+        ASSERT_FALSE(states.empty());
+        EXPECT_EQ(st.events, static_cast<std::int64_t>(states.size()));
+        for (const auto& e : states) EXPECT_TRUE(fs::exists(w.store().snapshot_dir() / e.snapshot)) << e.snapshot;
+        EXPECT_GT(st.read_seconds_sum, 0);
+        EXPECT_GT(st.inference_seconds_sum, 0);
+        EXPECT_GT(st.event_seconds_sum, 0);
+        EXPECT_EQ(st.late_seconds_max, 0) << "a file played as fast as possible is never behind";
+    }
+}
+
 TEST(WatchPipeline, SeveralSourcesShareOneClassifier) {
     test::TempDir dir;
     test::write_video(dir / "a.avi", 40, 10, [](int i) { return i >= 10; });
@@ -189,6 +227,34 @@ TEST(WatchPipeline, ModelWithoutAlarmClassesIsRefused) {
     cfg.decision.alarm_classes = {"smoke"};
     cfg.sources.push_back({"x", "/nonexistent.avi"});
     EXPECT_THROW(Watcher(cfg, clf), Error);
+}
+
+// A video source can begin part-way into its file (benchmarks stagger identical sources with it),
+// on its first open only: a looping source plays the whole file after that.
+TEST(WatchSource, AVideoStartsWhereItIsToldOnlyTheFirstTime) {
+    test::TempDir dir;
+    test::write_video(dir / "v.avi", 40, 10, [](int) { return false; });
+    SourceSpec spec{"v", (dir / "v.avi").string()};
+    spec.realtime = false;
+    spec.start_s = 2.5;  // frame 25
+    FrameSource src(spec);
+    Frame f;
+    auto play = [&](std::int64_t& first) {
+        src.open();
+        int n = 0;
+        first = -1;
+        while (src.read(f) == ReadResult::frame) {
+            if (first < 0) first = f.index;
+            ++n;
+        }
+        return n;
+    };
+    std::int64_t first = 0;
+    EXPECT_EQ(play(first), 15);
+    EXPECT_EQ(first, 25);
+    EXPECT_NEAR(f.time, 3.9, 1e-9);
+    EXPECT_EQ(play(first), 40);
+    EXPECT_EQ(first, 0);
 }
 
 TEST(WatchSource, AFolderForgetsImagesThatAreGone) {

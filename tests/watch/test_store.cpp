@@ -73,6 +73,26 @@ TEST(WatchStore, AppendsReadsAndQueuesPerSink) {
     EXPECT_EQ(sql_one(dir / "data" / "events.db", "PRAGMA journal_mode"), "wal");
 }
 
+// The sinks are woken once the event and its annotated snapshot are stored; the clean frame kept
+// for feedback is written after that (off the alarm's way to MQTT), and is there when append returns.
+TEST(WatchStore, TheCleanFrameIsWrittenAfterTheSinksAreWoken) {
+    test::TempDir dir;
+    EventStore store(dir / "data", {"mqtt"});
+    bool snapshot_then = false, frame_then = true, row_then = false;
+    store.set_listener([&](const Event& e) {
+        snapshot_then = fs::exists(store.snapshot_dir() / e.snapshot);
+        frame_then = fs::exists(store.snapshot_dir() / EventStore::frame_file(e.snapshot));
+        row_then = store.get(e.id).has_value();
+    });
+    const auto a = store.append(make_event("cam", 1), test::scene_frame(0, true), test::scene_frame(0, false));
+    EXPECT_TRUE(snapshot_then);
+    EXPECT_TRUE(row_then);
+    EXPECT_FALSE(frame_then);
+    const cv::Mat clean = cv::imread((store.snapshot_dir() / EventStore::frame_file(a.snapshot)).string());
+    EXPECT_FALSE(clean.empty());
+    EXPECT_EQ(store.health().failures, 0);
+}
+
 TEST(WatchStore, KilledMidWriteLosesNothingCommitted) {
     test::TempDir dir;
     const auto data = dir / "data";

@@ -3,6 +3,8 @@
 #pragma once
 #include <opencv2/core.hpp>
 
+#include "firesight/data/image.h"
+
 #include <deque>
 #include <map>
 #include <optional>
@@ -91,6 +93,11 @@ struct TilingConfig {
     bool operator==(const TilingConfig&) const = default;
 };
 std::vector<cv::Rect> tile_rects(cv::Size frame, const TilingConfig& tiling);
+// The model's input for a frame (or a tile), what data::preprocess gives, made cheaply from a large
+// frame: the part the model sees (data::model_view) is cut out first, shrunk by a whole factor
+// with OpenCV's fast box filter (to no less than the input size), then resized to the input.
+// A frame whose view is under twice the input size goes through data::preprocess unchanged.
+cv::Mat frame_input(const cv::Mat& bgr, const data::Preprocess& p);
 // With `where`, also says for each class which part of the frame scored it: the whole frame, or
 // the tile that beat it (the region that fired, kept with the event for feedback).
 std::vector<float> classify_frame(Classifier& classifier, const cv::Mat& bgr, const TilingConfig& tiling,

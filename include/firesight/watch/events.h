@@ -88,7 +88,9 @@ public:
     // its JPEG: the sinks get it from there at once, and it is written, id and delivery marks
     // included, as soon as a later append or retry_storing() succeeds. Never throws for that.
     // `frame_bgr`, when given with a snapshot, is the frame without the overlay, kept beside it
-    // as frame_file(snapshot): what dashboard feedback files as training data.
+    // as frame_file(snapshot): what dashboard feedback files as training data. It is written
+    // after the sinks are woken, before append returns (a kill in between, or a failed write,
+    // leaves the event without it: feedback then files the snapshot).
     Event append(Event e, const cv::Mat& snapshot_bgr = {}, const cv::Mat& frame_bgr = {});
     // "cam-1-2-3.jpg" -> "cam-1-2-3.frame.jpg"; "" for "".
     static std::string frame_file(const std::string& snapshot);

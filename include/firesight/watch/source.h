@@ -24,6 +24,7 @@ struct SourceSpec {
     double fps = 0;         // frames processed per second; 0 = every frame
     bool realtime = true;   // pace files by their timestamps (watch); false = as fast as possible (detect)
     bool loop = false;      // at the end of a file/folder, start again (a folder is rescanned for new images)
+    double start_s = 0;     // video files: on the first open, begin this many seconds in (benchmarks stagger sources with it)
     bool operator==(const SourceSpec&) const = default;
 };
 // Parses "name=URI"; a bare URI gets a name from its file name. Throws Error on an empty part.
@@ -34,6 +35,8 @@ struct Frame {
     std::int64_t index = 0;  // frame number within the source (files: position in the file)
     double time = 0;         // seconds: position in the file, or since the source was opened
     std::int64_t wall_ms = 0;  // wall clock when the frame was read, ms since the epoch
+    double read_seconds = 0;   // spent grabbing and decoding it (and the frames skipped before it), pacing sleeps excluded
+    double late_seconds = 0;   // realtime files and folders: how far behind its due time it was read (backlog)
 };
 
 enum class ReadResult { frame, end, failure };
@@ -61,6 +64,7 @@ private:
     bool open_ = false;
     double native_fps_ = 0;
     std::int64_t index_ = 0;        // frames consumed from the capture (or files from the folder)
+    bool started_ = false;          // opened before: start_s is spent
     double next_due_ = 0;           // time of the next frame to keep under the fps limit
     std::chrono::steady_clock::time_point opened_at_;
     std::vector<std::filesystem::path> pending_;  // folder: images not yet read, in name order

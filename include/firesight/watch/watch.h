@@ -86,7 +86,13 @@ struct SourceStatus {
     bool up = false, ended = false;
     std::vector<float> probabilities;   // smoothed, last frame
     std::int64_t frames = 0, reopens = 0, alarms = 0, outages = 0;
-    double inference_seconds_sum = 0;
+    double inference_seconds_sum = 0;   // preprocessing (resize) and the model, all tiles
+    // Where the rest of a frame's time goes (sums over `frames`; events over `events`):
+    double read_seconds_sum = 0;        // grab + decode, pacing sleeps excluded
+    double live_seconds_sum = 0;        // overlay + JPEG of the dashboard's live view (0 without a dashboard)
+    double event_seconds_sum = 0;       // state events: alarm snapshot, storage, hand-off to the sinks
+    std::int64_t events = 0;
+    double late_seconds_max = 0, late_seconds_last = 0;  // realtime sources: read behind schedule (backlog)
     std::int64_t last_frame_wall_ms = 0;
     std::vector<unsigned char> jpeg;    // last annotated frame
     std::uint64_t jpeg_seq = 0;
