@@ -55,6 +55,13 @@ compresses it into a small engine (pruning, clustering, int8 with
 calibration), evaluates it, and watches cameras with it.")
 
 set(CPACK_DEBIAN_WATCH_PACKAGE_NAME firesight-watch)
+set(CPACK_DEBIAN_WATCH_PACKAGE_SECTION video)
+# The maintainer scripts make the user and enable the unit (packaging/deb/watch, docs/deploy.md):
+# they need adduser and deb-systemd-helper.
+set(_fs_watch_scripts ${PROJECT_SOURCE_DIR}/packaging/deb/watch)
+set(CPACK_DEBIAN_WATCH_PACKAGE_CONTROL_EXTRA
+    "${_fs_watch_scripts}/postinst;${_fs_watch_scripts}/prerm;${_fs_watch_scripts}/postrm;${_fs_watch_scripts}/conffiles")
+set(CPACK_DEBIAN_WATCH_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.52)")
 set(CPACK_DEBIAN_WATCH_DESCRIPTION "firesight watcher service: fire and smoke alarms from cameras
 Watches cameras, streams or folders with a firesight engine file, raises
 alarms that do not flicker, stores events and sends them by MQTT; runs as a
@@ -68,7 +75,7 @@ set(_fs_components runtime)
 if(TARGET firesight)
   list(APPEND _fs_components tool)
 endif()
-if(FIRESIGHT_PACKAGE_WATCH)
+if(TARGET firesight-watch)
   list(APPEND _fs_components watch)
 endif()
 set(CPACK_COMPONENTS_ALL ${_fs_components})

@@ -33,6 +33,8 @@ fi
 
 step "packages ($BUILD_DIR/packages)"
 rm -rf "$BUILD_DIR/packages"
+# Debian 12 keeps systemd units in /lib/systemd/system (the default under a prefix is lib/...).
+cmake -DFIRESIGHT_SYSTEMD_UNITDIR=/lib/systemd/system "$BUILD_DIR" >/dev/null
 (cd "$BUILD_DIR" && cpack -G DEB >/dev/null)
 mapfile -t debs < <(ls "$root/$BUILD_DIR"/packages/*.deb)
 for d in "${debs[@]}"; do
@@ -69,6 +71,7 @@ if [ "${SKIP_INSTALL_TEST:-0}" != 1 ]; then
     --customize-hook='chroot "$1" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /tmp/*.deb >/dev/null"' \
     --customize-hook='chroot "$1" firesight-run --model /tmp/imagenet.fse /tmp/grace_hopper.ppm' \
     --customize-hook='chroot "$1" sh -c "firesight --help | head -n 1"' \
+    --customize-hook='chroot "$1" sh -c "id firesight && ls -ld /var/lib/firesight && test -f /lib/systemd/system/firesight-watch.service && firesight-watch --help | head -n 1"' \
     --customize-hook='chroot "$1" dpkg-query -W -f "installed: \${Package} \${Version} \${Architecture}\n" "firesight*"' \
     bookworm /dev/null
 fi
