@@ -22,20 +22,10 @@ out=$root/$BUILD_DIR
 sysroot=$out/sysroot
 start=$(date +%s)
 step() { printf '\n==> %s\n' "$*"; }
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source scripts/debian.sh
 
 step "host packages for cross-building and qemu"
-host_pkgs=(crossbuild-essential-arm64 qemu-user-static lintian)
-missing=()
-for p in "${host_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+install_missing crossbuild-essential-arm64 qemu-user-static lintian
 
 step "arm64 libraries into $BUILD_DIR/sysroot"
 mapfile -t arm_pkgs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/arm64-sysroot.txt | grep -v '^$')
@@ -109,12 +99,5 @@ done
 step "arm64 packages ($BUILD_DIR/packages) and lintian"
 rm -rf "$out/packages"
 (cd "$out" && cpack -G DEB >/dev/null)
-for d in "$out"/packages/*.deb; do
-  printf '%s\n' "$(basename "$d"): $(dpkg-deb -f "$d" Installed-Size) KiB installed; Depends: $(dpkg-deb -f "$d" Depends)"
-done
-if command -v lintian >/dev/null; then
-  lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$out"/packages/*.deb 2>&1 | grep -v 'root privileges' || true
-  lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$out"/packages/*.deb >/dev/null 2>&1 ||
-    { echo "arm64.sh: lintian found errors (above)" >&2; exit 1; }
-fi
+check_debs "$out"/packages/*.deb
 printf '\n==> arm64: build %s s, tests, parity and packages %s s\n' $((built - start)) $(( $(date +%s) - built ))

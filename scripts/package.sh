@@ -2,7 +2,8 @@
 # Debian packages of firesight, and the checks a maintainer would run on them:
 #   1. cpack in build/: firesight-runtime, firesight (the full tool) and firesight-watch (amd64);
 #      scripts/arm64.sh makes the arm64 ones the same way;
-#   2. lintian on every package: an error fails; the warnings left are explained in docs/deploy.md;
+#   2. lintian on every package: an error fails; the warnings it accepts are listed with their
+#      reasons in packaging/lintian-accepted (scripts/debian.sh: check_debs);
 #   3. another CMake project builds against the staged runtime (tests/package/consumer:
 #      find_package(firesight), firesight::runtime from C++ and from C) and runs, and Python's
 #      ctypes drives the C API;
@@ -15,20 +16,10 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 root=$PWD
 step() { printf '\n==> %s\n' "$*"; }
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source scripts/debian.sh
 start=$(date +%s)
 
-missing=()
-for p in lintian mmdebstrap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  step "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+install_missing lintian mmdebstrap
 [ -f "$BUILD_DIR/CMakeCache.txt" ] || scripts/setup.sh
 
 step "packages ($BUILD_DIR/packages)"
@@ -37,15 +28,8 @@ rm -rf "$BUILD_DIR/packages"
 cmake -DFIRESIGHT_SYSTEMD_UNITDIR=/lib/systemd/system "$BUILD_DIR" >/dev/null
 (cd "$BUILD_DIR" && cpack -G DEB >/dev/null)
 mapfile -t debs < <(ls "$root/$BUILD_DIR"/packages/*.deb)
-for d in "${debs[@]}"; do
-  printf '%s\n' "$(basename "$d"): $(dpkg-deb -f "$d" Installed-Size) KiB installed; Depends: $(dpkg-deb -f "$d" Depends)"
-done
-
 step "lintian"
-# Runs as root in CI, which lintian only advises against.
-lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "${debs[@]}" 2>&1 | grep -v 'root privileges' || true
-lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "${debs[@]}" >/dev/null 2>&1 ||
-  { echo "package.sh: lintian found errors (above)" >&2; exit 1; }
+check_debs "${debs[@]}"
 
 step "another project builds against the staged runtime (find_package(firesight))"
 stage=$root/$BUILD_DIR/package-test

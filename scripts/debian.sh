@@ -1,0 +1,29 @@
+# Shell functions shared by scripts/arm64.sh and scripts/package.sh (source it; bash).
+
+# install_missing PKG...: apt-installs those of the Debian packages that are not installed yet
+# (sudo when not root).
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  printf '\n==> installing %s\n' "${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# check_debs DEB...: prints each package's installed size and Depends, then runs lintian once on
+# them all; an error fails (returns non-zero). The accepted warnings and why: packaging/lintian-accepted.
+check_debs() {
+  local d out rc=0
+  for d in "$@"; do
+    printf '%s\n' "$(basename "$d"): $(dpkg-deb -f "$d" Installed-Size) KiB installed; Depends: $(dpkg-deb -f "$d" Depends)"
+  done
+  out=$(lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$@" 2>&1) || rc=$?
+  # CI runs as root, which lintian only advises against.
+  printf '%s\n' "$out" | grep -v 'root privileges' || true
+  ((rc == 0)) || { echo "lintian found errors (above)" >&2; return 1; }
+}
