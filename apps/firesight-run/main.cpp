@@ -16,18 +16,11 @@
 
 #include "firesight/engine/session.h"
 #include "firesight/common/error.h"
+#include "firesight/common/stats.h"
 #include "firesight/common/fileio.h"
 #include "ppm.h"
 
 namespace {
-
-double percentile(std::vector<double> sorted, double q) {
-    std::sort(sorted.begin(), sorted.end());
-    const double pos = q * static_cast<double>(sorted.size() - 1);
-    const auto lo = static_cast<std::size_t>(pos);
-    const auto hi = std::min(lo + 1, sorted.size() - 1);
-    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
 
 // Peak resident memory of this program. VmHWM belongs to this process image alone: getrusage's
 // ru_maxrss survives execve, so a child started by posix_spawn (which borrows the parent's memory

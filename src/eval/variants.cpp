@@ -17,6 +17,7 @@
 #include "firesight/engine/session.h"
 #include "firesight/engine/ir.h"
 #include "firesight/common/error.h"
+#include "firesight/common/stats.h"
 #include "firesight/common/fileio.h"
 #include "firesight/data/image.h"
 #include "firesight/common/progress.h"
@@ -229,6 +230,22 @@ EvalImages load_eval_images(const fs::path& engine_path, const std::vector<std::
     return out;
 }
 
+namespace {
+
+// The backends an engine is timed on: the float one (XNNPACK where built), and native-int8 too for
+// int8 engines. Debian's XNNPACK has no VNNI int8 kernels and native-int8 falls back to the
+// reference kernels on CPUs without VNNI, so which serves an int8 engine best depends on the machine.
+std::vector<engine::Backend> timing_backends(const engine::Engine& e) {
+    bool int8 = false;
+    for (const auto& t : e.graph().tensors) int8 = int8 || t.dtype == engine::DType::I8;
+    std::vector<engine::Backend> out = {engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack
+                                                                                            : engine::Backend::Reference};
+    if (int8 && engine::backend_available(engine::Backend::NativeInt8)) out.push_back(engine::Backend::NativeInt8);
+    return out;
+}
+
+}  // namespace
+
 VariantResult evaluate_variant(const std::string& name, const nlohmann::json& settings, const fs::path& engine_path,
                                const EvalImages& images, int bench_runs) {
     if (images.inputs.size() != images.labels.size())
@@ -249,12 +266,10 @@ VariantResult evaluate_variant(const std::string& name, const nlohmann::json& se
     for (std::size_t i = 0; i < image_classes.size(); ++i)
         for (std::size_t j = 0; j < engine_classes.size(); ++j)
             if (image_classes[i] == engine_classes[j]) to_engine[i] = static_cast<int>(j);
-    bool int8 = false;
-    for (const auto& t : e->graph().tensors) int8 = int8 || t.dtype == engine::DType::I8;
-    const auto float_backend = engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference;
-    const bool native = int8 && engine::backend_available(engine::Backend::NativeInt8);
     engine::SessionOptions opt;
-    opt.backend = native ? engine::Backend::NativeInt8 : float_backend;
+    // The accuracy comes from the last candidate: native-int8 for int8 engines (its bytes equal the
+    // int8 reference), else the float backend.
+    opt.backend = timing_backends(*e).back();
     opt.threads = 1;
     engine::Session session(e, opt);
     const auto in = e->inputs().at(0);
@@ -290,29 +305,6 @@ VariantResult evaluate_variant(const std::string& name, const nlohmann::json& se
     return r;
 }
 
-namespace {
-
-// The backends an engine is timed on. Debian's XNNPACK has no VNNI int8 kernels and native-int8
-// falls back to the reference kernels on CPUs without VNNI, so which one serves an int8 engine
-// best depends on the machine: int8 engines try both.
-std::vector<std::string> timing_backends(const fs::path& engine_path) {
-    const auto e = engine::Engine::load(engine_path);
-    bool int8 = false;
-    for (const auto& t : e->graph().tensors) int8 = int8 || t.dtype == engine::DType::I8;
-    const auto float_backend = engine::backend_available(engine::Backend::Xnnpack) ? engine::Backend::Xnnpack : engine::Backend::Reference;
-    std::vector<std::string> out = {engine::backend_name(float_backend)};
-    if (int8 && engine::backend_available(engine::Backend::NativeInt8)) out.push_back(engine::backend_name(engine::Backend::NativeInt8));
-    return out;
-}
-
-double median_of(std::vector<double> x) {
-    std::sort(x.begin(), x.end());
-    const std::size_t n = x.size();
-    return n == 0 ? 0.0 : n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-}  // namespace
-
 void time_variants_interleaved(std::vector<VariantResult*>& variants, int rounds, int runs) {
     if (variants.empty()) return;
     if (rounds < 1 || runs < 1) throw Error("timing: rounds and runs must be at least 1");
@@ -324,7 +316,8 @@ void time_variants_interleaved(std::vector<VariantResult*>& variants, int rounds
     };
     std::vector<std::vector<Series>> series(variants.size());
     for (std::size_t i = 0; i < variants.size(); ++i)
-        for (const auto& b : timing_backends(variants[i]->engine)) series[i].push_back({b, {}, {}, 0});
+        for (const auto b : timing_backends(*engine::Engine::load(variants[i]->engine)))
+            series[i].push_back({engine::backend_name(b), {}, {}, 0});
     for (int round = 0; round < rounds; ++round)
         for (std::size_t k = 0; k < variants.size(); ++k) {
             const std::size_t i = (k + static_cast<std::size_t>(round)) % variants.size();  // rotated: no variant always first
@@ -338,10 +331,10 @@ void time_variants_interleaved(std::vector<VariantResult*>& variants, int rounds
     for (std::size_t i = 0; i < variants.size(); ++i) {
         const Series* best = nullptr;
         for (const auto& s : series[i])
-            if (!best || median_of(s.median) < median_of(best->median)) best = &s;
+            if (!best || percentile(s.median, 0.5) < percentile(best->median, 0.5)) best = &s;
         auto& r = *variants[i];
-        r.latency_ms = median_of(best->median);
-        r.latency_p90_ms = median_of(best->p90);
+        r.latency_ms = percentile(best->median, 0.5);
+        r.latency_p90_ms = percentile(best->p90, 0.5);
         r.peak_rss_mb = best->rss;
         r.backend = best->backend;
     }
