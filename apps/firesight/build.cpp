@@ -11,6 +11,7 @@
 #include "firesight/builder/passes.h"
 #include "firesight/builder/quantize.h"
 #include "firesight/compress/calibrate.h"
+#include "firesight/data/engine_classifier.h"
 #include "firesight/data/image.h"
 #include "firesight/model/engine_convert.h"
 #include "firesight/engine/ir.h"
@@ -35,11 +36,7 @@ struct BuildOptions {
 std::vector<std::vector<float>> calibration_inputs(const std::filesystem::path& dir, int count, const engine::Metadata& m) {
     const auto files = compress::list_image_files(dir);
     if (files.empty()) throw Error("--calibrate " + dir.string() + ": no images there");
-    data::Preprocess pre;
-    pre.size = m.size;
-    pre.resize_shorter = m.resize_shorter;
-    pre.mean = m.mean;
-    pre.scale = m.scale;
+    const data::Preprocess pre = preprocessing_of(m);
     std::vector<std::vector<float>> inputs;
     const std::size_t step = std::max<std::size_t>(1, files.size() / static_cast<std::size_t>(count));
     for (std::size_t i = 0; i < files.size() && inputs.size() < static_cast<std::size_t>(count); i += step) {

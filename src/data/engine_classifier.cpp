@@ -21,10 +21,7 @@ public:
                        std::to_string(o.threads) + " threads)") {
         const auto& m = e->metadata();
         names_ = m.class_names;
-        pre_.size = m.size;
-        pre_.resize_shorter = m.resize_shorter;
-        pre_.mean = m.mean;
-        pre_.scale = m.scale;
+        pre_ = preprocessing_of(m);
         const auto in = e->inputs().at(0).shape;
         if (in.size() != 4 || in[1] != m.size || in[2] != m.size || in[3] != 3)
             throw Error(description_ + ": engine input is not 1 x " + std::to_string(m.size) + " x " + std::to_string(m.size) + " x 3");
@@ -98,6 +95,15 @@ private:
 };
 
 }  // namespace
+
+data::Preprocess preprocessing_of(const engine::Metadata& m) {
+    data::Preprocess p;
+    p.size = m.size;
+    p.resize_shorter = m.resize_shorter;
+    p.mean = m.mean;
+    p.scale = m.scale;
+    return p;
+}
 
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions o) {
     return std::make_unique<EngineClassifier>(engine::Engine::load(path), o, path.filename().string());

@@ -18,6 +18,7 @@
 #include "firesight/engine/ir.h"
 #include "firesight/common/error.h"
 #include "firesight/common/stats.h"
+#include "firesight/data/engine_classifier.h"
 #include "firesight/common/fileio.h"
 #include "firesight/data/image.h"
 #include "firesight/common/progress.h"
@@ -201,11 +202,7 @@ EvalImages load_eval_images(const fs::path& engine_path, const std::vector<std::
         throw Error("evaluation images: " + std::to_string(paths.size()) + " paths but " + std::to_string(labels.size()) + " labels");
     const auto e = engine::Engine::load(engine_path);
     const auto& meta = e->metadata();
-    data::Preprocess pre;
-    pre.size = meta.size;
-    pre.resize_shorter = meta.resize_shorter;
-    pre.mean = meta.mean;
-    pre.scale = meta.scale;
+    const data::Preprocess pre = preprocessing_of(meta);
     EvalImages out;
     out.classes = classes.empty() ? meta.class_names : classes;
     const std::size_t per = static_cast<std::size_t>(pre.size) * static_cast<std::size_t>(pre.size) * 3;

@@ -14,4 +14,8 @@ namespace firesight {
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path);
 std::unique_ptr<Classifier> open_engine_classifier(const std::filesystem::path& path, engine::SessionOptions options);
 
+// The preprocessing an engine's metadata asks for (input size, resize, mean and scale), as the
+// OpenCV pipeline of src/data takes it.
+data::Preprocess preprocessing_of(const engine::Metadata& m);
+
 }  // namespace firesight
