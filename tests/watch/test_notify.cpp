@@ -158,7 +158,7 @@ TEST(WatchMqtt, AlarmFromAVideoArrivesWithItsPayloads) {
     EXPECT_TRUE(late.on("homeassistant/binary_sensor/firesight_yard/config").back().retained);
 }
 
-TEST(WatchMqtt, BrokerRestartDuringAnAlarmDeliversEveryEventOnceInOrder) {
+TEST(WatchMqtt, BrokerRestartDuringAnAlarmDeliversEveryEventInOrder) {
     test::TempDir dir;
     test::Broker broker(dir / "broker");
     broker.start();
@@ -178,6 +178,7 @@ TEST(WatchMqtt, BrokerRestartDuringAnAlarmDeliversEveryEventOnceInOrder) {
     feed(machine, store, "cam", {0.02f, 0.02f, 0.9f, 0.9f, 0.9f, 0.9f, 0.9f}, t);
     ASSERT_EQ(machine.state(), AlarmState::alarm);
     ASSERT_TRUE(test::eventually([&] { return sub.on("firesight/cam/event").size() == 2; })) << "alarm not delivered";
+    ASSERT_TRUE(test::eventually([&] { return store.pending_count("mqtt") == 0; })) << "alarm not acknowledged";
 
     broker.stop();
     // While the broker is gone the fire dies down and flares up again: all of it is queued.
@@ -197,8 +198,17 @@ TEST(WatchMqtt, BrokerRestartDuringAnAlarmDeliversEveryEventOnceInOrder) {
     broker.start();
     ASSERT_TRUE(test::eventually([&] { return store.pending_count("mqtt") == 0; }, 90)) << "queue not drained";
     ASSERT_TRUE(test::eventually([&] { return static_cast<std::int64_t>(sub.on("firesight/cam/event").size()) >= total; }, 60));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a duplicate would arrive now
-    EXPECT_EQ(sub.event_ids("firesight/cam/event"), iota_ids(1, total));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a late message would arrive now
+    // QoS 1 is at least once: a message the broker had sent the subscriber but saw no PUBACK for
+    // before it stopped comes again after the restart (seen once in CI: events 1 and 2). A consumer
+    // drops repeats by event_id; what must hold is that the first arrival of each is every event,
+    // in order, none lost.
+    std::vector<std::int64_t> first;
+    for (const auto id : sub.event_ids("firesight/cam/event")) {
+        if (std::find(first.begin(), first.end(), id) != first.end()) continue;
+        first.push_back(id);
+    }
+    EXPECT_EQ(first, iota_ids(1, total));
     dispatcher.stop();
 }
 
