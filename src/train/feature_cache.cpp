@@ -1,4 +1,4 @@
-#include "feature_cache.h"
+#include "firesight/train/feature_cache.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "prefix_engine.h"
+#include "firesight/train/prefix_engine.h"
 
 #include "firesight/builder/passes.h"
 #include "firesight/engine/ir.h"

@@ -33,8 +33,8 @@
 #include "firesight/model/trained_model.h"
 #include "firesight/data/reduced_decode.h"
 #include "firesight/model/torch_classifier.h"
-#include "feature_cache.h"
-#include "prefix_engine.h"
+#include "firesight/train/feature_cache.h"
+#include "firesight/train/prefix_engine.h"
 #include "thread_pool.h"
 
 namespace fs = std::filesystem;

@@ -12,8 +12,8 @@
 
 #include "firesight/common/error.h"
 #include "firesight/model/mobilenet_v2.h"
-#include "feature_cache.h"
-#include "prefix_engine.h"
+#include "firesight/train/feature_cache.h"
+#include "firesight/train/prefix_engine.h"
 #include "test_util.h"
 
 using namespace firesight;
