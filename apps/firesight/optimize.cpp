@@ -39,7 +39,13 @@ void run_optimize_command(OptimizeArgs& a) {
     if (!r.reused.empty()) std::printf("%zu variant(s) reused from an earlier run in %s\n", r.reused.size(), a.out.c_str());
     std::printf("chosen: %s (target %s, max accuracy drop %.2f points on the %s split) -> %s\n", r.chosen.c_str(), a.target.c_str(),
                 a.o.max_accuracy_drop, on_val ? "validation" : "test", r.model_fse.string().c_str());
-    std::printf("optimize took %.0f s, peak RSS %.0f MB\n", r.seconds, r.peak_rss_mb);
+    std::printf("optimize took %.0f s, peak RSS %.0f MB\nwhere the time went (wall s / CPU s):", r.seconds, r.peak_rss_mb);
+    double accounted = 0;
+    for (const auto& st : r.stages) {
+        std::printf(" %s %.1f / %.1f,", st.kind.c_str(), st.seconds, st.cpu_seconds);
+        accounted += st.seconds;
+    }
+    std::printf(" other %.1f\n", r.seconds - accounted);
 }
 
 void add_optimize(CLI::App& app) {

@@ -9,15 +9,20 @@
 
 namespace firesight::compress {
 
+std::vector<std::filesystem::path> seeded_order(std::vector<std::filesystem::path> files, std::uint64_t seed) {
+    // Sorting first makes the draw depend on the seed and the set of files, not on listing order;
+    // the shuffle is written out (not std::shuffle) so every standard library draws the same files.
+    std::sort(files.begin(), files.end());
+    std::mt19937_64 rng(seed);
+    for (std::size_t i = files.size(); i > 1; --i) std::swap(files[i - 1], files[rng() % i]);
+    return files;
+}
+
 CalibrationSet::CalibrationSet(std::vector<std::filesystem::path> candidates, const CalibrationSetOptions& opt)
     : size_(opt.preprocess.size) {
     if (candidates.empty()) throw Error("calibration: no candidate images given");
     if (opt.count == 0) throw Error("calibration: asked for 0 images");
-    // Sorting first makes the draw depend on the seed and the set of files, not on listing order;
-    // the shuffle is written out (not std::shuffle) so every standard library draws the same files.
-    std::sort(candidates.begin(), candidates.end());
-    std::mt19937_64 rng(opt.seed);
-    for (std::size_t i = candidates.size(); i > 1; --i) std::swap(candidates[i - 1], candidates[rng() % i]);
+    candidates = seeded_order(std::move(candidates), opt.seed);
 
     const std::size_t plane = static_cast<std::size_t>(size_) * static_cast<std::size_t>(size_);
     const std::size_t want = std::min(opt.count, candidates.size());

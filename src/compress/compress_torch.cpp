@@ -151,6 +151,24 @@ torch::Tensor ActivationObserver::observe(model::MobileNetV2& net, const torch::
     });
 }
 
+torch::Tensor ActivationObserver::observe_from(model::MobileNetV2& net, const torch::Tensor& x, int from_block) {
+    torch::NoGradGuard no_grad;
+    EvalModeScope eval(*net);
+    return walk_quantized_tensors(
+        net, x,
+        [this](const std::string& name, torch::Tensor t) {
+            record(name, t);
+            return t;
+        },
+        run_conv, from_block);
+}
+
+void ActivationObserver::adopt(const ActivationObserver& other, const std::function<bool(const std::string&)>& which) {
+    if (other.bins_ != bins_) throw Error("calibration: cannot merge histograms of " + std::to_string(other.bins_) + " and " + std::to_string(bins_) + " bins");
+    for (const auto& [name, h] : other.histograms_)
+        if (which(name)) histograms_.insert_or_assign(name, h);
+}
+
 torch::Tensor simulate_int8_forward(model::MobileNetV2& net, const torch::Tensor& x,
                                     const std::map<std::string, ActivationRange>& ranges, bool quantize_weights) {
     torch::NoGradGuard no_grad;

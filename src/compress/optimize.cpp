@@ -4,15 +4,23 @@
 // MobileNetV2's weights) and the classifier train, on that cache, distilled from the fp32 model.
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "firesight/common/blas_info.h"
+#include "firesight/common/parallel.h"
+#include "firesight/compress/calibrate.h"
+#include "firesight/data/reduced_decode.h"
+#include "firesight/train/feature_cache.h"
+#include "firesight/train/prefix_engine.h"
 #include "firesight/compress/compress_torch.h"
 #include "firesight/data/dataset.h"
 #include "firesight/model/engine_convert.h"
@@ -35,6 +43,42 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU seconds of the whole process (all threads, user + system) so far.
+double process_cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+    return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// Adds the wall and CPU time of a scope to a kind of work in OptimizeResult::stages. CPU time is
+// what to compare between runs on a shared machine: other programs stretch the wall time.
+class StageTimer {
+public:
+    StageTimer(std::vector<OptimizeStage>& stages, std::string kind) : stages_(stages), kind_(std::move(kind)) {}
+    ~StageTimer() {
+        const double wall = seconds_since(t0_), cpu = process_cpu_seconds() - cpu0_;
+        for (auto& st : stages_)
+            if (st.kind == kind_) {
+                st.seconds += wall;
+                st.cpu_seconds += cpu;
+                return;
+            }
+        stages_.push_back({kind_, wall, cpu});
+    }
+    StageTimer(const StageTimer&) = delete;
+    StageTimer& operator=(const StageTimer&) = delete;
+
+private:
+    std::vector<OptimizeStage>& stages_;
+    std::string kind_;
+    Clock::time_point t0_ = Clock::now();
+    double cpu0_ = process_cpu_seconds();
+};
+
+// Values per layer for the clustered prefix (make_clustered): 8-bit palettes.
+constexpr int kPrefixClusters = 256;
 
 std::string percent_name(double fraction) { return std::to_string(static_cast<int>(std::lround(fraction * 100))); }
 
@@ -145,7 +189,11 @@ private:
                   const std::function<torch::Tensor(const torch::Tensor&)>& forward = {}, int steps = 0,
                   std::vector<torch::Tensor> centroids = {});
     int cluster_steps() const { return std::max(1, opt_.finetune_steps / 2); }
-    std::map<std::string, ActivationRange> calibrate(model::MobileNetV2& net, const std::string& method);
+    // `prefix`: the prefix the net shares with others (prefix_key), "" when its own.
+    std::map<std::string, ActivationRange> calibrate(model::MobileNetV2& net, const std::string& method, const std::string& prefix);
+    // Which prefix a base model has: "fp32" (unchanged), "k256" (clustered at kPrefixClusters), or ""
+    // (changed for this base alone: --prune-prefix).
+    std::string prefix_key(const std::string& base_name) const;
     fs::path write_engine(model::MobileNetV2& net, const std::string& name, const nlohmann::json& settings,
                           const std::map<std::string, ActivationRange>* int8_ranges);
     void measure(const std::string& name, const nlohmann::json& settings, const fs::path& engine);
@@ -165,7 +213,12 @@ private:
     std::string fingerprint_;
     model::TrainedModel tm_;
     data::DatasetSplits splits_;
-    torch::Tensor train_x_, train_y_, teacher_, fp32_cache_;
+    std::optional<train::DiskStore> images_;  // the training images, preprocessed (HWC float), in seeded order
+    torch::Tensor calibration_x_;             // the first --calibration of them, NCHW
+    torch::Tensor teacher_, fp32_cache_;
+    ActivationObserver observer_;                    // the last calibration pass, of observed_net_
+    model::MobileNetV2 observed_net_{nullptr};
+    std::map<std::string, ActivationObserver> prefix_observers_;  // by prefix_key: a full pass of a net with that prefix
     std::map<std::string, torch::Tensor> caches_;
     eval::EvalImages val_, test_;
     bool eval_loaded_ = false;
@@ -215,44 +268,95 @@ void Optimizer::load_run() {
 }
 
 void Optimizer::decode_training_images() {
+    StageTimer timer(result_.stages, "decode training images");
     std::vector<fs::path> files;
-    std::map<fs::path, int> label_of;
-    for (const auto& s : splits_.train) {
-        files.push_back(splits_.file(s));
-        label_of[splits_.file(s)] = s.label;
-    }
-    CalibrationSetOptions co;
-    co.count = files.size();
-    co.seed = opt_.seed;
-    co.preprocess = tm_.preprocess;
-    co.progress = opt_.progress && !bar_;
+    for (const auto& s : splits_.train) files.push_back(splits_.file(s));
+    // All training images in a seeded random order; the first --calibration that decode are the
+    // calibration set.
+    files = seeded_order(std::move(files), opt_.seed);
+    const auto pre = tm_.preprocess;
+    const auto size = static_cast<std::int64_t>(pre.size);
+    const std::size_t bytes = static_cast<std::size_t>(size * size * 3) * sizeof(float);
     if (bar_) bar_->update(stages_done_, "decoding " + std::to_string(files.size()) + " training images");
-    co.on_warning = [this](const CalibrationWarning& w) {
-        result_.warnings.push_back("training image " + w.file + ": " + w.reason + " (skipped)");
-        // The decoder's message names the file already.
-        std::fprintf(stderr, "warning: training image skipped: %s\n", w.reason.c_str());
+    ProgressBar bar("decode", files.size(), opt_.progress && !bar_);
+    // The decoded images go to an anonymous file read back with pread (train/feature_cache.h), not
+    // the heap: 2,044 images of the main job are 1.2 GB as float, and held in RAM (twice, while
+    // copied) they made optimize peak at 3.7 GB against the 2 GB budget.
+    images_.emplace(opt_.out / "work");
+    std::vector<torch::Tensor> calibration;
+    constexpr std::size_t kWindow = 32;  // decoded in parallel, then stored in order
+    struct Decoded {
+        cv::Mat input;
+        std::string error;
     };
-    // All training images, in the set's seeded random order; the first --calibration of them are
-    // the calibration set.
-    CalibrationSet set(files, co);
-    const auto n = static_cast<std::int64_t>(set.size());
-    const auto s = static_cast<std::int64_t>(set.image_size());
-    train_x_ = torch::empty({n, 3, s, s});
-    std::vector<std::int64_t> labels;
-    for (std::int64_t i = 0; i < n; ++i) {
-        const auto img = set.image(static_cast<std::size_t>(i));
-        std::copy(img.begin(), img.end(), train_x_.data_ptr<float>() + i * 3 * s * s);
-        labels.push_back(label_of.at(set.files()[static_cast<std::size_t>(i)]));
+    std::vector<Decoded> window(kWindow);
+    for (std::size_t begin = 0; begin < files.size(); begin += kWindow) {
+        const std::size_t count = std::min(kWindow, files.size() - begin);
+        const std::size_t kept_before = images_->size();
+        parallel_for(count, worker_count(count), [&](std::size_t i, unsigned) {
+            auto& d = window[i];
+            d = {};
+            try {
+                // Large JPEGs decode at a reduced scale (never below the resize's shorter side):
+                // fine-tuning does not need the exact inference decode, calibration ranges do, so
+                // every image that may land in the calibration set decodes exactly.
+                const bool exact = kept_before + i < opt_.calibration + kWindow;
+                d.input = data::preprocess(data::decode_image(files[begin + i], exact ? 0 : pre.resize_shorter), pre);
+                if (d.input.rows != size || d.input.cols != size || d.input.type() != CV_32FC3 || !d.input.isContinuous())
+                    throw Error("preprocessing did not give a " + std::to_string(size) + "x" + std::to_string(size) + " RGB float image");
+            } catch (const std::exception& e) {
+                d.error = e.what();
+            }
+        });
+        for (std::size_t i = 0; i < count; ++i) {
+            auto& d = window[i];
+            if (!d.error.empty()) {
+                result_.warnings.push_back("training image " + files[begin + i].string() + ": " + d.error + " (skipped)");
+                std::fprintf(stderr, "warning: training image skipped: %s: %s\n", files[begin + i].c_str(), d.error.c_str());
+                continue;
+            }
+            images_->append(d.input.ptr<float>(), bytes);
+            if (calibration.size() < opt_.calibration)
+                calibration.push_back(torch::from_blob(d.input.ptr<float>(), {size, size, 3}).permute({2, 0, 1}).clone());
+            d.input.release();
+        }
+        bar.update(begin + count);
     }
-    train_y_ = torch::tensor(labels, torch::kInt64);
+    bar.finish(std::to_string(images_->size()) + " images");
+    if (images_->size() == 0) throw Error("optimize: none of the " + std::to_string(files.size()) + " training images could be decoded");
+    calibration_x_ = torch::stack(calibration);
 }
 
 torch::Tensor Optimizer::prefix_cache(model::MobileNetV2& net) {
+    StageTimer timer(result_.stages, "prefix caches");
     torch::NoGradGuard g;
     net->eval();
+    const auto n = static_cast<std::int64_t>(images_->size());
+    const int size = tm_.preprocess.size;
+    if (opt_.finetune_from >= 1 && train::PrefixEngine::available()) {
+        // The frozen prefix on the runtime engine (XNNPACK), one single-threaded session per core,
+        // as the trainer computes it: several times faster than libtorch's eager kernels at the
+        // early blocks' resolutions, and it needs no autograd.
+        train::PrefixEngine eng(net, size, opt_.finetune_from, false);
+        const auto& chw = eng.prefix_shape();
+        auto out = torch::empty({n, chw[0], chw[1], chw[2]});
+        const auto per = eng.prefix_size();
+        const unsigned workers = worker_count(static_cast<std::size_t>(n));
+        std::vector<cv::Mat> input(workers);
+        for (auto& m : input) m.create(size, size, CV_32FC3);
+        parallel_for(static_cast<std::size_t>(n), workers, [&](std::size_t i, unsigned w) {
+            images_->read(i, input[w].ptr<float>());
+            eng.run(input[w], out.data_ptr<float>() + static_cast<std::int64_t>(i) * per, nullptr);
+        });
+        return out;
+    }
     std::vector<torch::Tensor> out;
-    for (std::int64_t b = 0; b < train_x_.size(0); b += 32)
-        out.push_back(net->forward_features(train_x_.slice(0, b, std::min(train_x_.size(0), b + 32)), 0, opt_.finetune_from));
+    for (std::int64_t b = 0; b < n; b += 32) {
+        const auto e = std::min(n, b + 32);
+        auto x = torch::empty({e - b, size, size, 3});
+        for (std::int64_t i = b; i < e; ++i) images_->read(static_cast<std::size_t>(i), x[i - b].data_ptr<float>());
+        out.push_back(net->forward_features(x.permute({0, 3, 1, 2}).contiguous(), 0, opt_.finetune_from));
+    }
     return torch::cat(out);
 }
 
@@ -271,8 +375,12 @@ std::map<std::string, torch::Tensor> Optimizer::tail_input_norms(model::MobileNe
         auto [it, fresh] = sq.emplace(name, s);
         if (!fresh) it->second += s;
     };
-    for (std::int64_t b = 0; b < cache.size(0); b += 64) {
-        auto x = cache.slice(0, b, std::min(cache.size(0), b + 64));
+    // A random sample is enough for a norm per channel (the cache is in seeded random order): the
+    // first kNormImages, not every image, saves a libtorch pass over the tail per pruned variant.
+    constexpr std::int64_t kNormImages = 512;
+    const std::int64_t n = std::min(cache.size(0), kNormImages);
+    for (std::int64_t b = 0; b < n; b += 64) {
+        auto x = cache.slice(0, b, std::min(n, b + 64));
         for (int i = opt_.finetune_from; i < model::kFeatureBlocks; ++i) {
             const std::string p = "features." + std::to_string(i) + ".";
             auto* blk = net->features->ptr(static_cast<std::size_t>(i))->as<model::InvertedResidualImpl>();
@@ -304,6 +412,7 @@ void Optimizer::finetune(model::MobileNetV2& net, const torch::Tensor& cache, co
                          const std::function<void()>& after_backward, const std::function<void(std::int64_t)>& after_step,
                          const std::function<torch::Tensor(const torch::Tensor&)>& forward, int steps,
                          std::vector<torch::Tensor> centroids) {
+    StageTimer timer(result_.stages, "fine-tuning");
     if (steps <= 0) steps = opt_.finetune_steps;
     torch::manual_seed(opt_.seed);
     for (auto& p : net->parameters()) p.set_requires_grad(false);
@@ -348,20 +457,55 @@ void Optimizer::finetune(model::MobileNetV2& net, const torch::Tensor& cache, co
     for (auto& p : net->parameters()) p.set_requires_grad(false);
 }
 
-std::map<std::string, ActivationRange> Optimizer::calibrate(model::MobileNetV2& net, const std::string& method) {
-    ActivationObserver obs;
-    const std::int64_t n = std::min<std::int64_t>(static_cast<std::int64_t>(opt_.calibration), train_x_.size(0));
-    for (std::int64_t b = 0; b < n; b += 16) obs.observe(net, train_x_.slice(0, b, std::min(n, b + 16)));
+std::string Optimizer::prefix_key(const std::string& base_name) const {
+    const bool pruned = base_name.rfind("prune", 0) == 0 || base_name.rfind("channel", 0) == 0;
+    if (opt_.prune_prefix && pruned) return "";
+    const auto k = base_name.find("-k") != std::string::npos ? base_name.substr(base_name.find("-k") + 2)
+                   : base_name[0] == 'k'                       ? base_name.substr(1)
+                                                               : std::string();
+    return k.empty() ? "fp32" : "k" + std::to_string(std::max(std::stoi(k), kPrefixClusters));
+}
+
+std::map<std::string, ActivationRange> Optimizer::calibrate(model::MobileNetV2& net, const std::string& method, const std::string& prefix) {
+    StageTimer timer(result_.stages, "calibration");
+    // The four methods of the fp32 model read the same activations: observed once. Nets are not
+    // changed once calibrated (bases are finished first).
+    if (observed_net_.is_empty() || observed_net_.ptr() != net.ptr()) {
+        observer_ = ActivationObserver();
+        const std::int64_t n = calibration_x_.size(0);
+        const auto shared = prefix.empty() ? prefix_observers_.end() : prefix_observers_.find(prefix);
+        const auto cache = prefix == "fp32" ? fp32_cache_ : caches_.count(prefix) ? caches_.at(prefix) : torch::Tensor();
+        if (shared != prefix_observers_.end() && cache.defined() && opt_.finetune_from >= 1 && opt_.finetune_from < model::kFeatureBlocks) {
+            // A prefix observed before for another net: its histograms are taken over, and only
+            // the tail runs, from the cached prefix output of the calibration images (the first
+            // rows of the cache). A full pass is the whole network in libtorch plus 2048-bin
+            // histograms of the large early tensors, several seconds per variant.
+            const int from = opt_.finetune_from;
+            observer_.adopt(shared->second, [from](const std::string& name) {
+                if (name == "input") return true;
+                if (name.rfind("features.", 0) != 0) return false;
+                return std::stoi(name.substr(9)) < from;
+            });
+            for (std::int64_t b = 0; b < n; b += 16) observer_.observe_from(net, cache.slice(0, b, std::min(n, b + 16)), from);
+        } else {
+            // Batches of 8: a batch's early activations (16 x 96 x 112 x 112 floats is 77 MB each) set
+            // optimize's peak memory.
+            for (std::int64_t b = 0; b < n; b += 8) observer_.observe(net, calibration_x_.slice(0, b, std::min(n, b + 8)));
+            if (!prefix.empty()) prefix_observers_.emplace(prefix, observer_);
+        }
+        observed_net_ = net;  // held, so its address cannot be reused by another net
+    }
     if (method == "auto") {
         std::map<std::string, ActivationRange> out;
-        for (const auto& [name, c] : obs.chosen_ranges()) out[name] = c.range;
+        for (const auto& [name, c] : observer_.chosen_ranges()) out[name] = c.range;
         return out;
     }
-    return obs.ranges({parse_calibration_method(method)});
+    return observer_.ranges({parse_calibration_method(method)});
 }
 
 fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& name, const nlohmann::json& settings,
                                  const std::map<std::string, ActivationRange>* int8_ranges) {
+    StageTimer timer(result_.stages, "engine building");
     model::TrainedModel t;
     t.net = net;
     t.class_names = tm_.class_names;
@@ -373,8 +517,10 @@ fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& nam
         // the file); by value alone quantize_int8 keeps per-channel scales whenever two centroids
         // are closer than one int8 step, which made two layers of prune75-k16-int8 7-bit.
         engine::QuantizeOptions qo;
+        // The prefix's kPrefixClusters values keep per-channel scales: one scale could not hold
+        // them all apart.
         if (settings.contains("clusters"))
-            for (const auto& n : prunable_weights(*net)) qo.one_scale.insert(engine_weight_name(n));
+            for (const auto& n : split_names(prunable_weights(*net), opt_.finetune_from, false)) qo.one_scale.insert(engine_weight_name(n));
         engine::quantize_int8(g, engine_ranges(net, *int8_ranges), qo);
     }
     auto build = nlohmann::json::parse(g.metadata.build_json, nullptr, false);
@@ -389,6 +535,7 @@ fs::path Optimizer::write_engine(model::MobileNetV2& net, const std::string& nam
 
 void Optimizer::measure(const std::string& name, const nlohmann::json& settings, const fs::path& engine) {
     ensure_eval_images();
+    StageTimer timer(result_.stages, "evaluation");
     VariantRecord r;
     // Timed later, all variants interleaved (run()), so that load on the machine hits them alike.
     r.result = eval::evaluate_variant(name, settings, engine, test_, 0);
@@ -507,14 +654,19 @@ model::MobileNetV2 Optimizer::make_clustered(model::MobileNetV2 from, int k, con
     ko.k = k;
     ko.init = CentroidInit::Linear;
     const auto names = prunable_weights(*net);
-    // The prefix (never pruned unless --prune-prefix) is clustered exactly as under the k<K> base,
-    // so all variants with that k share its cache. Pruned layers keep a zero centroid so their
+    // The prefix is never fine-tuned, so it gets kPrefixClusters values per layer, not k: at k=16
+    // it was clustered like the tail, and on the three-class model that alone cost 27 points of
+    // validation accuracy (k16, fire-smoke + hard-negatives) that fine-tuning the tail could not
+    // win back. Clustered the same way for every k (and never pruned unless --prune-prefix), all
+    // clustered variants share one prefix cache. Pruned layers keep a zero centroid so their
     // zeros stay zeros; unpruned ones do not get one (forcing it collapsed k16 on fire-cair).
     const bool pruned = label.rfind("prune", 0) == 0;
-    ko.preserve_zeros = pruned && opt_.prune_prefix;
-    ClusteringState prefix_clusters(*net, split_names(names, opt_.finetune_from, true), ko);
+    KMeansOptions prefix_ko = ko;
+    prefix_ko.k = std::max(k, kPrefixClusters);
+    prefix_ko.preserve_zeros = pruned && opt_.prune_prefix;
+    ClusteringState prefix_clusters(*net, split_names(names, opt_.finetune_from, true), prefix_ko);
     ko.preserve_zeros = pruned;
-    const auto cache = opt_.prune_prefix && pruned ? prefix_cache(net) : shared_cache("k" + std::to_string(k), net);
+    const auto cache = opt_.prune_prefix && pruned ? prefix_cache(net) : shared_cache(prefix_key(label), net);
     ClusteringState clusters(*net, split_names(names, opt_.finetune_from, false), ko);
     std::vector<torch::Tensor> params, centroids;
     std::set<std::string> clustered(names.begin(), names.end());
@@ -529,6 +681,7 @@ model::MobileNetV2 Optimizer::make_clustered(model::MobileNetV2 from, int k, con
     nlohmann::json s = base_settings_.count(label.substr(0, label.find("-k"))) ? base_settings_[label.substr(0, label.find("-k"))]
                                                                                : nlohmann::json::object();
     s["clusters"] = k;
+    s["prefix_clusters"] = prefix_ko.k;
     s["cluster_init"] = "linear";
     s["cluster_scope"] = "1x1 convs + classifier";
     s["preserve_zeros"] = ko.preserve_zeros;
@@ -570,7 +723,7 @@ model::MobileNetV2 Optimizer::make_channel_pruned(double fraction) {
 model::MobileNetV2 Optimizer::make_qat(std::map<std::string, ActivationRange>* ranges) {
     const auto t0 = Clock::now();
     auto net = clone_net(tm_.net);
-    *ranges = calibrate(net, "auto");
+    *ranges = calibrate(net, "auto", "fp32");
     const auto& cache = fp32_cache_;  // the prefix is not changed by quantization-aware fine-tuning
     // The tail trains through fake quantization with the fp32 model's ranges fixed; the engine is
     // built with the same ranges, so it computes what fine-tuning saw.
@@ -585,10 +738,11 @@ model::MobileNetV2 Optimizer::make_qat(std::map<std::string, ActivationRange>* r
 }
 
 void Optimizer::ensure_training_data() {
-    if (train_x_.defined()) return;
+    if (images_) return;
     decode_training_images();
     // The fp32 model's logits on the training images: the targets every fine-tuning distils from.
     fp32_cache_ = prefix_cache(tm_.net);
+    StageTimer timer(result_.stages, "teacher logits");
     torch::NoGradGuard g;
     std::vector<torch::Tensor> out;
     for (std::int64_t b = 0; b < fp32_cache_.size(0); b += 64)
@@ -598,6 +752,7 @@ void Optimizer::ensure_training_data() {
 
 void Optimizer::ensure_eval_images() {
     if (eval_loaded_) return;
+    StageTimer timer(result_.stages, "decode evaluation images");
     // The fp32 engine gives the evaluation images their preprocessing (from its metadata).
     const auto fp32_engine = opt_.out / "variants" / "fp32.fse";
     auto load = [&](const std::vector<data::Sample>& samples) {
@@ -653,10 +808,10 @@ OptimizeResult Optimizer::run() {
         if (base_name == "qat") {
             ranges = qat_ranges_.at("qat");
         } else {
-            ranges = calibrate(net, method);
+            ranges = calibrate(net, method, prefix_key(base_name));
             s["calibration"] = method;
         }
-        s["calibration_images"] = std::min<std::int64_t>(static_cast<std::int64_t>(opt_.calibration), train_x_.size(0));
+        s["calibration_images"] = calibration_x_.size(0);
         s["calibration_seconds"] = seconds_since(t);
         measure(name, s, write_engine(net, name, s, &ranges));
     };
@@ -732,6 +887,7 @@ OptimizeResult Optimizer::run() {
         std::vector<eval::VariantResult*> timed;
         for (auto& r : result_.variants) timed.push_back(&r.result);
         std::fprintf(stderr, "timing %zu variants: %d interleaved rounds of %d runs\n", timed.size(), opt_.bench_rounds, opt_.bench_runs);
+        StageTimer timer(result_.stages, "timing");
         eval::time_variants_interleaved(timed, opt_.bench_rounds, opt_.bench_runs);
     }
     set_drops(result_.variants);
@@ -765,6 +921,8 @@ OptimizeResult Optimizer::run() {
     auto j = eval::variants_json(plain, result_.chosen);
     nlohmann::json val = nlohmann::json::object();
     for (const auto& r : result_.variants) val[r.result.name] = {{"accuracy", r.val_accuracy}, {"accuracy_drop", r.val_accuracy_drop}, {"images", r.val_images}};
+    nlohmann::json stage_json = nlohmann::json::array();
+    for (const auto& st : result_.stages) stage_json.push_back({{"stage", st.kind}, {"seconds", st.seconds}, {"cpu_seconds", st.cpu_seconds}});
     j["optimize"] = {{"model", fs::absolute(model_pt_).string()},
                      {"data", data_names()},
                      {"fingerprint", fingerprint_},
@@ -775,6 +933,8 @@ OptimizeResult Optimizer::run() {
                      {"reused", result_.reused},
                      {"warnings", result_.warnings},
                      {"seconds", result_.seconds},
+                     {"stages", stage_json},
+                     {"cpu_seconds", process_cpu_seconds()},
                      {"peak_rss_mb", result_.peak_rss_mb}};
     write_file_atomic(opt_.out / "results.json", j.dump(2));
     write_file_atomic(opt_.out / "report.html", eval::variants_report_html(plain, result_.chosen, "firesight optimize: " + model_pt_.parent_path().filename().string()));

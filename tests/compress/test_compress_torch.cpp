@@ -1,5 +1,6 @@
 #include <opencv2/imgcodecs.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -122,6 +123,40 @@ TEST(ActivationObserver, MatchesForwardAndNamesEveryQuantizedTensor) {
     EXPECT_GE(r.at("features.0").min, 0.0f);  // ReLU6
     EXPECT_LE(r.at("features.0").max, 6.0f);
     EXPECT_FLOAT_EQ(r.at("input").max, x.max().item<float>());
+}
+
+TEST(ActivationObserver, ATailObservedFromCachedPrefixOutputMatchesAFullPass) {
+    // What optimize does for variants that share a prefix: the prefix's histograms from one full
+    // pass, the tail observed from the prefix's output.
+    torch::manual_seed(5);
+    model::MobileNetV2 net(model::MobileNetV2Options{3, 0.2});
+    net->eval();
+    const auto x = torch::randn({3, 3, 64, 64});
+    constexpr int kFrom = 14;
+    ActivationObserver full;
+    const auto logits = full.observe(net, x);
+    torch::Tensor prefix_out;
+    {
+        torch::NoGradGuard g;
+        prefix_out = net->forward_features(x, 0, kFrom);
+    }
+    ActivationObserver tail;
+    const auto tail_logits = tail.observe_from(net, prefix_out, kFrom);
+    EXPECT_TRUE(torch::allclose(tail_logits, logits, 1e-5, 1e-6));
+    EXPECT_FALSE(tail.histograms().count("input"));
+    EXPECT_FALSE(tail.histograms().count("features.13"));
+    EXPECT_TRUE(tail.histograms().count("features.14.expand"));
+    auto is_prefix = [](const std::string& n) { return n == "input" || (n.rfind("features.", 0) == 0 && std::stoi(n.substr(9)) < kFrom); };
+    tail.adopt(full, is_prefix);
+    ASSERT_EQ(tail.histograms().size(), full.histograms().size());
+    const auto a = full.ranges({CalibrationMethod::Entropy});
+    const auto b = tail.ranges({CalibrationMethod::Entropy});
+    for (const auto& [name, r] : a) {
+        ASSERT_TRUE(b.count(name)) << name;
+        EXPECT_NEAR(b.at(name).min, r.min, 1e-5f * std::max(1.0f, std::abs(r.min))) << name;
+        EXPECT_NEAR(b.at(name).max, r.max, 1e-5f * std::max(1.0f, std::abs(r.max))) << name;
+    }
+    EXPECT_THROW(tail.observe_from(net, prefix_out, model::MobileNetV2Impl::kFeatureBlocks), Error);
 }
 
 TEST(ActivationObserver, CalibratesAnImportedNetworkOnImages) {

@@ -129,6 +129,10 @@ struct CalibrationSetOptions {
     std::function<void(const CalibrationWarning&)> on_warning;
 };
 
+// The files in a random order that depends only on the seed and the set of files (not on the
+// order given, nor on the standard library): the order CalibrationSet draws them in.
+std::vector<std::filesystem::path> seeded_order(std::vector<std::filesystem::path> files, std::uint64_t seed);
+
 // N images drawn at random (deterministic) from a list of files, decoded and preprocessed as the
 // model sees them. A file that cannot be decoded is skipped with a warning and the next candidate
 // is drawn instead; only when no candidate decodes is it an error.

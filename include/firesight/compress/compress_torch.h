@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -63,6 +64,12 @@ public:
     // Runs `net` on x (N x 3 x H x W) without autograd, recording as it goes; returns the logits.
     // The output equals net->forward(x) in eval mode.
     torch::Tensor observe(model::MobileNetV2& net, const torch::Tensor& x);
+    // From a later block: x is the input of features[from_block] as the float network computes it
+    // (e.g. cached prefix activations); only the tensors of that block on are recorded.
+    torch::Tensor observe_from(model::MobileNetV2& net, const torch::Tensor& x, int from_block);
+    // Takes the histograms of `other` whose names `which` accepts (e.g. those of a prefix that two
+    // nets share), replacing any of the same name here.
+    void adopt(const ActivationObserver& other, const std::function<bool(const std::string&)>& which);
     const std::map<std::string, ActivationHistogram>& histograms() const { return histograms_; }
     static constexpr const char* kLogits = "logits";
     // Every tensor's range by one method, except "logits", which always gets min-max: the largest

@@ -87,6 +87,14 @@ bool load_finished_variant(const std::filesystem::path& out, const std::string& 
                            VariantRecord& r);
 void save_finished_variant(const std::filesystem::path& out, const VariantRecord& r, const std::string& fingerprint);
 
+// Time spent on one kind of work ("decode training images", "prefix caches", "fine-tuning",
+// "calibration", "evaluation", "timing", ...), summed over the run.
+struct OptimizeStage {
+    std::string kind;
+    double seconds = 0;      // wall
+    double cpu_seconds = 0;  // of the whole process (all threads) meanwhile
+};
+
 struct OptimizeResult {
     std::vector<VariantRecord> variants;
     std::string chosen;
@@ -95,6 +103,8 @@ struct OptimizeResult {
     std::filesystem::path model_fse;    // OUT/model.fse
     double seconds = 0;
     double peak_rss_mb = 0;
+    // By kind of work, in the order first met: where the time went.
+    std::vector<OptimizeStage> stages;
 };
 
 // Runs the whole search; writes OUT/variants/*, OUT/model.fse, OUT/results.json, OUT/report.html.
