@@ -31,6 +31,11 @@ if(CMAKE_CROSSCOMPILING)
   # the same packages by name, as dpkg-shlibdeps gives them on amd64.
   set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS
       "libc6 (>= 2.34), libgcc-s1 (>= 3.4), libpthreadpool0 (>= 0.0~git20200423.6acde9c), libstdc++6 (>= 12), libxnnpack0 (>= 0.0~git20220216.ae108ef)")
+  # firesight-watch adds OpenCV's four modules, cpp-httplib, libmosquitto and SQLite.
+  # scripts/arm64-watch.sh checks these names against the libraries the arm64 program needs and the
+  # versions against the arm64 packages it downloaded.
+  set(_fs_watch_arm64_libs
+      "libc6 (>= 2.34), libcpp-httplib0.11 (>= 0.11.4+ds), libgcc-s1 (>= 3.4), libmosquitto1 (>= 1.2), libopencv-core406 (>= 4.6.0+dfsg), libopencv-imgcodecs406 (>= 4.6.0+dfsg), libopencv-imgproc406 (>= 4.6.0+dfsg), libopencv-videoio406 (>= 4.6.0+dfsg), libpthreadpool0 (>= 0.0~git20200423.6acde9c), libsqlite3-0 (>= 3.5.9), libstdc++6 (>= 12), libxnnpack0 (>= 0.0~git20220216.ae108ef)")
 else()
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 endif()
@@ -57,11 +62,15 @@ calibration), evaluates it, and watches cameras with it.")
 set(CPACK_DEBIAN_WATCH_PACKAGE_NAME firesight-watch)
 set(CPACK_DEBIAN_WATCH_PACKAGE_SECTION video)
 # The maintainer scripts make the user and enable the unit (packaging/deb/watch, docs/deploy.md):
-# they need adduser and deb-systemd-helper.
+# they need adduser and deb-systemd-helper. The unit reloads with /bin/kill, which is procps's (not
+# essential: a minimal Debian root lacks it, and `systemd-analyze verify` there says so).
 set(_fs_watch_scripts ${PROJECT_SOURCE_DIR}/packaging/deb/watch)
 set(CPACK_DEBIAN_WATCH_PACKAGE_CONTROL_EXTRA
     "${_fs_watch_scripts}/postinst;${_fs_watch_scripts}/prerm;${_fs_watch_scripts}/postrm;${_fs_watch_scripts}/conffiles")
-set(CPACK_DEBIAN_WATCH_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.52)")
+set(CPACK_DEBIAN_WATCH_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.52), procps")
+if(CMAKE_CROSSCOMPILING)
+  string(APPEND CPACK_DEBIAN_WATCH_PACKAGE_DEPENDS ", ${_fs_watch_arm64_libs}")
+endif()
 set(CPACK_DEBIAN_WATCH_DESCRIPTION "firesight watcher service: fire and smoke alarms from cameras
 Watches cameras, streams or folders with a firesight engine file, raises
 alarms that do not flicker, stores events and sends them by MQTT; runs as a

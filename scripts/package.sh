@@ -9,7 +9,8 @@
 #      ctypes drives the C API;
 #   4. the packages installed with apt into a throwaway Debian 12 root (mmdebstrap: nothing from
 #      this machine inside but the .deb files), where firesight-run classifies a photo with an
-#      engine built here and the firesight program starts.
+#      engine built here, the firesight program starts, and systemd-analyze verify (that root's
+#      systemd) checks firesight-watch.service as installed, with the programs it names.
 #   scripts/package.sh           (BUILD_DIR=build; SKIP_INSTALL_TEST=1 skips step 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,13 +50,16 @@ LD_LIBRARY_PATH=$libdir python3 tests/package/consumer/consumer.py "$libdir/libf
 if [ "${SKIP_INSTALL_TEST:-0}" != 1 ]; then
   step "installing the packages into a throwaway Debian 12 root"
   # The hooks run in the new root: apt installs the packages (their dependencies come from
-  # Debian), firesight-run classifies a photo, the full tool starts.
-  mmdebstrap --quiet --variant=apt \
+  # Debian), firesight-run classifies a photo, the full tool starts, and systemd, which the root
+  # gets for this only (the packages do not need it), verifies the installed unit: any message fails.
+  mmdebstrap --quiet --variant=apt --include=systemd \
     --customize-hook="copy-in ${debs[*]} $stage/imagenet.fse $stage/grace_hopper.ppm /tmp" \
     --customize-hook='chroot "$1" sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /tmp/*.deb >/dev/null"' \
     --customize-hook='chroot "$1" firesight-run --model /tmp/imagenet.fse /tmp/grace_hopper.ppm' \
     --customize-hook='chroot "$1" sh -c "firesight --help | head -n 1"' \
     --customize-hook='chroot "$1" sh -c "id firesight && ls -ld /var/lib/firesight && test -f /lib/systemd/system/firesight-watch.service && firesight-watch --help | head -n 1"' \
+    --customize-hook='out=$(chroot "$1" systemd-analyze verify /lib/systemd/system/firesight-watch.service 2>&1); rc=$?
+                      printf "%s\n" "$out"; [ $rc -eq 0 ] && [ -z "$out" ] && echo "systemd-analyze verify firesight-watch.service: ok"' \
     --customize-hook='chroot "$1" dpkg-query -W -f "installed: \${Package} \${Version} \${Architecture}\n" "firesight*"' \
     bookworm /dev/null
 fi

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 
 namespace firesight::test {
@@ -86,6 +87,14 @@ inline std::string program_command(const std::filesystem::path& program) {
     const char* emulator = std::getenv("FIRESIGHT_TEST_EMULATOR");
     const std::string quoted = shell_quote(program.string());
     return emulator && *emulator ? shell_quote(emulator) + " " + quoted : quoted;
+}
+
+// The same for posix_spawn: the argument vector that starts `program`, the emulator first when
+// there is one (its path is then argv[0], the file to execute).
+inline std::vector<std::string> program_argv(const std::filesystem::path& program) {
+    const char* emulator = std::getenv("FIRESIGHT_TEST_EMULATOR");
+    if (emulator && *emulator) return {emulator, program.string()};
+    return {program.string()};
 }
 
 inline std::string firesight_cli() { return shell_quote((binary_dir() / "apps" / "firesight" / "firesight").string()); }

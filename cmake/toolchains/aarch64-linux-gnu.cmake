@@ -1,8 +1,9 @@
 # Cross-builds firesight's runtime for arm64 (Jetson, Raspberry Pi 4/5, Orange Pi) on an amd64
 # Debian with Debian's own pieces; scripts/arm64.sh drives it:
 #   - the compiler and arm64 libc from crossbuild-essential-arm64 (under /usr/aarch64-linux-gnu);
-#   - the arm64 libraries (XNNPACK, pthreadpool, cpuinfo, GoogleTest) unpacked with dpkg-deb -x
-#     into FIRESIGHT_ARM64_SYSROOT. They are never installed into the host: libxnnpack-dev and
+#   - the arm64 libraries (XNNPACK, pthreadpool, cpuinfo, GoogleTest; for the watcher OpenCV, SQLite,
+#     libmosquitto, cpp-httplib: scripts/arm64-watch.sh) unpacked with dpkg-deb -x into
+#     FIRESIGHT_ARM64_SYSROOT. They are never installed into the host: libxnnpack-dev and
 #     libpthreadpool are not multi-arch co-installable, and installing the :arm64 ones removes the
 #     amd64 XNNPACK and libtorch;
 #   - architecture-independent packages (nlohmann-json, CLI11 headers) from the host.
@@ -30,8 +31,22 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
-# XNNPACK's shared library needs cpuinfo and pthreadpool: let the linker find them there too.
-set(_fs_libdir "${FIRESIGHT_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu")
+# pkg-config (the watcher's SQLite, libmosquitto and cpp-httplib, scripts/arm64-watch.sh): the
+# sysroot's arm64 .pc files only, their paths taken inside the sysroot.
+set(ENV{PKG_CONFIG_LIBDIR} "${FIRESIGHT_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu/pkgconfig:${FIRESIGHT_ARM64_SYSROOT}/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_SYSROOT_DIR} "${FIRESIGHT_ARM64_SYSROOT}")
+
+# Headers that differ per architecture (openssl/opensslconf.h, for cpp-httplib) are in the
+# multiarch folder, which the cross compiler does not search in a folder of its own.
+if(IS_DIRECTORY "${FIRESIGHT_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+  string(APPEND CMAKE_C_FLAGS_INIT " -isystem ${FIRESIGHT_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+  string(APPEND CMAKE_CXX_FLAGS_INIT " -isystem ${FIRESIGHT_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+endif()
+
+# XNNPACK's shared library needs cpuinfo and pthreadpool (OpenCV's, for the watcher, a few hundred
+# more): let the linker find them there too.
+# A few of those live in /usr/lib itself, as on a board (GDAL's armadillo, ogdi, hdf4).
+set(_fs_libdir "${FIRESIGHT_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu:${FIRESIGHT_ARM64_SYSROOT}/usr/lib")
 string(APPEND CMAKE_EXE_LINKER_FLAGS_INIT " -Wl,-rpath-link,${_fs_libdir}")
 string(APPEND CMAKE_SHARED_LINKER_FLAGS_INIT " -Wl,-rpath-link,${_fs_libdir}")
 

@@ -52,7 +52,8 @@ fi
 # The default config parses: what stops the program is the engine it names, not yet copied
 # (exit 78, EX_CONFIG, which the unit does not restart).
 set +e
-out=$("$program" --config "$pkg/watch.toml" 2>&1)
+# An arm64 build runs the program under qemu: $FIRESIGHT_TEST_EMULATOR (build-arm64-watch/run-arm64).
+out=$(${FIRESIGHT_TEST_EMULATOR:+"$FIRESIGHT_TEST_EMULATOR"} "$program" --config "$pkg/watch.toml" 2>&1)
 rc=$?
 set -e
 [ $rc -eq 78 ] || fail "firesight-watch with the default config: exit $rc, expected 78: $out"

@@ -132,8 +132,11 @@ public:
         std::vector<char*> envp;
         for (auto& e : env) envp.push_back(e.data());
         envp.push_back(nullptr);
-        const std::string exe = watch_program();
-        std::vector<const char*> argv{exe.c_str()};
+        // Under qemu (arm64 tests on x86) the emulator starts the program: no binfmt_misc here.
+        const auto command = test::program_argv(watch_program());
+        const std::string& exe = command.front();
+        std::vector<const char*> argv;
+        for (const auto& a : command) argv.push_back(a.c_str());
         for (const auto& a : args) argv.push_back(a.c_str());
         argv.push_back(nullptr);
         const int rc = ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, const_cast<char**>(argv.data()), envp.data());
