@@ -64,6 +64,11 @@ void add_optimize(CLI::App& app) {
     sub->add_option("--methods", a->o.methods, "int8 calibration methods: auto,minmax,percentile,entropy")->delimiter(',')->capture_default_str();
     sub->add_option("--channel-fraction", a->o.channel_fraction, "Hidden channels removed by structured pruning (0: none)")
         ->capture_default_str();
+    sub->add_option("--structured", a->o.structured_fraction,
+                    "Hidden channels removed from the early blocks (features.2..13) in variant struct, projections refit (0: none)")
+        ->capture_default_str();
+    sub->add_option("--only", a->o.only, "Build only these variants (comma separated; fp32 always), e.g. to try one setting")
+        ->delimiter(',');
     sub->add_option("--calibration", a->o.calibration, "Calibration images drawn from the training split")->capture_default_str();
     sub->add_option("--finetune-steps", a->o.finetune_steps, "Optimizer steps per fine-tuning")->capture_default_str();
     sub->add_option("--finetune-batch", a->o.finetune_batch, "Images per fine-tuning step")->capture_default_str();

@@ -83,7 +83,7 @@ std::string optimize_fingerprint(const fs::path& model_pt, const OptimizeOptions
         f.add(buf.data(), static_cast<std::size_t>(in.gcount()));
     }
     const nlohmann::json o = {{"sparsities", opt.sparsities},       {"clusters", opt.clusters},
-                              {"methods", opt.methods},             {"channel_fraction", opt.channel_fraction},
+                              {"methods", opt.methods},             {"channel_fraction", opt.channel_fraction}, {"structured_fraction", opt.structured_fraction},
                               {"calibration", opt.calibration},     {"finetune_steps", opt.finetune_steps},
                               {"finetune_batch", opt.finetune_batch}, {"finetune_lr", opt.finetune_lr},
                               {"finetune_from", opt.finetune_from}, {"bench_runs", opt.bench_runs},

@@ -260,6 +260,123 @@ model::MobileNetV2 prune_hidden_channels(model::MobileNetV2& net, const ChannelP
     return remove_hidden_channels(net, select_hidden_channels(net, opt));
 }
 
+std::vector<std::vector<std::int64_t>> select_hidden_channels_by_contribution(model::MobileNetV2& net, const torch::Tensor& images,
+                                                                              const std::vector<double>& fractions, int round_to,
+                                                                              int min_channels) {
+    const std::size_t blocks = kLastBlock - kFirstBlock + 1;
+    if (fractions.size() != blocks)
+        throw Error("channel pruning: expected " + std::to_string(blocks) + " fractions, got " + std::to_string(fractions.size()));
+    for (double f : fractions)
+        if (!(f >= 0.0 && f < 1.0)) throw Error("channel pruning: fraction " + std::to_string(f) + " is not in [0, 1)");
+    if (round_to < 1 || min_channels < 1) throw Error("channel pruning: round_to and min_channels must be at least 1");
+    if (images.dim() != 4 || images.size(0) < 1) throw Error("channel pruning: expected a non-empty N x 3 x H x W batch of images");
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> sq(blocks);
+    for (std::int64_t i = 0; i < images.size(0); i += 16) {
+        auto x = net->forward_features(images.slice(0, i, std::min(images.size(0), i + 16)), 0, kFirstBlock);
+        for (int b = kFirstBlock; b <= kLastBlock; ++b) {
+            auto& blk = block_at(net, b);
+            auto h = blk.depthwise->forward(blk.expand ? blk.expand->forward(x) : x);
+            auto s = h.to(torch::kFloat64).pow(2).sum({0, 2, 3});
+            auto& acc = sq[static_cast<std::size_t>(b - kFirstBlock)];
+            acc = acc.defined() ? acc + s : s;
+            auto y = blk.project->forward(h);
+            x = blk.use_residual ? x + y : y;
+        }
+    }
+    std::vector<std::vector<std::int64_t>> keep;
+    for (int b = kFirstBlock; b <= kLastBlock; ++b) {
+        auto& blk = block_at(net, b);
+        const std::int64_t hidden = blk.depthwise->conv->weight.size(0);
+        const double f = fractions[static_cast<std::size_t>(b - kFirstBlock)];
+        std::vector<std::int64_t> k;
+        if (!blk.expand || f == 0.0) {
+            for (std::int64_t c = 0; c < hidden; ++c) k.push_back(c);
+            keep.push_back(std::move(k));
+            continue;
+        }
+        std::int64_t n = static_cast<std::int64_t>(std::ceil(static_cast<double>(hidden) * (1.0 - f)));
+        n = (n + round_to - 1) / round_to * round_to;
+        n = std::clamp<std::int64_t>(std::max<std::int64_t>(n, min_channels), 1, hidden);
+        // What channel c adds to the block output is W[:, c] * h_c: its size over the images is at
+        // most ||W[:, c]|| * ||h_c||.
+        const auto column = blk.project->conv->weight.detach().to(torch::kFloat64).pow(2).sum({0, 2, 3}).sqrt();
+        const auto score = sq[static_cast<std::size_t>(b - kFirstBlock)].sqrt() * column;
+        auto order = std::get<1>(torch::sort(score, /*stable=*/true, /*dim=*/0, /*descending=*/true)).slice(0, 0, n);
+        order = std::get<0>(torch::sort(order));
+        auto acc = order.accessor<std::int64_t, 1>();
+        for (std::int64_t i = 0; i < n; ++i) k.push_back(acc[i]);
+        keep.push_back(std::move(k));
+    }
+    return keep;
+}
+
+std::vector<double> reconstruct_projections(model::MobileNetV2& pruned, model::MobileNetV2& reference, const torch::Tensor& images,
+                                            const std::vector<int>& blocks, double ridge) {
+    if (images.dim() != 4 || images.size(0) < 1) throw Error("reconstruct_projections: expected a non-empty N x 3 x H x W batch of images");
+    if (!(ridge >= 0.0)) throw Error("reconstruct_projections: ridge must be 0 or more");
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+        if (blocks[i] < kFirstBlock || blocks[i] > kLastBlock || (i > 0 && blocks[i] <= blocks[i - 1]))
+            throw Error("reconstruct_projections: blocks must be ascending, unique, between " + std::to_string(kFirstBlock) + " and " +
+                        std::to_string(kLastBlock));
+    if (blocks.empty()) return {};
+    for (int b = kFirstBlock; b <= kLastBlock; ++b)
+        if (block_at(pruned, b).project->conv->weight.size(0) != block_at(reference, b).project->conv->weight.size(0) ||
+            block_at(pruned, b).use_residual != block_at(reference, b).use_residual)
+            throw Error("reconstruct_projections: features." + std::to_string(b) + " differs in structure between the two networks");
+    torch::NoGradGuard no_grad;
+    // Both networks' activations of every image at the current block, in batches: the fit of a
+    // block needs all of them before the next block can run.
+    std::vector<torch::Tensor> xo, xp;
+    for (std::int64_t i = 0; i < images.size(0); i += 8) {
+        xo.push_back(images.slice(0, i, std::min(images.size(0), i + 8)));
+        xp.push_back(xo.back());
+    }
+    std::vector<double> errors;
+    std::size_t next = 0;
+    for (int i = 0; i <= blocks.back(); ++i) {
+        const bool refit = next < blocks.size() && blocks[next] == i;
+        double err2 = 0.0, ref2 = 0.0;
+        if (refit) {
+            ++next;
+            auto& pb = block_at(pruned, i);
+            auto& rb = block_at(reference, i);
+            const std::int64_t c = pb.depthwise->conv->weight.size(0);
+            const std::int64_t out = pb.project->conv->weight.size(0);
+            auto a = torch::zeros({c + 1, c + 1}, torch::kFloat64);
+            auto rhs = torch::zeros({c + 1, out}, torch::kFloat64);
+            for (std::size_t k = 0; k < xo.size(); ++k) {
+                auto target = rb.forward(xo[k]);
+                if (pb.use_residual) target = target - xp[k];
+                auto h = pb.depthwise->forward(pb.expand ? pb.expand->forward(xp[k]) : xp[k]);
+                auto hm = h.permute({0, 2, 3, 1}).reshape({-1, c}).to(torch::kFloat64);
+                hm = torch::cat({hm, torch::ones({hm.size(0), 1}, torch::kFloat64)}, 1);
+                const auto tm = target.permute({0, 2, 3, 1}).reshape({-1, out}).to(torch::kFloat64);
+                a += hm.t().mm(hm);
+                rhs += hm.t().mm(tm);
+            }
+            // Ridge on the weights (not the bias), relative to the mean energy of a hidden
+            // channel, so a channel that never fired gets weight 0 instead of a singular system.
+            auto w = a.slice(0, 0, c).slice(1, 0, c);
+            const double reg = ridge * std::max(w.diagonal().mean().item<double>(), 1e-12);
+            w.diagonal().add_(reg);
+            const auto sol = torch::linalg_solve(a, rhs);  // [c + 1, out]
+            pb.project->conv->weight.copy_(sol.slice(0, 0, c).t().reshape({out, c, 1, 1}).to(pb.project->conv->weight.dtype()));
+            pb.project->conv->bias.copy_(sol[c].to(pb.project->conv->bias.dtype()));
+        }
+        for (std::size_t k = 0; k < xo.size(); ++k) {
+            xo[k] = reference->forward_features(xo[k], i, i + 1);
+            xp[k] = pruned->forward_features(xp[k], i, i + 1);
+            if (refit) {
+                err2 += (xp[k] - xo[k]).to(torch::kFloat64).pow(2).sum().item<double>();
+                ref2 += xo[k].to(torch::kFloat64).pow(2).sum().item<double>();
+            }
+        }
+        if (refit) errors.push_back(std::sqrt(err2 / std::max(ref2, 1e-300)));
+    }
+    return errors;
+}
+
 std::int64_t count_parameters(torch::nn::Module& net) {
     std::int64_t n = 0;
     for (const auto& p : net.parameters()) n += p.numel();

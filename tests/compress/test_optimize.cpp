@@ -1,12 +1,15 @@
 // firesight optimize: the choice rule on hand-made results, the resume files and fingerprint, and
 // the whole search on a tiny run (exact sparsity and <= k values after fine-tuning, outputs,
 // resume, a changed model invalidating the finished variants).
+#include <algorithm>
 #include <cstring>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "firesight/engine/ir.h"
+#include "firesight/engine/session.h"
+#include "firesight/model/trained_model.h"
 #include "firesight/engine/format.h"
 #include "firesight/common/error.h"
 #include "firesight/common/fileio.h"
@@ -171,7 +174,7 @@ TEST_F(OptimizeTinyRun, SearchWritesEveryVariantKeepsSparsityAndClustersAndChoos
     std::set<std::string> names;
     for (const auto& v : r.variants) names.insert(v.result.name);
     for (const std::string n : {"fp32", "int8", "int8-minmax", "prune50", "prune50-int8", "k8", "prune50-k8", "prune50-k8-int8", "channel25",
-                                "channel25-int8", "int8-qat"}) {
+                                "channel25-int8", "struct", "struct-int8", "int8-qat"}) {
         EXPECT_TRUE(names.count(n)) << n;
         EXPECT_TRUE(std::filesystem::exists(o.out / "variants" / (n + ".fse"))) << n;
     }
@@ -251,6 +254,7 @@ TEST_F(OptimizeTinyRun, RerunSkipsFinishedVariantsAndAChangedModelRedoesThem) {
     o.methods = {"auto"};
     o.clusters = {};
     o.channel_fraction = 0;
+    o.structured_fraction = 0;
     o.qat = "never";
     const auto first = run_optimize(o);
     ASSERT_EQ(first.variants.size(), 4u);  // fp32, int8, prune50, prune50-int8
@@ -318,4 +322,28 @@ TEST_F(OptimizeTinyRun, BadInputIsAClearError) {
     b.data = {other.path()};
     expect_error(b, "class 'fire'");
     EXPECT_FALSE(std::filesystem::exists(o.out / "model.fse"));
+}
+
+TEST_F(OptimizeTinyRun, OnlyBuildsTheNamedVariantsAndStructRemovesEarlyChannelsOnly) {
+    o.only = {"struct-int8"};
+    o.structured_fraction = 0.5;
+    const auto r = run_optimize(o);
+    std::set<std::string> names;
+    for (const auto& v : r.variants) names.insert(v.result.name);
+    EXPECT_EQ(names, (std::set<std::string>{"fp32", "struct-int8"}));
+    EXPECT_FALSE(std::filesystem::exists(o.out / "variants" / "prune50.fse"));
+    // The base: half the hidden channels (rounded up to 8) of features.2 .. features.13 gone, the
+    // fine-tuned tail (features.14+) and features.1 (no expansion conv) at full width.
+    auto fp32 = model::load_trained_model(o.model / "model.pt");
+    auto st = model::load_trained_model(o.out / "work" / "struct.pt");
+    for (int b = 1; b <= 17; ++b) {
+        const auto full = fp32.net->features->ptr(b)->as<model::InvertedResidualImpl>()->depthwise->conv->weight.size(0);
+        const auto kept = st.net->features->ptr(b)->as<model::InvertedResidualImpl>()->depthwise->conv->weight.size(0);
+        if (b >= 2 && b < o.finetune_from) EXPECT_EQ(kept, (full / 2 + 7) / 8 * 8) << "features." << b;
+        else EXPECT_EQ(kept, full) << "features." << b;
+    }
+    const auto& v = *std::find_if(r.variants.begin(), r.variants.end(), [](const VariantRecord& x) { return x.result.name == "struct-int8"; });
+    EXPECT_EQ(v.result.settings.at("refit_relative_error").size(), static_cast<std::size_t>(o.finetune_from - 2));
+    EXPECT_TRUE(v.result.settings.at("int8").get<bool>());
+    EXPECT_LT(engine::Engine::load(o.out / "variants" / "struct-int8.fse")->macs(), engine::Engine::load(o.out / "variants" / "fp32.fse")->macs());
 }

@@ -3,6 +3,9 @@
 
 #include "firesight/common/error.h"
 #include "firesight/compress/prune.h"
+#include "firesight/engine/backend.h"
+#include "firesight/engine/session.h"
+#include "firesight/model/engine_convert.h"
 #include "test_util.h"
 
 using namespace firesight;
@@ -261,4 +264,157 @@ TEST(PruningState, InputNormsMakeWeightsOnQuietInputsGoFirst) {
     EXPECT_TRUE(torch::equal(dead.masks().at("weight") == 0, torch::tensor({{false, true, false, false}, {true, false, false, false}})));
     EXPECT_THROW(aware.set_input_norms({{"weight", torch::ones({3})}}), Error);
     EXPECT_THROW(aware.set_input_norms({{"bias", torch::ones({4})}}), Error);
+}
+
+namespace {
+
+// Zeroes every weight of hidden channel c of block b: the channel then adds nothing to the output.
+void silence_channel(model::MobileNetV2& net, int b, std::int64_t c) {
+    torch::NoGradGuard g;
+    auto* blk = net->features->ptr(b)->as<model::InvertedResidualImpl>();
+    blk->project->conv->weight.select(1, c).zero_();
+}
+
+torch::Tensor features_upto(model::MobileNetV2& net, const torch::Tensor& x, int upto) {
+    torch::NoGradGuard g;
+    return net->forward_features(x, 0, upto);
+}
+
+double relative_error(const torch::Tensor& got, const torch::Tensor& want) {
+    return ((got - want).pow(2).sum() / want.pow(2).sum()).sqrt().item<double>();
+}
+
+}  // namespace
+
+TEST(ContributionSelection, RemovesChannelsThatAddNothingFirst) {
+    auto net = small_net();
+    net->eval();
+    {
+        // Randomly initialised, some hidden channels never pass the ReLU6 and would tie with the
+        // silenced ones; a positive depthwise bias keeps every channel of features.2 alive.
+        torch::NoGradGuard g;
+        net->features->ptr(2)->as<model::InvertedResidualImpl>()->depthwise->conv->bias.fill_(1.0);
+    }
+    for (std::int64_t c : {3, 10, 50, 77}) silence_channel(net, 2, c);  // features.2: 96 hidden
+    torch::manual_seed(4);
+    const auto images = torch::randn({4, 3, 48, 48});
+    std::vector<double> fractions(17, 0.0);
+    fractions[1] = 4.0 / 96.0;   // features.2: exactly the four silent ones
+    fractions[4] = 0.5;          // features.5: 192 -> 96
+    const auto keep = select_hidden_channels_by_contribution(net, images, fractions, 1, 1);
+    ASSERT_EQ(keep.size(), 17u);
+    ASSERT_EQ(keep[1].size(), 92u);
+    for (std::int64_t c : {3, 10, 50, 77}) EXPECT_FALSE(std::binary_search(keep[1].begin(), keep[1].end(), c)) << c;
+    EXPECT_EQ(keep[4].size(), 96u);
+    EXPECT_TRUE(std::is_sorted(keep[4].begin(), keep[4].end()));
+    EXPECT_EQ(std::adjacent_find(keep[4].begin(), keep[4].end()), keep[4].end());
+    // Fraction 0 and the block without an expansion conv keep everything.
+    EXPECT_EQ(keep[0].size(), 32u);
+    EXPECT_EQ(keep[2].size(), 144u);
+    // Removing channels that add nothing keeps the network's function.
+    auto smaller = remove_hidden_channels(net, keep);
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::allclose(net->forward(images), smaller->forward(images), 1e-4, 1e-5));
+    // Rounding up to a multiple of 8.
+    fractions[1] = 0.3;  // 96 * 0.7 = 67.2 -> 68 -> 72
+    EXPECT_EQ(select_hidden_channels_by_contribution(net, images, fractions, 8, 8)[1].size(), 72u);
+    fractions[1] = 1.0;
+    EXPECT_THROW(select_hidden_channels_by_contribution(net, images, fractions), Error);
+    EXPECT_THROW(select_hidden_channels_by_contribution(net, images, std::vector<double>(3, 0.0)), Error);
+}
+
+TEST(ProjectionRefit, RecoversTheReferenceWhenAnExactFitExists) {
+    // The removed channels' projection columns are zero in the reference, so the pruned block can
+    // match it exactly; scrambling the pruned block's projection leaves the refit to find it.
+    auto ref = small_net();
+    ref->eval();
+    std::vector<std::int64_t> gone;
+    for (std::int64_t c = 0; c < 144; c += 3) {
+        silence_channel(ref, 3, c);  // features.3 (residual, 144 hidden, 56x56 at 224)
+        gone.push_back(c);
+    }
+    auto keep = select_hidden_channels(ref, ChannelPruneOptions{0.0, 1, 1});
+    keep[2].clear();
+    for (std::int64_t c = 0; c < 144; ++c)
+        if (c % 3 != 0) keep[2].push_back(c);
+    auto pruned = remove_hidden_channels(ref, keep);
+    {
+        torch::NoGradGuard g;
+        auto* blk = pruned->features->ptr(3)->as<model::InvertedResidualImpl>();
+        blk->project->conv->weight.normal_(0.0, 0.5);
+        blk->project->conv->bias.normal_(0.0, 0.5);
+    }
+    torch::manual_seed(6);
+    const auto images = torch::randn({6, 3, 40, 40});
+    const auto probe = torch::randn({2, 3, 40, 40});
+    const auto want = features_upto(ref, probe, 4);
+    EXPECT_GT(relative_error(features_upto(pruned, probe, 4), want), 0.1);
+    const auto errors = reconstruct_projections(pruned, ref, images, {3}, 1e-9);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_LT(errors[0], 1e-3);
+    // On images the fit never saw, too: the solution is the reference's own projection.
+    EXPECT_LT(relative_error(features_upto(pruned, probe, 4), want), 1e-3);
+    EXPECT_TRUE(torch::allclose(pruned->forward(probe), ref->forward(probe), 1e-3, 1e-4));
+}
+
+TEST(ProjectionRefit, ReducesTheErrorOfRealPruningBlockAfterBlock) {
+    auto ref = small_net();
+    ref->eval();
+    torch::manual_seed(8);
+    const auto images = torch::randn({6, 3, 48, 48});
+    const auto probe = torch::randn({3, 3, 48, 48});
+    std::vector<double> fractions(17, 0.0);
+    for (int b = 2; b <= 6; ++b) fractions[static_cast<std::size_t>(b - 1)] = 0.5;
+    const auto keep = select_hidden_channels_by_contribution(ref, images, fractions);
+    auto plain = remove_hidden_channels(ref, keep);
+    auto refit = remove_hidden_channels(ref, keep);
+    const auto errors = reconstruct_projections(refit, ref, images, {2, 3, 4, 5, 6});
+    ASSERT_EQ(errors.size(), 5u);
+    // Each refitted block's output is closer to the reference than plain removal gives, on the
+    // fitted images (what the returned errors measure) and on others.
+    for (int b = 2; b <= 6; ++b) {
+        const double e_plain = relative_error(features_upto(plain, images, b + 1), features_upto(ref, images, b + 1));
+        EXPECT_NEAR(errors[static_cast<std::size_t>(b - 2)], relative_error(features_upto(refit, images, b + 1), features_upto(ref, images, b + 1)), 1e-4);
+        EXPECT_LT(errors[static_cast<std::size_t>(b - 2)], e_plain) << "features." << b;
+    }
+    EXPECT_LT(relative_error(features_upto(refit, probe, 7), features_upto(ref, probe, 7)),
+              relative_error(features_upto(plain, probe, 7), features_upto(ref, probe, 7)));
+    // Blocks outside the list are untouched.
+    auto p = refit->named_parameters();
+    auto q = plain->named_parameters();
+    EXPECT_TRUE(torch::equal(p["features.7.project.conv.weight"], q["features.7.project.conv.weight"]));
+    EXPECT_FALSE(torch::equal(p["features.4.project.conv.weight"], q["features.4.project.conv.weight"]));
+    EXPECT_THROW(reconstruct_projections(refit, ref, images, {3, 2}), Error);
+    EXPECT_THROW(reconstruct_projections(refit, ref, images, {18}), Error);
+}
+
+TEST(ProjectionRefit, PrunedNetworkRunsInTheEngineAsInLibtorch) {
+    auto ref = small_net();
+    ref->eval();
+    torch::manual_seed(9);
+    const auto images = torch::randn({4, 3, 64, 64});
+    std::vector<double> fractions(17, 0.5);
+    auto net = remove_hidden_channels(ref, select_hidden_channels_by_contribution(ref, images, fractions));
+    reconstruct_projections(net, ref, images, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13});
+    model::TrainedModel tm;
+    tm.net = net;
+    tm.class_names = {"fire", "neutral", "smoke"};
+    tm.preprocess.size = tm.preprocess.resize_shorter = 64;
+    auto g = model::trained_model_to_graph(tm);
+    const auto x = torch::randn({1, 3, 64, 64});
+    torch::Tensor want;
+    {
+        torch::NoGradGuard ng;
+        want = net->forward(x).contiguous();
+    }
+    const auto nhwc = x.permute({0, 2, 3, 1}).contiguous();
+    std::vector<engine::Backend> backends{engine::Backend::Reference};
+    if (engine::backend_available(engine::Backend::Xnnpack)) backends.push_back(engine::Backend::Xnnpack);
+    auto e = engine::Engine::from_graph(std::move(g));
+    for (auto b : backends) {
+        engine::Session s(e, {b, 1});
+        const auto got = s.logits({nhwc.data_ptr<float>(), static_cast<std::size_t>(nhwc.numel())})[0];
+        ASSERT_EQ(got.size(), 3u);
+        for (int i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want[0][i].item<float>(), 1e-4) << engine::backend_name(b);
+    }
 }

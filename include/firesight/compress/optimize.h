@@ -32,6 +32,11 @@ struct OptimizeOptions {
     // "percentile", "entropy". Pruned/clustered/channel-pruned bases get "auto" only.
     std::vector<std::string> methods{"auto", "minmax", "percentile", "entropy"};
     double channel_fraction = 0.25;  // structured pruning of the hidden channels; 0: no such variant
+    // Variant "struct": this share of the hidden channels removed from the blocks where the int8
+    // engine spends its time (features.2 .. features.13, before the fine-tuned tail; see
+    // docs/optimize.md), chosen by their contribution to the block output, each block's projection
+    // refit by least squares to the fp32 model's block output, then the tail fine-tuned. 0: no such variant.
+    double structured_fraction = 0.5;
     // Quantization-aware fine-tuning (variant int8-qat): "auto" when no post-training int8 variant of
     // the fp32 model is within the budget, "always", or "never".
     std::string qat = "auto";
@@ -52,6 +57,9 @@ struct OptimizeOptions {
     unsigned seed = 1;
     int threads = 0;  // libtorch threads; 0: all cores
     bool progress = true;
+    // Build only these variants (and fp32, the reference); empty: all. Not part of the fingerprint:
+    // it changes what is built, not how.
+    std::vector<std::string> only{};
 };
 
 // A measured variant: the runtime's figures on the test split (result) and, for the choice, the

@@ -111,6 +111,26 @@ model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::ve
 // select_hidden_channels + remove_hidden_channels.
 model::MobileNetV2 prune_hidden_channels(model::MobileNetV2& net, const ChannelPruneOptions& opt);
 
+// Activation-aware choice of hidden channels: for block b (features.b, b in 1..17) `fractions[b - 1]`
+// of its hidden channels are removed, keeping those that contribute most to the block's output
+// over `images` (N x 3 x H x W, preprocessed): the L2 norm of the channel after the depthwise conv
+// times the L2 norm of its projection column. Kept counts are rounded up to `round_to`, at least
+// `min_channels`; blocks without an expansion conv keep all. Ascending channel lists, as
+// remove_hidden_channels takes them.
+std::vector<std::vector<std::int64_t>> select_hidden_channels_by_contribution(model::MobileNetV2& net, const torch::Tensor& images,
+                                                                              const std::vector<double>& fractions, int round_to = 8,
+                                                                              int min_channels = 8);
+
+// Refits the projection conv (weights and bias) of each block in `blocks` (feature indices) of
+// `pruned` by ridge least squares, so that the block's output matches `reference`'s on `images`.
+// Blocks are refitted in network order, each on the input that the already refitted blocks
+// before it give, so the fit also corrects the error that earlier pruning left. A projection is
+// linear (no activation), so this is exact least squares over every position of every image.
+// `pruned` and `reference` must have the same block structure (widths may differ). Returns, per
+// refitted block, the relative error ||output - target|| / ||target|| after the fit.
+std::vector<double> reconstruct_projections(model::MobileNetV2& pruned, model::MobileNetV2& reference, const torch::Tensor& images,
+                                            const std::vector<int>& blocks, double ridge = 1e-4);
+
 std::int64_t count_parameters(torch::nn::Module& net);
 
 }  // namespace firesight::compress
