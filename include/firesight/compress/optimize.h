@@ -55,7 +55,7 @@ struct OptimizeOptions {
     int bench_runs = 20;   // latency runs per variant and round (fresh firesight-run process)
     int bench_rounds = 5;  // rounds over all variants, interleaved (eval::time_variants_interleaved)
     unsigned seed = 1;
-    int threads = 0;  // libtorch threads; 0: all cores
+    int threads = 0;  // libtorch threads; 0: every core the machine shows (not only physical ones)
     bool progress = true;
     // Build only these variants (and fp32, the reference); empty: all. Not part of the fingerprint:
     // it changes what is built, not how.
