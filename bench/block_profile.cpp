@@ -55,30 +55,6 @@ struct Cut {
     std::string shape;
 };
 
-engine::Graph cut_after(const engine::Graph& full, std::int32_t tensor) {
-    engine::Graph g = full;
-    std::int32_t out = tensor;
-    if (g.tensors[static_cast<std::size_t>(tensor)].dtype != engine::DType::F32) {
-        engine::Tensor f;
-        f.name = g.tensors[static_cast<std::size_t>(tensor)].name + ".profile_float";
-        f.shape = g.tensors[static_cast<std::size_t>(tensor)].shape;
-        out = g.add_tensor(std::move(f));
-        engine::Op op;
-        op.kind = engine::OpKind::Dequantize;
-        op.inputs = {tensor};
-        op.outputs = {out};
-        // After the producer (topological order): right behind it is enough.
-        std::size_t at = 0;
-        for (std::size_t i = 0; i < g.ops.size(); ++i)
-            for (auto o : g.ops[i].outputs)
-                if (o == tensor) at = i + 1;
-        g.ops.insert(g.ops.begin() + static_cast<std::ptrdiff_t>(at), op);
-    }
-    g.outputs = {out};
-    engine::remove_dead(g);
-    return g;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -129,7 +105,7 @@ int main(int argc, char** argv) try {
     for (const auto& [grp, t] : ends) {
         Cut c;
         c.group = grp;
-        auto g = cut_after(full, t);
+        auto g = engine::cut_after(full, t);
         c.macs = engine::count_macs(g);
         std::string s;
         for (auto d : shapes[static_cast<std::size_t>(t)]) s += (s.empty() ? "" : "x") + std::to_string(d);
@@ -191,7 +167,7 @@ int main(int argc, char** argv) try {
             auto it = ref_end.find(cuts[i].group);
             if (it == ref_end.end()) continue;
             engine::Session a(cuts[i].engine, {engine::Backend::Reference, 1});
-            engine::Session b(engine::Engine::from_graph(cut_after(ref, it->second)), {engine::Backend::Reference, 1});
+            engine::Session b(engine::Engine::from_graph(engine::cut_after(ref, it->second)), {engine::Backend::Reference, 1});
             double e2 = 0, r2 = 0;
             for (const auto& x : inputs) {
                 std::span<const float> in(x.ptr<float>(), x.total() * 3);

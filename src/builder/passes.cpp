@@ -292,4 +292,30 @@ void set_input_size(Graph& g, int size) {
     validate(g);
 }
 
+Graph cut_after(const Graph& full, std::int32_t tensor) {
+    if (tensor < 0 || static_cast<std::size_t>(tensor) >= full.tensors.size())
+        throw Error("cut_after: tensor " + std::to_string(tensor) + " is not in the graph");
+    Graph g = full;
+    std::int32_t out = tensor;
+    if (g.tensors[static_cast<std::size_t>(tensor)].dtype != DType::F32) {
+        Tensor f;
+        f.name = g.tensors[static_cast<std::size_t>(tensor)].name + ".cut_float";
+        f.shape = g.tensors[static_cast<std::size_t>(tensor)].shape;
+        out = g.add_tensor(std::move(f));
+        Op op;
+        op.kind = OpKind::Dequantize;
+        op.inputs = {tensor};
+        op.outputs = {out};
+        // Right behind its producer keeps the ops in topological order.
+        std::size_t at = 0;
+        for (std::size_t i = 0; i < g.ops.size(); ++i)
+            for (auto o : g.ops[i].outputs)
+                if (o == tensor) at = i + 1;
+        g.ops.insert(g.ops.begin() + static_cast<std::ptrdiff_t>(at), op);
+    }
+    g.outputs = {out};
+    remove_dead(g);
+    return g;
+}
+
 }  // namespace firesight::engine

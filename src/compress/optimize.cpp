@@ -802,20 +802,7 @@ torch::Tensor Optimizer::int8_prefix_cache(model::MobileNetV2& net) {
             if (name.rfind(block, 0) == 0 && (name.size() == block.size() || name[block.size()] == '.' || name[block.size()] == '/')) end = o;
         }
     if (end < 0) throw Error("optimize: the int8 graph has no tensor of " + block);
-    std::int32_t out = end;
-    if (g.tensors[static_cast<std::size_t>(end)].dtype != engine::DType::F32) {
-        engine::Tensor f;
-        f.name = g.tensors[static_cast<std::size_t>(end)].name + ".prefix_float";
-        f.shape = g.tensors[static_cast<std::size_t>(end)].shape;
-        out = g.add_tensor(std::move(f));
-        engine::Op op;
-        op.kind = engine::OpKind::Dequantize;
-        op.inputs = {end};
-        op.outputs = {out};
-        g.ops.push_back(op);
-    }
-    g.outputs = {out};
-    engine::remove_dead(g);  // renumbers tensors: the output is g.outputs[0] from here on
+    g = engine::cut_after(g, end);  // renumbers tensors: the output is g.outputs[0] from here on
     const auto shape = engine::infer_shapes(g, 1)[static_cast<std::size_t>(g.outputs[0])];  // 1, H, W, C
     const auto eng = engine::Engine::from_graph(std::move(g));
     const auto n = static_cast<std::int64_t>(images_->size());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "graph_helpers.h"
+#include "firesight/common/error.h"
 
 namespace firesight::engine {
 namespace {
@@ -134,6 +135,42 @@ TEST(EnginePasses, OptimizeRunsToAFixedPointAndKeepsValues) {
     EXPECT_NE(summary.find("3 batch norms folded"), std::string::npos) << summary;
     EXPECT_EQ(g.ops.size(), 7u) << summary;  // conv, dw, conv, add, pool, fc, softmax
     EXPECT_LT(max_abs_diff(before, reference_output(g, input, 1)), 1e-6f);
+}
+
+TEST(EnginePasses, CutAfterATensorRunsThePrefixAndDequantizesInt8) {
+    GraphMaker m(12);
+    auto x = m.input({1, 6, 6, 3});
+    auto a = m.unary(OpKind::Relu6, m.conv(x, 4, 1, 1, {0, 0, 0, 0}));
+    auto b = m.unary(OpKind::Relu6, m.depthwise(a, 3, 1, {1, 1, 1, 1}));
+    m.g.outputs = {m.softmax(m.fc(m.pool(b), 3))};
+    const auto b_name = m.g.tensors[static_cast<std::size_t>(b)].name;
+    const auto input = m.random(108);
+
+    // Float: the cut's output is that tensor as the whole graph computes it.
+    Graph probe = m.g;
+    probe.outputs = {b};
+    const auto expected = reference_output(probe, input, 1);
+    auto cut = cut_after(m.g, b);
+    validate(cut);
+    EXPECT_EQ(cut.tensors[static_cast<std::size_t>(cut.outputs[0])].name, b_name);
+    EXPECT_LT(cut.ops.size(), m.g.ops.size());  // pool, fc and softmax are gone
+    EXPECT_LT(max_abs_diff(expected, reference_output(cut, input, 1)), 1e-6f);
+
+    // Int8: a Dequantize is added right behind the producer, so the cut gives floats.
+    Graph q = m.g;
+    quantize_int8(q, testing::minmax_ranges(q, {input}, 1));
+    std::int32_t qb = -1;
+    for (std::size_t t = 0; t < q.tensors.size(); ++t)  // the int8 copy of b (quantize_int8 names it b.int8)
+        if (q.tensors[t].name.rfind(b_name, 0) == 0 && q.tensors[t].dtype == DType::I8) qb = static_cast<std::int32_t>(t);
+    ASSERT_GE(qb, 0);
+    auto qcut = cut_after(q, qb);
+    validate(qcut);
+    EXPECT_EQ(qcut.tensors[static_cast<std::size_t>(qcut.outputs[0])].dtype, DType::F32);
+    EXPECT_EQ(qcut.ops.back().kind, OpKind::Dequantize);
+    // Within a few int8 steps of the float prefix (ReLU6 outputs: a step is at most 6/255).
+    EXPECT_LT(max_abs_diff(expected, reference_output(qcut, input, 1)), 0.15f);
+
+    EXPECT_THROW(cut_after(m.g, static_cast<std::int32_t>(m.g.tensors.size())), Error);
 }
 
 }  // namespace

@@ -31,4 +31,9 @@ SamePadding same_padding(int in, int kernel, int stride, int dilation);
 // 32k + 1 for MobileNetV2 (225, not 224): docs/arm64.md.
 void set_input_size(Graph& g, int size);
 
+// The graph cut after `tensor`: that tensor (dequantized to f32 right after its producer when it is
+// int8) is the only output, and what it does not need is removed. For running a network's prefix
+// (optimize's int8 prefix cache) or timing one block after another (bench/block_profile).
+Graph cut_after(const Graph& full, std::int32_t tensor);
+
 }  // namespace firesight::engine
