@@ -90,17 +90,7 @@ fi
 echo "sysroot: $(ls "$out"/apt/cache/archives/*.deb | wc -l) arm64 packages, $(du -sm "$out/apt/cache/archives" | cut -f1) MiB" \
      "downloaded, $(du -sm "$sysroot" | cut -f1) MiB unpacked"
 
-cat > "$out/run-arm64" <<WRAP
-#!/bin/sh
-# Runs an arm64 program under qemu-user with the arm64 libc of crossbuild-essential-arm64 and the
-# libraries of $BUILD_DIR/sysroot (written by scripts/arm64-watch.sh).
-export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-export LD_LIBRARY_PATH="$libdir:$sysroot/usr/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-# Tests that start another program of this build put this wrapper before it (tests/test_util.h).
-export FIRESIGHT_TEST_EMULATOR="$out/run-arm64"
-exec qemu-aarch64-static "\$@"
-WRAP
-chmod +x "$out/run-arm64"
+write_qemu_wrapper "$out/run-arm64" "$BUILD_DIR/sysroot" "$libdir:$sysroot/usr/lib" scripts/arm64-watch.sh
 
 step "cross-building firesight-watch for arm64 ($BUILD_DIR/)"
 FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)

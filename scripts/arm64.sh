@@ -42,17 +42,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${arm_pkgs[*]}" ]; then
   printf '%s' "${arm_pkgs[*]}" > "$stamp"
 fi
 
-cat > "$out/run-arm64" <<WRAP
-#!/bin/sh
-# Runs an arm64 program under qemu-user with the arm64 libc of crossbuild-essential-arm64 and the
-# libraries of $BUILD_DIR/sysroot (written by scripts/arm64.sh).
-export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-export LD_LIBRARY_PATH="$sysroot/usr/lib/aarch64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-# Tests that start another program of this build put this wrapper before it (tests/test_util.h).
-export FIRESIGHT_TEST_EMULATOR="$out/run-arm64"
-exec qemu-aarch64-static "\$@"
-WRAP
-chmod +x "$out/run-arm64"
+write_qemu_wrapper "$out/run-arm64" "$BUILD_DIR/sysroot" "$sysroot/usr/lib/aarch64-linux-gnu" scripts/arm64.sh
 
 step "cross-building the runtime for arm64 ($BUILD_DIR/)"
 FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)

@@ -27,3 +27,22 @@ check_debs() {
   printf '%s\n' "$out" | grep -v 'root privileges' || true
   ((rc == 0)) || { echo "lintian found errors (above)" >&2; return 1; }
 }
+
+# write_qemu_wrapper FILE SYSROOT_DESC LIBRARY_PATH WRITER: FILE runs an arm64 program under
+# qemu-user with the arm64 libc of crossbuild-essential-arm64 and the libraries on LIBRARY_PATH
+# (the sysroot SYSROOT_DESC, written by the script WRITER). Tests that start another program of the
+# build put the wrapper before it (FIRESIGHT_TEST_EMULATOR, tests/test_util.h).
+write_qemu_wrapper() {
+  local file=$1 desc=$2 libs=$3 writer=$4
+  cat > "$file" <<WRAP
+#!/bin/sh
+# Runs an arm64 program under qemu-user with the arm64 libc of crossbuild-essential-arm64 and the
+# libraries of $desc (written by $writer).
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+export LD_LIBRARY_PATH="$libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+# Tests that start another program of this build put this wrapper before it (tests/test_util.h).
+export FIRESIGHT_TEST_EMULATOR="$file"
+exec qemu-aarch64-static "\$@"
+WRAP
+  chmod +x "$file"
+}
