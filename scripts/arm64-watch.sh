@@ -95,16 +95,7 @@ write_qemu_wrapper "$out/run-arm64" "$BUILD_DIR/sysroot" "$libdir:$sysroot/usr/l
 step "cross-building firesight-watch for arm64 ($BUILD_DIR/)"
 FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)
 export FIRESIGHT_ASSETS
-opts=(-DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake" -DFIRESIGHT_ARM64_SYSROOT="$sysroot"
-      -DCMAKE_CROSSCOMPILING_EMULATOR="$out/run-arm64" -DFIRESIGHT_RUNTIME_ONLY=ON -DFIRESIGHT_WATCHER=ON
-      -DCMAKE_BUILD_TYPE=Release -DFIRESIGHT_SYSTEMD_UNITDIR=/lib/systemd/system)
-command -v ninja >/dev/null && opts+=(-G Ninja)
-command -v ccache >/dev/null && opts+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-if [ ! -f "$out/CMakeCache.txt" ]; then
-  cmake -S . -B "$out" "${opts[@]}" >/dev/null
-else
-  cmake "$out" >/dev/null
-fi
+configure_arm64 "$out" "$sysroot" -DFIRESIGHT_WATCHER=ON -DFIRESIGHT_SYSTEMD_UNITDIR=/lib/systemd/system
 grep -q "^OpenCV_DIR:PATH=$sysroot/" "$out/CMakeCache.txt" ||
   { echo "arm64-watch.sh: OpenCV was not found in the arm64 sysroot: $(grep '^OpenCV_DIR' "$out/CMakeCache.txt")" >&2; exit 1; }
 watch_tests=(watch_decision_test watch_pipeline_test watch_notify_test watch_dashboard_test watch_service_test)

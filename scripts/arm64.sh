@@ -47,15 +47,7 @@ write_qemu_wrapper "$out/run-arm64" "$BUILD_DIR/sysroot" "$sysroot/usr/lib/aarch
 step "cross-building the runtime for arm64 ($BUILD_DIR/)"
 FIRESIGHT_ASSETS=$(scripts/assets.sh | tail -n 1)
 export FIRESIGHT_ASSETS
-opts=(-DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake" -DFIRESIGHT_ARM64_SYSROOT="$sysroot"
-      -DCMAKE_CROSSCOMPILING_EMULATOR="$out/run-arm64" -DFIRESIGHT_RUNTIME_ONLY=ON -DCMAKE_BUILD_TYPE=Release)
-command -v ninja >/dev/null && opts+=(-G Ninja)
-command -v ccache >/dev/null && opts+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-if [ ! -f "$out/CMakeCache.txt" ]; then
-  cmake -S . -B "$out" "${opts[@]}" >/dev/null
-else
-  cmake "$out" >/dev/null
-fi
+configure_arm64 "$out" "$sysroot"
 cmake --build "$out" --parallel "${JOBS:-$(nproc)}"
 readelf -h "$out/apps/firesight-run/firesight-run" | grep -q 'Machine:.*AArch64' ||
   { echo "arm64.sh: firesight-run is not an arm64 program" >&2; exit 1; }

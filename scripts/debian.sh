@@ -46,3 +46,21 @@ exec qemu-aarch64-static "\$@"
 WRAP
   chmod +x "$file"
 }
+
+# configure_arm64 OUT SYSROOT [CMAKE OPTIONS...]: configures (or, when already configured,
+# re-runs) the arm64 cross-build in OUT with the repository's toolchain file, the libraries of
+# SYSROOT, the qemu wrapper OUT/run-arm64 as the emulator and the runtime-only tree; extra options
+# are added on the first configure.
+configure_arm64() {
+  local out=$1 sysroot=$2
+  shift 2
+  local opts=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" -DFIRESIGHT_ARM64_SYSROOT="$sysroot"
+              -DCMAKE_CROSSCOMPILING_EMULATOR="$out/run-arm64" -DFIRESIGHT_RUNTIME_ONLY=ON -DCMAKE_BUILD_TYPE=Release "$@")
+  command -v ninja >/dev/null && opts+=(-G Ninja)
+  command -v ccache >/dev/null && opts+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  if [ ! -f "$out/CMakeCache.txt" ]; then
+    cmake -S . -B "$out" "${opts[@]}" >/dev/null
+  else
+    cmake "$out" >/dev/null
+  fi
+}
