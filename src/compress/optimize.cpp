@@ -113,6 +113,7 @@ model::MobileNetV2 clone_net(model::MobileNetV2& net) {
     return c;
 }
 
+// Whether a parameter or an observed tensor name ("features.N...") belongs to features[0, from).
 bool in_prefix(const std::string& param, int from) {
     if (param.rfind("features.", 0) != 0) return false;
     return std::stoi(param.substr(9)) < from;
@@ -492,11 +493,7 @@ std::map<std::string, ActivationRange> Optimizer::calibrate(model::MobileNetV2& 
             // rows of the cache). A full pass is the whole network in libtorch plus 2048-bin
             // histograms of the large early tensors, several seconds per variant.
             const int from = opt_.finetune_from;
-            observer_.adopt(shared->second, [from](const std::string& name) {
-                if (name == "input") return true;
-                if (name.rfind("features.", 0) != 0) return false;
-                return std::stoi(name.substr(9)) < from;
-            });
+            observer_.adopt(shared->second, [from](const std::string& name) { return name == "input" || in_prefix(name, from); });
             for (std::int64_t b = 0; b < n; b += 16) observer_.observe_from(net, cache.slice(0, b, std::min(n, b + 16)), from);
         } else {
             // Batches of 8: a batch's early activations (16 x 96 x 112 x 112 floats is 77 MB each) set
@@ -889,7 +886,7 @@ OptimizeResult Optimizer::run() {
     report_blas();  // after the options and the run are known good: a bad one stays one clear error line
     // libtorch's default is the physical cores: one on a 2-vCPU machine, where fine-tuning then ran
     // on one thread (fire-smoke, prune50 alone: 11.0 s wall with the default, 7.3 s with 2).
-    torch::set_num_threads(opt_.threads > 0 ? opt_.threads : static_cast<int>(worker_count(1u << 20)));
+    torch::set_num_threads(opt_.threads > 0 ? opt_.threads : static_cast<int>(core_count()));
     fs::create_directories(opt_.out / "variants");
 
     // Stage list: every variant, in an order where each base is made once and reused.

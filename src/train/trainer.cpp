@@ -33,6 +33,7 @@
 #include "firesight/model/trained_model.h"
 #include "firesight/data/reduced_decode.h"
 #include "firesight/model/torch_classifier.h"
+#include "firesight/common/parallel.h"
 #include "firesight/train/feature_cache.h"
 #include "firesight/train/prefix_engine.h"
 #include "thread_pool.h"
@@ -126,7 +127,7 @@ public:
     // own. libtorch's OpenMP threads spin-wait between parallel regions, so while the workers ran
     // beside 2 of them on 2 cores, 80% of the process's time went to libgomp spinning (perf) and
     // a fine-tuning epoch of fire-smoke took 164 s against 32 s with 1 libtorch thread.
-    static int all_cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+    static int all_cores() { return static_cast<int>(core_count()); }
     explicit Trainer(const TrainOptions& o)
         : opt_(o), cores_(o.threads > 0 ? o.threads : std::max(1, all_cores() - 1)),
           pool_(static_cast<unsigned>(o.decode_threads > 0 ? o.decode_threads : all_cores())) {}

@@ -10,11 +10,11 @@
 
 namespace firesight {
 
+// The cores this machine shows (logical ones, at least 1).
+inline unsigned core_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+
 // The number of workers worth starting for n items on this machine (at least 1).
-inline unsigned worker_count(std::size_t n) {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    return static_cast<unsigned>(std::clamp<std::size_t>(n, 1, cores));
-}
+inline unsigned worker_count(std::size_t n) { return static_cast<unsigned>(std::clamp<std::size_t>(n, 1, core_count())); }
 
 // Calls fn(index, worker) for every index in [0, n), on `workers` threads (the calling thread is
 // one of them) taking the next index as they finish: items of uneven cost keep every thread busy.
