@@ -11,11 +11,13 @@
 #include "firesight/common/allocator.h"
 #include "firesight/common/blas_info.h"
 #include "firesight/common/error.h"
+#include "firesight/common/openmp_env.h"
 #include "firesight/train/train.h"
 
 using namespace firesight;
 
 int main(int argc, char** argv) {
+    openmp_wait_passively(argv);  // as `firesight train` does (common/openmp_env.h)
     train::TrainOptions o;
     o.data = {train::find_asset("fire-cair")};
     bool data_given = false;

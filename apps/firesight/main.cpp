@@ -1,10 +1,12 @@
 // firesight: learn fire / smoke / neutral on the device, compress, and watch cameras.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "commands.h"
 #include "firesight/common/error.h"
+#include "firesight/common/openmp_env.h"
 
 namespace firesight::cli {
 std::vector<CommandEntry>& command_registry() {
@@ -14,6 +16,10 @@ std::vector<CommandEntry>& command_registry() {
 }  // namespace firesight::cli
 
 int main(int argc, char** argv) {
+    // The commands that train or run libtorch models: their OpenMP threads must not spin while
+    // another process holds a core (firesight/common/openmp_env.h).
+    for (const char* heavy : {"train", "optimize", "eval"})
+        if (argc > 1 && std::strcmp(argv[1], heavy) == 0) firesight::openmp_wait_passively(argv);
     CLI::App app{"firesight: on-device fire and smoke recognition (train, optimize, predict, watch)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "firesight 0.1.0");
