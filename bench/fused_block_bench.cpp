@@ -295,8 +295,17 @@ void time_chain(const std::vector<int>& rows, int runs, int threads, pthreadpool
                 }
                 if (i >= 0) t[v].push_back(micros_since(t0));
             }
-        std::printf("strips of %d rows: layers %.1f, all fused %.1f, fused where expanded >= 1 MiB %.1f\n", r, median(t[0]),
-                    median(t[1]), median(t[2]));
+        // The chain's output both ways (the same XNNPACK kernels: they should agree exactly).
+        for (std::size_t k = 0; k < chain.size(); ++k) layers[k]->run(pool);
+        const std::vector<float> ref = act.back();
+        for (std::size_t k = 0; k < chain.size(); ++k) fused[k]->run(act[k].data(), act[k + 1].data(), pool);
+        float diff = 0.f, top = 0.f;
+        for (std::size_t j = 0; j < ref.size(); ++j) {
+            diff = std::max(diff, std::fabs(ref[j] - act.back()[j]));
+            top = std::max(top, std::fabs(ref[j]));
+        }
+        std::printf("strips of %d rows: layers %.1f, all fused %.1f, fused where expanded >= 1 MiB %.1f (max |output| %.3g, diff %.3g)\n",
+                    r, median(t[0]), median(t[1]), median(t[2]), double(top), double(diff));
     }
 }
 
