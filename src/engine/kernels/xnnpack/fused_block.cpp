@@ -20,6 +20,9 @@ namespace {
 // (docs/fused-blocks.md); 2 keeps the strip of a 56x56x144 block at 4 x 32 KiB.
 constexpr int kStripRows = 2;
 
+// XNNPACK may read (never write) up to XNN_EXTRA_BYTES past the end of an operator's input.
+constexpr std::size_t kReadSlack = XNN_EXTRA_BYTES / sizeof(float);
+
 void check(xnn_status s, const char* what) {
     if (s != xnn_status_success) throw Error(std::string("xnnpack fused block: ") + what + " failed (status " + std::to_string(int(s)) + ")");
 }
@@ -110,7 +113,7 @@ class FusedBlock::Worker {
 public:
     Worker(const Shape& s, const Graph& g, const FusedBlockOps& ops)
         : s_(s), hb_((kStripRows - 1) * s.stride + 3), row_e_(std::size_t(s.w) * s.e),
-          ebuf_(std::size_t(hb_) * row_e_), dbuf_(std::size_t(kStripRows) * s.wo * s.e) {
+          ebuf_(std::size_t(hb_) * row_e_ + kReadSlack), dbuf_(std::size_t(kStripRows) * s.wo * s.e + kReadSlack) {
         const Op &e = g.ops[std::size_t(ops.expand)], &d = g.ops[std::size_t(ops.depthwise)], &p = g.ops[std::size_t(ops.project)];
         auto [elo, ehi] = activation_bounds(e.activation);
         check(xnn_create_convolution2d_nhwc_f32(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, s.cin, s.e, s.cin, s.e, weights(g, e), bias_of(g, e),

@@ -424,7 +424,7 @@ private:
         for (const auto& st : stages_)
             for (auto t : st.ext)
                 if (t != g_.inputs[0] && !ptr_[static_cast<std::size_t>(t)]) {
-                    owned_.emplace_back(elements(t), 0.f);
+                    owned_.emplace_back(elements(t) + XNN_EXTRA_BYTES / sizeof(float), 0.f);  // XNNPACK reads past inputs
                     ptr_[static_cast<std::size_t>(t)] = owned_.back().data();
                 }
     }
