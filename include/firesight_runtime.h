@@ -41,7 +41,7 @@ typedef enum firesight_status {
 typedef struct firesight_engine firesight_engine; /* an engine file loaded with its inference session */
 
 typedef struct firesight_options {
-    const char* backend; /* "auto" (or NULL), "xnnpack", "reference" or "native-int8" */
+    const char* backend; /* "auto" (or NULL), "xnnpack", "reference", "native-int8" or "xnnpack-fused" */
     int threads;         /* worker threads; 0 means 1 */
 } firesight_options;
 

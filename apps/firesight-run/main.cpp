@@ -108,8 +108,8 @@ int main(int argc, char** argv) {
     bool raw = false, json = false, dense = false;
     app.add_option("--model,-m", model, "Engine file (.fse)")->required();
     app.add_option("--backend", backend,
-                   "auto (default: native-int8 for int8 engines on AVX512-VNNI CPUs, else xnnpack), reference, xnnpack "
-                   "or native-int8 (AVX512-VNNI kernels for int8 engines)");
+                   "auto (default: native-int8 for int8 engines on AVX512-VNNI CPUs, else xnnpack), reference, xnnpack, "
+                   "native-int8 (AVX512-VNNI kernels for int8 engines) or xnnpack-fused (f32 inverted-residual blocks fused)");
     app.add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 256));
     app.add_option("--top,-k", top, "Classes to print per input")->check(CLI::PositiveNumber);
     app.add_flag("--raw", raw, "Inputs are raw float32 NHWC tensors, already preprocessed");

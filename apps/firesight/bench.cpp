@@ -350,6 +350,8 @@ void run_bench(BenchOptions o) {
 #endif
     for (int threads : o.threads) {
         if (engine::backend_available(engine::Backend::Xnnpack)) engine_job(fse, engine::Backend::Xnnpack, "fp32", threads);
+        // The same engine with its large inverted-residual blocks fused (issue 14, section 3).
+        if (engine::backend_available(engine::Backend::XnnpackFused)) engine_job(fse, engine::Backend::XnnpackFused, "fp32", threads);
         if (!o.int8.empty()) {
             if (engine::backend_available(engine::Backend::NativeInt8)) engine_job(o.int8, engine::Backend::NativeInt8, "int8", threads);
             if (engine::backend_available(engine::Backend::Xnnpack)) engine_job(o.int8, engine::Backend::Xnnpack, "int8", threads);

@@ -40,12 +40,20 @@ std::unique_ptr<Executor> make_native_int8(const Graph& g, const SessionOptions&
 std::unique_ptr<Executor> make_xnnpack(const Graph& g, const SessionOptions& o) {
     return make_xnnpack_executor(g, o.threads, o.sparse);
 }
+// The blocks whose expanded tensor is at least this big (per image) run fused: on MobileNetV2's
+// blocks fusion won where that tensor is 1.2 MiB or more and lost at 600 KiB and less, which fit
+// in L2 anyway (docs/fused-blocks.md).
+constexpr std::size_t kFuseMinBytes = std::size_t(1) << 20;
+std::unique_ptr<Executor> make_xnnpack_fused(const Graph& g, const SessionOptions& o) {
+    return make_xnnpack_executor(g, o.threads, o.sparse, kFuseMinBytes);
+}
 bool xnnpack_built() { return true; }
 bool xnnpack_takes(const Graph& g, const Op& op, std::string& why) { return xnnpack_supports(g, op, why); }
 #else
 std::unique_ptr<Executor> make_xnnpack(const Graph&, const SessionOptions&) {
     throw Error("session: this firesight was built without the xnnpack backend");
 }
+std::unique_ptr<Executor> make_xnnpack_fused(const Graph& g, const SessionOptions& o) { return make_xnnpack(g, o); }
 bool xnnpack_built() { return false; }
 bool xnnpack_takes(const Graph&, const Op&, std::string& why) {
     why = "this firesight was built without the xnnpack backend";
@@ -61,6 +69,8 @@ const std::vector<BackendInfo>& backend_registry() {
         {Backend::Xnnpack, "xnnpack", xnnpack_built, make_xnnpack, xnnpack_takes},
         // Runs everywhere: its VNNI kernels where the CPU has them, the reference kernels elsewhere.
         {Backend::NativeInt8, "native-int8", always, make_native_int8, reference_supports},
+        // XNNPACK with the large inverted-residual blocks fused; not what auto picks (yet).
+        {Backend::XnnpackFused, "xnnpack-fused", xnnpack_built, make_xnnpack_fused, xnnpack_takes},
     };
     return table;
 }

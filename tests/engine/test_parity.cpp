@@ -30,6 +30,7 @@ void check_parity(model::MobileNetV2 net, const engine::Graph& g, float toleranc
     pre.scale = g.metadata.scale;
     std::vector<engine::Backend> backends = {engine::Backend::Reference};
     if (engine::backend_available(engine::Backend::Xnnpack)) backends.push_back(engine::Backend::Xnnpack);
+    if (engine::backend_available(engine::Backend::XnnpackFused)) backends.push_back(engine::Backend::XnnpackFused);
     net->eval();
     for (const auto& path : sample_images()) {
         FIRESIGHT_REQUIRE_ASSET(path);

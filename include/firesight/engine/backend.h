@@ -7,10 +7,13 @@ namespace firesight::engine {
 // NativeInt8: firesight's own AVX512-VNNI kernels for int8 graphs, byte-identical to the
 // reference (and so to XNNPACK's int8) on any number of threads. On CPUs without AVX512-VNNI, and
 // for f32 ops, it runs the slow reference kernels: choose it for int8 engines on VNNI CPUs only.
+// XnnpackFused: XNNPACK with each f32 inverted-residual block (1x1 expand, 3x3 depthwise, 1x1
+// project, residual add) whose expanded tensor is 1 MiB or more run fused in strips of rows, so
+// that tensor stays in cache; everything else as on Xnnpack (docs/fused-blocks.md).
 // Auto: the session picks for the engine and this CPU (see resolve_backend); a Session never
 // runs on Auto itself.
-enum class Backend { Reference, Xnnpack, NativeInt8, Auto };
-Backend parse_backend(const std::string& name);  // "auto" | "reference" | "xnnpack" | "native-int8"
+enum class Backend { Reference, Xnnpack, NativeInt8, XnnpackFused, Auto };
+Backend parse_backend(const std::string& name);  // "auto" | "reference" | "xnnpack" | "native-int8" | "xnnpack-fused"
 const char* backend_name(Backend b);
 bool backend_available(Backend b);
 // The CPU has the instructions native-int8's fast kernels need (AVX512F/BW/VL/DQ and VNNI).

@@ -1,14 +1,20 @@
 // The XNNPACK backend (f32 and int8): the IR graph becomes one XNNPACK subgraph (XNNPACK fuses and picks
-// its own micro-kernels), run on a pthreadpool with the requested number of threads.
+// its own micro-kernels), run on a pthreadpool with the requested number of threads. With fusion on
+// (the xnnpack-fused backend), the f32 inverted-residual blocks find_fused_blocks() picks run as
+// FusedBlocks (fused_block.h) and the ops between them as one subgraph per run of ops.
 #include <xnnpack.h>
+
+#include <algorithm>
 
 #include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "../../executor.h"
 #include "firesight/common/error.h"
+#include "fused_block.h"
 
 namespace firesight::engine {
 namespace {
@@ -22,16 +28,6 @@ void init_xnnpack() {
     static xnn_status status = xnn_status_success;
     std::call_once(once, [] { status = xnn_initialize(nullptr); });
     check(status, "xnn_initialize (is the CPU supported?)");
-}
-
-std::pair<float, float> bounds(Activation a) {
-    const float inf = std::numeric_limits<float>::infinity();
-    switch (a) {
-        case Activation::None: return {-inf, inf};
-        case Activation::Relu: return {0.f, inf};
-        case Activation::Relu6: return {0.f, 6.f};
-    }
-    return {-inf, inf};
 }
 
 }  // namespace
@@ -75,8 +71,21 @@ bool xnnpack_supports(const Graph& g, const Op& op, std::string& why) {
 namespace {
 
 class XnnpackExecutor : public Executor {
+    // A run of ops [first, last) compiled as one XNNPACK subgraph, its external values `ext` (the
+    // `inputs` it reads, then the values it writes that a later stage or the caller reads); or one
+    // fused block (ext = {its input, its output}).
+    struct Stage {
+        int first = 0, last = 0;
+        std::vector<std::int32_t> ext;
+        std::size_t inputs = 0;
+        xnn_runtime_t runtime = nullptr;
+        std::optional<FusedBlockOps> fused;
+        std::unique_ptr<FusedBlock> block;
+    };
+
 public:
-    XnnpackExecutor(const Graph& g, int threads, bool sparse) : g_(g), sparse_(sparse) {
+    XnnpackExecutor(const Graph& g, int threads, bool sparse, std::size_t fuse_min_bytes)
+        : g_(g), sparse_(sparse), fuse_min_bytes_(fuse_min_bytes), threads_(threads) {
         init_xnnpack();
         if (g.inputs.size() != 1) throw Error("xnnpack backend: graphs with " + std::to_string(g.inputs.size()) + " inputs are not supported");
         for (std::size_t i = 0; i < g.ops.size(); ++i) {
@@ -92,56 +101,53 @@ public:
         }
     }
     ~XnnpackExecutor() override {
-        if (runtime_) xnn_delete_runtime(runtime_);
+        clear();
         if (pool_) pthreadpool_destroy(pool_);
     }
 
     void plan(int batch) override {
-        if (runtime_) {
-            xnn_delete_runtime(runtime_);
-            runtime_ = nullptr;
-        }
-        zeros_.clear();
-        scales_.clear();
+        clear();
         const auto shapes = infer_shapes(g_, batch);
-        const auto n_ext = static_cast<std::uint32_t>(1 + g_.outputs.size());
-        xnn_subgraph_t sg = nullptr;
-        check(xnn_create_subgraph(n_ext, 0, &sg), "xnn_create_subgraph");
-        try {
-            build(sg, shapes);
-        } catch (...) {
+        const auto blocks = fuse_min_bytes_ == kNoFusion ? std::vector<FusedBlockOps>{} : find_fused_blocks(g_, shapes, fuse_min_bytes_);
+        split_stages(blocks);
+        for (auto& st : stages_) {
+            if (st.fused) continue;
+            xnn_subgraph_t sg = nullptr;
+            check(xnn_create_subgraph(static_cast<std::uint32_t>(st.ext.size()), 0, &sg), "xnn_create_subgraph");
+            try {
+                build(sg, shapes, st);
+            } catch (...) {
+                xnn_delete_subgraph(sg);
+                throw;
+            }
+            // The sparse hint only asks: XNNPACK (0.0~git20220216, xnn_subgraph_rewrite_for_nchw in
+            // src/subgraph.c) switches a cluster of nodes to NCHW with sparse 1x1 kernels when
+            //  - the CPU has its CHW kernels enabled: any ARM, but on x86 only CPUs WITHOUT AVX (its
+            //    sparse kernels are SSE-only and lose to the dense AVX ones): on an AVX PC the hint
+            //    changes nothing, on a Jetson / Raspberry Pi it can;
+            //  - the graph is f32;
+            //  - the cluster starts at a 3x3 stride-2 conv with exactly 3 input channels, groups 1,
+            //    dilation 1 and padding 1 on all four sides (NHWC -> NCHW), and ends at a global
+            //    average pool (NCHW -> NHWC); the graph input may feed only that first conv;
+            //  - every node in between is NCHW-capable: 1x1 convs with stride 1, no padding, groups 1;
+            //    depthwise 3x3 (padding 1) or 5x5 (padding 2) with stride 1 or 2, multiplier 1,
+            //    symmetric padding; add/multiply of 4-D tensors; clamp and other 4-D elementwise ops;
+            //    and no value in the cluster is read by a node outside it or is a graph output;
+            //  - over all 1x1 convs of the cluster, zeros * 3 > weights * 2 (more than 2/3 exact zeros;
+            //    a fully connected layer does not count and ends nothing: it comes after the pool).
+            // TF SAME padding of a stride-2 conv on an even size is asymmetric (0 top/left, 1
+            // bottom/right), so MobileNetV2 at 224x224 (imported from TFLite, or converted from the
+            // libtorch model, which keeps SAME padding) never qualifies. At an input size of 32k + 1
+            // (e.g. 225) every stride-2 SAME pad is 1 on each side and, pruned enough, it does.
+            // With fused blocks the graph is cut into several subgraphs and none holds such a cluster.
+            const std::uint32_t flags = sparse_ ? XNN_FLAG_HINT_SPARSE_INFERENCE : 0;
+            const auto status = xnn_create_runtime_v2(sg, pool_, flags, &st.runtime);
             xnn_delete_subgraph(sg);
-            throw;
+            check(status, "xnn_create_runtime_v2");
         }
-        // The sparse hint only asks: XNNPACK (0.0~git20220216, xnn_subgraph_rewrite_for_nchw in
-        // src/subgraph.c) switches a cluster of nodes to NCHW with sparse 1x1 kernels when
-        //  - the CPU has its CHW kernels enabled: any ARM, but on x86 only CPUs WITHOUT AVX (its
-        //    sparse kernels are SSE-only and lose to the dense AVX ones): on an AVX PC the hint
-        //    changes nothing, on a Jetson / Raspberry Pi it can;
-        //  - the graph is f32;
-        //  - the cluster starts at a 3x3 stride-2 conv with exactly 3 input channels, groups 1,
-        //    dilation 1 and padding 1 on all four sides (NHWC -> NCHW), and ends at a global
-        //    average pool (NCHW -> NHWC); the graph input may feed only that first conv;
-        //  - every node in between is NCHW-capable: 1x1 convs with stride 1, no padding, groups 1;
-        //    depthwise 3x3 (padding 1) or 5x5 (padding 2) with stride 1 or 2, multiplier 1,
-        //    symmetric padding; add/multiply of 4-D tensors; clamp and other 4-D elementwise ops;
-        //    and no value in the cluster is read by a node outside it or is a graph output;
-        //  - over all 1x1 convs of the cluster, zeros * 3 > weights * 2 (more than 2/3 exact zeros;
-        //    a fully connected layer does not count and ends nothing: it comes after the pool).
-        // TF SAME padding of a stride-2 conv on an even size is asymmetric (0 top/left, 1
-        // bottom/right), so MobileNetV2 at 224x224 (imported from TFLite, or converted from the
-        // libtorch model, which keeps SAME padding) never qualifies. At an input size of 32k + 1
-        // (e.g. 225) every stride-2 SAME pad is 1 on each side and, pruned enough, it does.
-        const std::uint32_t flags = sparse_ ? XNN_FLAG_HINT_SPARSE_INFERENCE : 0;
-        const auto st = xnn_create_runtime_v2(sg, pool_, flags, &runtime_);
-        xnn_delete_subgraph(sg);
-        check(st, "xnn_create_runtime_v2");
-        out_buf_.resize(g_.outputs.size());
-        for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
-            std::int64_t n = 1;
-            for (auto d : shapes[static_cast<std::size_t>(g_.outputs[k])]) n *= d;
-            out_buf_[k].assign(static_cast<std::size_t>(n), 0.f);
-        }
+        for (auto& st : stages_)
+            if (st.fused) st.block = std::make_unique<FusedBlock>(g_, shapes, *st.fused, std::max(threads_, 1));
+        place_values(shapes);
         last_input_ = nullptr;
     }
 
@@ -149,19 +155,27 @@ public:
         if (input != last_input_) {
             // Setting up is only needed when a pointer changes, so a steady loop over one
             // buffer pays nothing for it.
-            std::vector<xnn_external_value> ext;
-            ext.push_back({0, const_cast<float*>(input)});
-            for (std::size_t k = 0; k < out_buf_.size(); ++k) ext.push_back({static_cast<std::uint32_t>(1 + k), out_buf_[k].data()});
-            check(xnn_setup_runtime(runtime_, ext.size(), ext.data()), "xnn_setup_runtime");
+            for (auto& st : stages_) {
+                if (st.block) continue;
+                std::vector<xnn_external_value> ext;
+                for (std::size_t k = 0; k < st.ext.size(); ++k) ext.push_back({static_cast<std::uint32_t>(k), value_ptr(st.ext[k], input)});
+                check(xnn_setup_runtime(st.runtime, ext.size(), ext.data()), "xnn_setup_runtime");
+            }
             last_input_ = input;
         }
-        check(xnn_invoke_runtime(runtime_), "xnn_invoke_runtime");
+        for (auto& st : stages_) {
+            if (st.block)
+                st.block->run(value_ptr(st.ext[0], input), value_ptr(st.ext[1], input), pool_);
+            else
+                check(xnn_invoke_runtime(st.runtime), "xnn_invoke_runtime");
+        }
         outputs.clear();
         for (const auto& b : out_buf_) outputs.push_back(b.data());
     }
 
 private:
-    void build(xnn_subgraph_t sg, const std::vector<std::vector<std::int32_t>>& shapes) {
+    // Defines ops [seg.first, seg.last) in `sg`, seg.ext as its external values.
+    void build(xnn_subgraph_t sg, const std::vector<std::vector<std::int32_t>>& shapes, const Stage& seg) {
         std::vector<std::uint32_t> id(g_.tensors.size(), XNN_INVALID_VALUE_ID);
         auto dims_of = [](const std::vector<std::int32_t>& s) {
             std::vector<std::size_t> d;
@@ -219,12 +233,11 @@ private:
             return define_as(shape, DType::F32, kFloat, nullptr, data, ext, flags);
         };
         // A graph output also read by a later op is fine: XNNPACK lets external outputs feed nodes.
-        const auto in = static_cast<std::size_t>(g_.inputs[0]);
-        id[in] = define_tensor(in, shapes[in], 0, XNN_VALUE_FLAG_EXTERNAL_INPUT);
-        for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
-            const auto o = static_cast<std::size_t>(g_.outputs[k]);
-            if (id[o] != XNN_INVALID_VALUE_ID) throw Error("xnnpack backend: a tensor is both input and output, or listed twice");
-            id[o] = define_tensor(o, shapes[o], static_cast<std::uint32_t>(1 + k), XNN_VALUE_FLAG_EXTERNAL_OUTPUT);
+        for (std::size_t k = 0; k < seg.ext.size(); ++k) {
+            const auto t = static_cast<std::size_t>(seg.ext[k]);
+            if (id[t] != XNN_INVALID_VALUE_ID) throw Error("xnnpack backend: a tensor is both input and output, or listed twice");
+            const bool out = k >= seg.inputs;
+            id[t] = define_tensor(t, shapes[t], static_cast<std::uint32_t>(k), out ? XNN_VALUE_FLAG_EXTERNAL_OUTPUT : XNN_VALUE_FLAG_EXTERNAL_INPUT);
         }
         auto value = [&](std::int32_t t) {
             const auto i = static_cast<std::size_t>(t);
@@ -246,8 +259,9 @@ private:
             return define_as({channels}, DType::I32, q, it == channelwise.end() ? nullptr : &cw, zeros_.back().data(),
                              XNN_INVALID_VALUE_ID, 0);
         };
-        for (const auto& op : g_.ops) {
-            const auto [lo, hi] = bounds(op.activation);
+        for (int i = seg.first; i < seg.last; ++i) {
+            const Op& op = g_.ops[static_cast<std::size_t>(i)];
+            const auto [lo, hi] = activation_bounds(op.activation);
             const auto x = value(op.inputs[0]);
             const auto y = value(op.outputs[0]);
             const auto& ys = shapes[static_cast<std::size_t>(op.outputs[0])];
@@ -332,8 +346,100 @@ private:
         }
     }
 
+    void clear() {
+        for (auto& st : stages_)
+            if (st.runtime) xnn_delete_runtime(st.runtime);
+        stages_.clear();
+        zeros_.clear();
+        scales_.clear();
+        owned_.clear();
+    }
+
+    // Without fused blocks: one stage, the whole graph (graph input, then outputs). With them: each
+    // block a stage, and each run of ops between two blocks a subgraph of its own.
+    void split_stages(const std::vector<FusedBlockOps>& blocks) {
+        if (blocks.empty()) {
+            Stage st;
+            st.last = static_cast<int>(g_.ops.size());
+            st.ext = {g_.inputs[0]};
+            st.ext.insert(st.ext.end(), g_.outputs.begin(), g_.outputs.end());
+            st.inputs = 1;
+            stages_.push_back(std::move(st));
+            return;
+        }
+        std::size_t k = 0;
+        for (int i = 0; i < static_cast<int>(g_.ops.size());) {
+            Stage st;
+            st.first = i;
+            if (k < blocks.size() && blocks[k].expand == i) {
+                st.last = blocks[k].last() + 1;
+                st.ext = {blocks[k].in_tensor, blocks[k].out_tensor};
+                st.inputs = 1;
+                st.fused = blocks[k++];
+            } else {
+                st.last = k < blocks.size() ? blocks[k].expand : static_cast<int>(g_.ops.size());
+                external_values(st);
+            }
+            i = st.last;
+            stages_.push_back(std::move(st));
+        }
+    }
+
+    // A subgraph's external values: what its ops read that they do not write, then what they write
+    // that is a graph output or read by an op outside them.
+    void external_values(Stage& st) const {
+        std::vector<char> written(g_.tensors.size(), 0), read_outside(g_.tensors.size(), 0);
+        for (int i = 0; i < static_cast<int>(g_.ops.size()); ++i) {
+            const Op& op = g_.ops[static_cast<std::size_t>(i)];
+            const bool inside = i >= st.first && i < st.last;
+            for (auto t : inside ? op.outputs : op.inputs)
+                if (t >= 0) (inside ? written : read_outside)[static_cast<std::size_t>(t)] = 1;
+        }
+        for (auto t : g_.outputs) read_outside[static_cast<std::size_t>(t)] = 1;
+        auto add = [&](std::int32_t t) {
+            if (std::find(st.ext.begin(), st.ext.end(), t) == st.ext.end()) st.ext.push_back(t);
+        };
+        for (int i = st.first; i < st.last; ++i)
+            for (auto t : g_.ops[static_cast<std::size_t>(i)].inputs)
+                if (t >= 0 && !g_.tensors[static_cast<std::size_t>(t)].constant && !written[static_cast<std::size_t>(t)]) add(t);
+        st.inputs = st.ext.size();
+        for (int i = st.first; i < st.last; ++i)
+            for (auto t : g_.ops[static_cast<std::size_t>(i)].outputs)
+                if (read_outside[static_cast<std::size_t>(t)]) add(t);
+    }
+
+    // Buffers for the values passed between stages; the graph's outputs live in out_buf_.
+    void place_values(const std::vector<std::vector<std::int32_t>>& shapes) {
+        auto elements = [&](std::int32_t t) {
+            std::size_t n = 1;
+            for (auto d : shapes[static_cast<std::size_t>(t)]) n *= static_cast<std::size_t>(d);
+            return n;
+        };
+        ptr_.assign(g_.tensors.size(), nullptr);
+        out_buf_.resize(g_.outputs.size());
+        for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
+            out_buf_[k].assign(elements(g_.outputs[k]), 0.f);
+            ptr_[static_cast<std::size_t>(g_.outputs[k])] = out_buf_[k].data();
+        }
+        for (const auto& st : stages_)
+            for (auto t : st.ext)
+                if (t != g_.inputs[0] && !ptr_[static_cast<std::size_t>(t)]) {
+                    owned_.emplace_back(elements(t) + XNN_EXTRA_BYTES / sizeof(float), 0.f);  // XNNPACK reads past inputs
+                    ptr_[static_cast<std::size_t>(t)] = owned_.back().data();
+                }
+    }
+
+    float* value_ptr(std::int32_t t, const float* input) const {
+        return t == g_.inputs[0] ? const_cast<float*>(input) : ptr_[static_cast<std::size_t>(t)];
+    }
+
     const Graph& g_;
     bool sparse_ = true;
+    std::size_t fuse_min_bytes_ = kNoFusion;
+    int threads_ = 1;
+    std::vector<Stage> stages_;
+    std::vector<float*> ptr_;                 // per tensor: where a value passed between stages lives
+    std::vector<std::vector<float>> owned_;  // those of them that are not graph outputs
 
     // An f32 1x1 convolution, stride 1, unpadded, ungrouped, on a 1x1 map: a fully connected layer.
     bool is_linear_on_pooled_map(const Op& op, const std::vector<std::vector<std::int32_t>>& shapes) const {
@@ -344,7 +450,6 @@ private:
                op.pad_left == 0 && op.pad_right == 0;
     }
     pthreadpool_t pool_ = nullptr;
-    xnn_runtime_t runtime_ = nullptr;
     std::vector<std::vector<float>> out_buf_;
     std::vector<std::vector<float>> zeros_;  // float zeros also serve as int32 zeros (same size)
     std::vector<std::vector<float>> scales_;
@@ -353,8 +458,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse) {
-    return std::make_unique<XnnpackExecutor>(g, threads, sparse);
+std::unique_ptr<Executor> make_xnnpack_executor(const Graph& g, int threads, bool sparse, std::size_t fuse_min_bytes) {
+    return std::make_unique<XnnpackExecutor>(g, threads, sparse, fuse_min_bytes);
 }
 
 }  // namespace firesight::engine
