@@ -67,6 +67,15 @@ void add_optimize(CLI::App& app) {
     sub->add_option("--structured", a->o.structured_fraction,
                     "Hidden channels removed from the early blocks (features.2..13) in variant struct, projections refit (0: none)")
         ->capture_default_str();
+    sub->add_option("--structured-tail", a->o.structured_tail_fraction,
+                    "In variant struct, hidden channels removed from the fine-tuned blocks (features.14..17) too")
+        ->capture_default_str();
+    sub->add_option("--structured-embedding", a->o.structured_embedding_fraction,
+                    "In variant struct, features.18's output channels (the classifier's inputs) removed too")
+        ->capture_default_str();
+    sub->add_option("--structured-stem", a->o.structured_stem_fraction,
+                    "In variant struct, features.0's output channels (features.1's hidden channels) removed too")
+        ->capture_default_str();
     sub->add_option("--only", a->o.only, "Build only these variants (comma separated; fp32 always), e.g. to try one setting")
         ->delimiter(',');
     sub->add_option("--calibration", a->o.calibration, "Calibration images drawn from the training split")->capture_default_str();

@@ -94,6 +94,10 @@ void check_options(const OptimizeOptions& o) {
         if (m != "auto") parse_calibration_method(m);  // throws naming the accepted values
     if (!(o.channel_fraction >= 0 && o.channel_fraction < 1)) throw Error("--channel-fraction must be in [0, 1)");
     if (!(o.structured_fraction >= 0 && o.structured_fraction < 1)) throw Error("--structured must be in [0, 1)");
+    if (!(o.structured_tail_fraction >= 0 && o.structured_tail_fraction < 1)) throw Error("--structured-tail must be in [0, 1)");
+    if (!(o.structured_embedding_fraction >= 0 && o.structured_embedding_fraction < 1))
+        throw Error("--structured-embedding must be in [0, 1)");
+    if (!(o.structured_stem_fraction >= 0 && o.structured_stem_fraction < 1)) throw Error("--structured-stem must be in [0, 1)");
     if (o.calibration < 1) throw Error("--calibration must be at least 1 image");
     if (o.finetune_steps < 1) throw Error("--finetune-steps must be at least 1");
     if (o.finetune_batch < 1) throw Error("--finetune-batch must be at least 1");
@@ -744,13 +748,21 @@ model::MobileNetV2 Optimizer::make_structured(double fraction) {
     const auto& images = calibration_x_;
     std::vector<double> fractions(model::kFeatureBlocks - 2, 0.0);  // features.1 .. features.17
     std::vector<int> refit;
-    // features.1 has no expansion conv: its hidden channels are features.0's outputs.
+    // The tail's blocks (finetune_from .. 17) are pruned too (--structured-tail): fine-tuning
+    // recovers them, and unpruned they were a quarter of struct-int8's time; their refit is only a
+    // better start. features.1 has no expansion conv: pruning it (--structured-stem) removes
+    // features.0's outputs, at 112x112 the rest of the time.
     const int first = 2, last = opt_.finetune_from - 1;
-    for (int b = first; b <= last; ++b) {
-        fractions[static_cast<std::size_t>(b - 1)] = fraction;
-        refit.push_back(b);
+    if (opt_.structured_stem_fraction > 0) {
+        fractions[0] = opt_.structured_stem_fraction;
+        refit.push_back(1);
+    }
+    for (int b = first; b <= model::kFeatureBlocks - 2; ++b) {
+        fractions[static_cast<std::size_t>(b - 1)] = b <= last ? fraction : opt_.structured_tail_fraction;
+        if (b <= last || opt_.structured_tail_fraction > 0) refit.push_back(b);
     }
     std::vector<std::vector<std::int64_t>> keep;
+    std::vector<std::int64_t> embedding;
     model::MobileNetV2 net{nullptr};
     std::vector<double> errors;
     {
@@ -759,6 +771,12 @@ model::MobileNetV2 Optimizer::make_structured(double fraction) {
         net = remove_hidden_channels(tm_.net, keep);
         net->eval();
         errors = reconstruct_projections(net, tm_.net, images, refit);
+        if (opt_.structured_embedding_fraction > 0) {
+            // Ranked on the fp32 model, like the hidden channels; the classifier is fine-tuned after.
+            embedding = select_embedding_channels_by_contribution(tm_.net, images, opt_.structured_embedding_fraction, 8, 8);
+            net = remove_embedding_channels(net, embedding);
+            net->eval();
+        }
     }
     const auto tc = Clock::now();
     const auto cache = int8_prefix_cache(net);
@@ -769,10 +787,15 @@ model::MobileNetV2 Optimizer::make_structured(double fraction) {
     std::vector<int> widths;
     for (const auto& k : keep) widths.push_back(static_cast<int>(k.size()));
     base_settings_["struct"] = {{"structured_fraction", fraction},
+                                {"structured_tail_fraction", opt_.structured_tail_fraction},
+                                {"structured_embedding_fraction", opt_.structured_embedding_fraction},
+                                {"structured_stem_fraction", opt_.structured_stem_fraction},
                                 {"pruned_blocks", {first, last}},
                                 {"hidden_channels", widths},
-                                {"selection", "|projection column| x activation L2 norm on the calibration images"},
+                                {"embedding_channels", net->embedding_channels()},
+                                {"selection", "|projection (classifier) column| x activation L2 norm on the calibration images"},
                                 {"refit", "projection conv, ridge least squares to the fp32 block output, in block order"},
+                                {"refit_blocks", refit},
                                 {"refit_images", n},
                                 {"refit_relative_error", errors},
                                 {"finetune_on", "int8 prefix (runtime engine)"},

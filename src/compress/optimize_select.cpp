@@ -84,6 +84,8 @@ std::string optimize_fingerprint(const fs::path& model_pt, const OptimizeOptions
     }
     const nlohmann::json o = {{"sparsities", opt.sparsities},       {"clusters", opt.clusters},
                               {"methods", opt.methods},             {"channel_fraction", opt.channel_fraction}, {"structured_fraction", opt.structured_fraction},
+                              {"structured_tail_fraction", opt.structured_tail_fraction}, {"structured_embedding_fraction", opt.structured_embedding_fraction},
+                              {"structured_stem_fraction", opt.structured_stem_fraction},
                               {"calibration", opt.calibration},     {"finetune_steps", opt.finetune_steps},
                               {"finetune_batch", opt.finetune_batch}, {"finetune_lr", opt.finetune_lr},
                               {"finetune_from", opt.finetune_from}, {"bench_runs", opt.bench_runs},

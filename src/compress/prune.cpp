@@ -219,6 +219,7 @@ model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::ve
     model::MobileNetV2Options opt;
     opt.num_classes = net->num_classes();
     opt.dropout = net->dropout->options.p();
+    opt.embedding_channels = net->embedding_channels();
     std::map<std::string, torch::Tensor> index;  // parameter name prefix of a block -> kept channels
     for (int b = kFirstBlock; b <= kLastBlock; ++b) {
         auto& blk = block_at(net, b);
@@ -229,10 +230,13 @@ model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::ve
         for (std::size_t i = 0; i < k.size(); ++i)
             if (k[i] < 0 || k[i] >= hidden || (i > 0 && k[i] <= k[i - 1]))
                 throw Error(where + ": channel list must be ascending, unique and below " + std::to_string(hidden));
-        if (!blk.expand && static_cast<std::int64_t>(k.size()) != hidden)
+        // Without an expansion conv (features.1) the hidden channels are the block's inputs:
+        // features.0's outputs go with them.
+        if (!blk.expand && b != kFirstBlock && static_cast<std::int64_t>(k.size()) != hidden)
             throw Error(where + ": has no expansion conv, so its hidden channels are its inputs and cannot be removed");
         opt.hidden_channels.push_back(static_cast<int>(k.size()));
         index["features." + std::to_string(b) + "."] = torch::tensor(k, torch::kInt64);
+        if (!blk.expand) index["features." + std::to_string(b - 1) + "."] = index["features." + std::to_string(b) + "."];
     }
     model::MobileNetV2 out(opt);
     torch::NoGradGuard no_grad;
@@ -246,7 +250,8 @@ model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::ve
         auto it = name.rfind("features.", 0) == 0 && dot != std::string::npos ? index.find(name.substr(0, dot + 1)) : index.end();
         if (it != index.end()) {
             const std::string part = name.substr(dot + 1);
-            if (part.rfind("expand.", 0) == 0 || part.rfind("depthwise.", 0) == 0) v = v.index_select(0, it->second);
+            if (part.rfind("expand.", 0) == 0 || part.rfind("depthwise.", 0) == 0 || part.rfind("conv.", 0) == 0)
+                v = v.index_select(0, it->second);  // conv.: features.0, the stem
             else if (part == "project.conv.weight") v = v.index_select(1, it->second);
         }
         if (v.sizes() != p.value().sizes()) throw Error("remove_hidden_channels: shape mismatch for " + name);
@@ -290,7 +295,9 @@ std::vector<std::vector<std::int64_t>> select_hidden_channels_by_contribution(mo
         const std::int64_t hidden = blk.depthwise->conv->weight.size(0);
         const double f = fractions[static_cast<std::size_t>(b - kFirstBlock)];
         std::vector<std::int64_t> k;
-        if (!blk.expand || f == 0.0) {
+        // features.1 (no expansion conv) is ranked like the others: removing its hidden channels
+        // removes features.0's outputs (remove_hidden_channels).
+        if (f == 0.0) {
             for (std::int64_t c = 0; c < hidden; ++c) k.push_back(c);
             keep.push_back(std::move(k));
             continue;
@@ -309,6 +316,57 @@ std::vector<std::vector<std::int64_t>> select_hidden_channels_by_contribution(mo
         keep.push_back(std::move(k));
     }
     return keep;
+}
+
+std::vector<std::int64_t> select_embedding_channels_by_contribution(model::MobileNetV2& net, const torch::Tensor& images, double fraction,
+                                                                    int round_to, int min_channels) {
+    if (!(fraction >= 0.0 && fraction < 1.0)) throw Error("embedding pruning: fraction " + std::to_string(fraction) + " is not in [0, 1)");
+    if (round_to < 1 || min_channels < 1) throw Error("embedding pruning: round_to and min_channels must be at least 1");
+    if (images.dim() != 4 || images.size(0) < 1) throw Error("embedding pruning: expected a non-empty N x 3 x H x W batch of images");
+    torch::NoGradGuard no_grad;
+    const std::int64_t width = net->embedding_channels();
+    auto sq = torch::zeros({width}, torch::kFloat64);
+    for (std::int64_t i = 0; i < images.size(0); i += 16)
+        sq += net->embed(images.slice(0, i, std::min(images.size(0), i + 16))).to(torch::kFloat64).pow(2).sum(0);
+    std::int64_t n = static_cast<std::int64_t>(std::ceil(static_cast<double>(width) * (1.0 - fraction)));
+    n = (n + round_to - 1) / round_to * round_to;
+    n = std::clamp<std::int64_t>(std::max<std::int64_t>(n, min_channels), 1, width);
+    // Channel c adds W[:, c] * e_c to the logits: over the images at most ||W[:, c]|| * ||e_c||.
+    const auto column = net->classifier->weight.detach().to(torch::kFloat64).pow(2).sum(0).sqrt();
+    const auto score = sq.sqrt() * column;
+    auto order = std::get<1>(torch::sort(score, /*stable=*/true, /*dim=*/0, /*descending=*/true)).slice(0, 0, n);
+    order = std::get<0>(torch::sort(order)).contiguous();
+    return std::vector<std::int64_t>(order.data_ptr<std::int64_t>(), order.data_ptr<std::int64_t>() + n);
+}
+
+model::MobileNetV2 remove_embedding_channels(model::MobileNetV2& net, const std::vector<std::int64_t>& keep) {
+    const std::int64_t width = net->embedding_channels();
+    if (keep.empty()) throw Error("remove_embedding_channels: cannot remove every embedding channel");
+    for (std::size_t i = 0; i < keep.size(); ++i)
+        if (keep[i] < 0 || keep[i] >= width || (i > 0 && keep[i] <= keep[i - 1]))
+            throw Error("remove_embedding_channels: channel list must be ascending, unique and below " + std::to_string(width));
+    model::MobileNetV2Options opt;
+    opt.num_classes = net->num_classes();
+    opt.dropout = net->dropout->options.p();
+    opt.embedding_channels = static_cast<int>(keep.size());
+    for (int b = kFirstBlock; b <= kLastBlock; ++b) opt.hidden_channels.push_back(static_cast<int>(block_at(net, b).depthwise->conv->weight.size(0)));
+    model::MobileNetV2 out(opt);
+    const auto index = torch::tensor(keep, torch::kInt64);
+    const std::string last = "features." + std::to_string(model::kFeatureBlocks - 1) + ".";
+    torch::NoGradGuard no_grad;
+    auto src = net->named_parameters();
+    for (auto& p : out->named_parameters()) {
+        const std::string& name = p.key();
+        const auto* s = src.find(name);
+        if (!s) throw Error("remove_embedding_channels: source model has no parameter " + name);
+        torch::Tensor v = *s;
+        if (name.rfind(last, 0) == 0) v = v.index_select(0, index);
+        else if (name == "classifier.weight") v = v.index_select(1, index);
+        if (v.sizes() != p.value().sizes()) throw Error("remove_embedding_channels: shape mismatch for " + name);
+        p.value().copy_(v);
+    }
+    out->train(net->is_training());
+    return out;
 }
 
 std::vector<double> reconstruct_projections(model::MobileNetV2& pruned, model::MobileNetV2& reference, const torch::Tensor& images,

@@ -52,24 +52,33 @@ MobileNetV2Impl::MobileNetV2Impl(MobileNetV2Options opt) {
     // (expansion t, output channels c, repeats n, first stride s) of the MobileNetV2 paper.
     const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
                                 {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    features = torch::nn::Sequential();
-    features->push_back(ConvAct(3, 32, 3, 2, 1, true));
     constexpr std::size_t kBlocks = kFeatureBlocks - 2;
     if (!opt.hidden_channels.empty() && opt.hidden_channels.size() != kBlocks)
         throw Error("MobileNetV2Options.hidden_channels: expected " + std::to_string(kBlocks) + " widths, got " +
                     std::to_string(opt.hidden_channels.size()));
-    int in = 32;
+    // features.1 has no expansion conv: its hidden channels are features.0's outputs, so a pruned
+    // features.1 narrows features.0 too.
+    const int stem = opt.hidden_channels.empty() || opt.hidden_channels[0] <= 0 ? 32 : opt.hidden_channels[0];
+    features = torch::nn::Sequential();
+    features->push_back(ConvAct(3, stem, 3, 2, 1, true));
+    const int embedding = opt.embedding_channels == 0 ? kEmbeddingSize : opt.embedding_channels;
+    if (embedding < 1) throw Error("MobileNetV2Options.embedding_channels: " + std::to_string(embedding) + " is not a width");
+    int in = stem;
     std::size_t block = 0;
     for (const auto& s : settings)
         for (int i = 0; i < s[2]; ++i, ++block) {
             const int hidden = opt.hidden_channels.empty() ? 0 : opt.hidden_channels[block];
-            features->push_back(InvertedResidual(in, s[1], i == 0 ? s[3] : 1, s[0], hidden));
+            InvertedResidual b(in, s[1], i == 0 ? s[3] : 1, s[0], hidden);
+            // The residuals are the paper's: a stem pruned to 16 channels must not give
+            // features.1 (32 -> 16) one.
+            if (block == 0) b->use_residual = false;
+            features->push_back(b);
             in = s[1];
         }
-    features->push_back(ConvAct(in, kEmbeddingSize, 1, 1, 1, true));
+    features->push_back(ConvAct(in, embedding, 1, 1, 1, true));
     register_module("features", features);
     dropout = register_module("dropout", torch::nn::Dropout(opt.dropout));
-    classifier = register_module("classifier", torch::nn::Linear(kEmbeddingSize, opt.num_classes));
+    classifier = register_module("classifier", torch::nn::Linear(embedding, opt.num_classes));
 }
 
 torch::Tensor MobileNetV2Impl::forward_features(torch::Tensor x, int from, int upto) {
@@ -90,8 +99,10 @@ torch::Tensor MobileNetV2Impl::forward(torch::Tensor x) {
 }
 
 void MobileNetV2Impl::replace_head(int num_classes) {
-    classifier = replace_module("classifier", torch::nn::Linear(kEmbeddingSize, num_classes));
+    classifier = replace_module("classifier", torch::nn::Linear(embedding_channels(), num_classes));
 }
+
+int MobileNetV2Impl::embedding_channels() const { return static_cast<int>(classifier->weight.size(1)); }
 
 int MobileNetV2Impl::num_classes() const { return static_cast<int>(classifier->weight.size(0)); }
 

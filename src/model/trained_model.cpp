@@ -1,5 +1,5 @@
 // model.pt is a libtorch archive: the network's parameters by name (features.N..., classifier)
-// plus one string entry holding JSON metadata (classes, preprocessing, block widths), so a
+// plus one string entry holding JSON metadata (classes, preprocessing, block and embedding widths), so a
 // pruned or retrained network can be rebuilt with the right shapes before its weights load.
 #include "firesight/model/trained_model.h"
 
@@ -51,6 +51,7 @@ void save_trained_model(const TrainedModel& m, const fs::path& model_pt) {
     meta["preprocess"] = {{"size", m.preprocess.size}, {"resize_shorter", m.preprocess.resize_shorter},
                           {"mean", m.preprocess.mean}, {"scale", m.preprocess.scale}};
     meta["hidden_channels"] = hidden_widths(m.net);
+    meta["embedding_channels"] = m.net->embedding_channels();
     try {
         meta["info"] = nlohmann::json::parse(m.info_json);
     } catch (const nlohmann::json::exception&) {
@@ -94,6 +95,8 @@ TrainedModel load_trained_model(const fs::path& path) {
         m.preprocess.mean = p.at("mean").get<float>();
         m.preprocess.scale = p.at("scale").get<float>();
         opt.hidden_channels = meta.at("hidden_channels").get<std::vector<int>>();
+        // Written since the tail's embedding could be pruned; older files have the full width.
+        opt.embedding_channels = meta.value("embedding_channels", 0);
         m.info_json = meta.contains("info") ? meta["info"].dump() : "{}";
     } catch (const nlohmann::json::exception& e) {
         throw Error(file.string() + ": bad metadata: " + e.what());

@@ -324,26 +324,32 @@ TEST_F(OptimizeTinyRun, BadInputIsAClearError) {
     EXPECT_FALSE(std::filesystem::exists(o.out / "model.fse"));
 }
 
-TEST_F(OptimizeTinyRun, OnlyBuildsTheNamedVariantsAndStructRemovesEarlyChannelsOnly) {
+TEST_F(OptimizeTinyRun, OnlyBuildsTheNamedVariantsAndStructRemovesChannelsOfEveryBlock) {
     o.only = {"struct-int8"};
     o.structured_fraction = 0.5;
+    o.structured_tail_fraction = 0.25;
+    o.structured_embedding_fraction = 0.5;
+    o.structured_stem_fraction = 0.5;
     const auto r = run_optimize(o);
     std::set<std::string> names;
     for (const auto& v : r.variants) names.insert(v.result.name);
     EXPECT_EQ(names, (std::set<std::string>{"fp32", "struct-int8"}));
     EXPECT_FALSE(std::filesystem::exists(o.out / "variants" / "prune50.fse"));
-    // The base: half the hidden channels (rounded up to 8) of features.2 .. features.13 gone, the
-    // fine-tuned tail (features.14+) and features.1 (no expansion conv) at full width.
+    // The base: half the hidden channels (rounded up to 8) of features.2 .. features.13 gone, a
+    // quarter of the fine-tuned tail's (features.14+), half of features.1's (no expansion conv:
+    // features.0's outputs) and half of features.18's outputs.
     auto fp32 = model::load_trained_model(o.model / "model.pt");
     auto st = model::load_trained_model(o.out / "work" / "struct.pt");
     for (int b = 1; b <= 17; ++b) {
         const auto full = fp32.net->features->ptr(b)->as<model::InvertedResidualImpl>()->depthwise->conv->weight.size(0);
         const auto kept = st.net->features->ptr(b)->as<model::InvertedResidualImpl>()->depthwise->conv->weight.size(0);
-        if (b >= 2 && b < o.finetune_from) EXPECT_EQ(kept, (full / 2 + 7) / 8 * 8) << "features." << b;
-        else EXPECT_EQ(kept, full) << "features." << b;
+        if (b < o.finetune_from) EXPECT_EQ(kept, (full / 2 + 7) / 8 * 8) << "features." << b;
+        else EXPECT_EQ(kept, (full * 3 / 4 + 7) / 8 * 8) << "features." << b;
     }
+    EXPECT_EQ(st.net->embedding_channels(), 640);
+    EXPECT_EQ(st.net->named_parameters()["features.0.conv.weight"].size(0), 16);
     const auto& v = *std::find_if(r.variants.begin(), r.variants.end(), [](const VariantRecord& x) { return x.result.name == "struct-int8"; });
-    EXPECT_EQ(v.result.settings.at("refit_relative_error").size(), static_cast<std::size_t>(o.finetune_from - 2));
+    EXPECT_EQ(v.result.settings.at("refit_relative_error").size(), 17u);  // features.1 .. 17
     EXPECT_TRUE(v.result.settings.at("int8").get<bool>());
     EXPECT_LT(engine::Engine::load(o.out / "variants" / "struct-int8.fse")->macs(), engine::Engine::load(o.out / "variants" / "fp32.fse")->macs());
 }

@@ -59,6 +59,9 @@ TEST_F(OptimizeCli, BadOptionsAreOneClearLine) {
     expect_one_error_line("--sparsity 0.5,1.2", "--sparsity");
     expect_one_error_line("--clusters 1", "--clusters");
     expect_one_error_line("--structured 1", "--structured");
+    expect_one_error_line("--structured-tail 1", "--structured-tail");
+    expect_one_error_line("--structured-embedding 1", "--structured-embedding");
+    expect_one_error_line("--structured-stem 1.5", "--structured-stem");
     expect_one_error_line("--methods auto,kl", "kl");
     const auto r = run_command(test::firesight_cli() + " optimize --model " + shell_quote((dir / "missing").string()) + " --data " +
                                shell_quote((dir / "data").string()) + " --out " + shell_quote((dir / "o2").string()));

@@ -418,3 +418,161 @@ TEST(ProjectionRefit, PrunedNetworkRunsInTheEngineAsInLibtorch) {
         for (int i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want[0][i].item<float>(), 1e-4) << engine::backend_name(b);
     }
 }
+
+namespace {
+
+// Zeroes the classifier's column of embedding channel c: the channel then adds nothing to the logits.
+void silence_embedding(model::MobileNetV2& net, std::int64_t c) {
+    torch::NoGradGuard g;
+    net->classifier->weight.select(1, c).zero_();
+}
+
+std::vector<std::int64_t> all_channels(std::int64_t n) {
+    std::vector<std::int64_t> k(static_cast<std::size_t>(n));
+    for (std::int64_t c = 0; c < n; ++c) k[static_cast<std::size_t>(c)] = c;
+    return k;
+}
+
+}  // namespace
+
+TEST(EmbeddingPruning, KeepingEveryChannelIsAnExactCopy) {
+    auto net = small_net();
+    net->eval();
+    auto copy = remove_embedding_channels(net, all_channels(model::kEmbeddingSize));
+    EXPECT_EQ(copy->embedding_channels(), model::kEmbeddingSize);
+    torch::manual_seed(10);
+    const auto x = torch::randn({2, 3, 48, 48});
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::equal(net->forward(x), copy->forward(x)));
+}
+
+TEST(EmbeddingPruning, RemovesChannelsTheClassifierIgnoresFirstAndKeepsTheLogits) {
+    auto net = small_net();
+    net->eval();
+    {
+        // Every channel of a random network alive after the ReLU6, so only the silenced ones score 0.
+        torch::NoGradGuard g;
+        net->features->ptr(18)->as<model::ConvActImpl>()->conv->bias.fill_(1.0);
+    }
+    std::vector<std::int64_t> gone;
+    for (std::int64_t c = 0; c < model::kEmbeddingSize; c += 2) {
+        silence_embedding(net, c);
+        gone.push_back(c);
+    }
+    torch::manual_seed(11);
+    const auto images = torch::randn({4, 3, 48, 48});
+    const auto keep = select_embedding_channels_by_contribution(net, images, 0.5, 8, 8);
+    ASSERT_EQ(keep.size(), 640u);
+    EXPECT_TRUE(std::is_sorted(keep.begin(), keep.end()));
+    for (std::int64_t c : keep) EXPECT_EQ(c % 2, 1) << c;
+    auto smaller = remove_embedding_channels(net, keep);
+    EXPECT_EQ(smaller->embedding_channels(), 640);
+    EXPECT_EQ(smaller->features->ptr(18)->as<model::ConvActImpl>()->conv->weight.size(0), 640);
+    EXPECT_EQ(smaller->classifier->weight.sizes(), (std::vector<std::int64_t>{3, 640}));
+    {
+        torch::NoGradGuard g;
+        EXPECT_TRUE(torch::allclose(net->forward(images), smaller->forward(images), 1e-4, 1e-5));
+    }
+    // Rounding up to a multiple of 8, and the hidden-channel removal keeps a pruned embedding.
+    EXPECT_EQ(select_embedding_channels_by_contribution(net, images, 0.75, 8, 8).size(), 320u);
+    EXPECT_EQ(select_embedding_channels_by_contribution(net, images, 0.9999, 8, 16).size(), 16u);
+    auto copy = remove_hidden_channels(smaller, select_hidden_channels(smaller, ChannelPruneOptions{0.0, 1, 1}));
+    EXPECT_EQ(copy->embedding_channels(), 640);
+    EXPECT_THROW(select_embedding_channels_by_contribution(net, images, 1.0), Error);
+    EXPECT_THROW(remove_embedding_channels(net, {}), Error);
+    EXPECT_THROW(remove_embedding_channels(net, {5, 3}), Error);
+    EXPECT_THROW(remove_embedding_channels(net, {0, model::kEmbeddingSize}), Error);
+}
+
+TEST(EmbeddingPruning, TailPrunedNetworkRunsInTheEngineAsInLibtorch) {
+    // The whole struct structure: hidden channels of every block with an expansion conv (the
+    // tail's too) and half the embedding removed.
+    auto ref = small_net();
+    ref->eval();
+    torch::manual_seed(12);
+    const auto images = torch::randn({4, 3, 64, 64});
+    std::vector<double> fractions(17, 0.5);
+    auto net = remove_hidden_channels(ref, select_hidden_channels_by_contribution(ref, images, fractions));
+    const auto errors = reconstruct_projections(net, ref, images, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17});
+    EXPECT_EQ(errors.size(), 16u);
+    net = remove_embedding_channels(net, select_embedding_channels_by_contribution(ref, images, 0.5));
+    net->eval();
+    model::TrainedModel tm;
+    tm.net = net;
+    tm.class_names = {"fire", "neutral", "smoke"};
+    tm.preprocess.size = tm.preprocess.resize_shorter = 64;
+    auto e = engine::Engine::from_graph(model::trained_model_to_graph(tm));
+    const auto x = torch::randn({1, 3, 64, 64});
+    torch::Tensor want;
+    {
+        torch::NoGradGuard ng;
+        want = net->forward(x).contiguous();
+    }
+    const auto nhwc = x.permute({0, 2, 3, 1}).contiguous();
+    engine::Session s(e, {engine::Backend::Reference, 1});
+    const auto got = s.logits({nhwc.data_ptr<float>(), static_cast<std::size_t>(nhwc.numel())})[0];
+    ASSERT_EQ(got.size(), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want[0][i].item<float>(), 1e-4);
+}
+
+TEST(StemPruning, Features1ChannelsTakeFeatures0OutputsWithThem) {
+    auto net = small_net();
+    net->eval();
+    {
+        // All 32 stem channels alive after the ReLU6, so only the silenced ones score 0.
+        torch::NoGradGuard g;
+        net->features->ptr(1)->as<model::InvertedResidualImpl>()->depthwise->conv->bias.fill_(1.0);
+    }
+    for (std::int64_t c : {0, 7, 8, 30}) silence_channel(net, 1, c);
+    torch::manual_seed(13);
+    const auto images = torch::randn({4, 3, 48, 48});
+    std::vector<double> fractions(17, 0.0);
+    fractions[0] = 4.0 / 32.0;
+    const auto keep = select_hidden_channels_by_contribution(net, images, fractions, 1, 1);
+    ASSERT_EQ(keep[0].size(), 28u);
+    for (std::int64_t c : {0, 7, 8, 30}) EXPECT_FALSE(std::binary_search(keep[0].begin(), keep[0].end(), c)) << c;
+    auto smaller = remove_hidden_channels(net, keep);
+    auto p = smaller->named_parameters();
+    EXPECT_EQ(p["features.0.conv.weight"].sizes(), (std::vector<std::int64_t>{28, 3, 3, 3}));
+    EXPECT_EQ(p["features.0.conv.bias"].size(0), 28);
+    EXPECT_EQ(p["features.1.depthwise.conv.weight"].size(0), 28);
+    EXPECT_EQ(p["features.1.project.conv.weight"].size(1), 28);
+    {
+        torch::NoGradGuard g;
+        EXPECT_TRUE(torch::allclose(net->forward(images), smaller->forward(images), 1e-4, 1e-5));
+    }
+    // Not removing any is an exact copy, and the narrower stem survives a further copy.
+    auto same = remove_hidden_channels(net, select_hidden_channels(net, ChannelPruneOptions{0.0, 1, 1}));
+    EXPECT_TRUE(torch::equal(same->named_parameters()["features.0.conv.weight"], net->named_parameters()["features.0.conv.weight"]));
+    auto copy = remove_hidden_channels(smaller, select_hidden_channels(smaller, ChannelPruneOptions{0.0, 1, 1}));
+    EXPECT_EQ(copy->named_parameters()["features.0.conv.weight"].size(0), 28);
+    // A stem as narrow as features.1's output (16) gives it no residual: the paper has none there.
+    fractions[0] = 0.5;
+    auto half = remove_hidden_channels(net, select_hidden_channels_by_contribution(net, images, fractions, 8, 8));
+    EXPECT_EQ(half->named_parameters()["features.0.conv.weight"].size(0), 16);
+    EXPECT_FALSE(half->features->ptr(1)->as<model::InvertedResidualImpl>()->use_residual);
+}
+
+TEST(StemPruning, Features1ProjectionRefitMatchesAnExactFit) {
+    // The stem channels removed add nothing in the reference, so the refit of features.1's
+    // projection can reproduce its output from the rest.
+    auto ref = small_net();
+    ref->eval();
+    for (std::int64_t c = 0; c < 32; c += 4) silence_channel(ref, 1, c);
+    auto keep = select_hidden_channels(ref, ChannelPruneOptions{0.0, 1, 1});
+    keep[0].clear();
+    for (std::int64_t c = 0; c < 32; ++c)
+        if (c % 4 != 0) keep[0].push_back(c);
+    auto pruned = remove_hidden_channels(ref, keep);
+    {
+        torch::NoGradGuard g;
+        pruned->features->ptr(1)->as<model::InvertedResidualImpl>()->project->conv->weight.normal_(0.0, 0.5);
+    }
+    torch::manual_seed(14);
+    const auto images = torch::randn({4, 3, 40, 40});
+    const auto errors = reconstruct_projections(pruned, ref, images, {1}, 1e-9);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_LT(errors[0], 1e-3);
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::allclose(pruned->forward(images), ref->forward(images), 1e-3, 1e-4));
+}

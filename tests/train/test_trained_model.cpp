@@ -31,6 +31,30 @@ TEST(TrainedModel, SaveLoadGivesTheSameLogits) {
     EXPECT_TRUE(torch::equal(m.net->forward(x), back.net->forward(x)));
 }
 
+TEST(TrainedModel, PrunedWidthsSurviveTheRoundTrip) {
+    // Structured pruning (optimize's struct) narrows hidden layers and the embedding.
+    test::TempDir d;
+    torch::manual_seed(5);
+    model::MobileNetV2Options o;
+    o.num_classes = 2;
+    o.hidden_channels = {32, 48, 72, 72, 96, 96, 96, 192, 192, 192, 192, 288, 288, 480, 480, 480, 480};
+    o.embedding_channels = 640;
+    model::TrainedModel m;
+    m.net = model::MobileNetV2(o);
+    m.net->eval();
+    m.class_names = {"fire", "neutral"};
+    m.preprocess.size = m.preprocess.resize_shorter = 64;
+    model::save_trained_model(m, d / "model.pt");
+    auto back = model::load_trained_model(d / "model.pt");
+    EXPECT_EQ(back.net->embedding_channels(), 640);
+    EXPECT_EQ(back.net->features->ptr(16)->as<model::InvertedResidualImpl>()->depthwise->conv->weight.size(0), 480);
+    torch::NoGradGuard g;
+    const auto x = torch::randn({1, 3, 64, 64});
+    EXPECT_TRUE(torch::equal(m.net->forward(x), back.net->forward(x)));
+    back.net->replace_head(3);
+    EXPECT_EQ(back.net->classifier->weight.size(1), 640);
+}
+
 TEST(TrainedModel, HeadReplacementKeepsBackboneWeights) {
     torch::manual_seed(4);
     model::MobileNetV2 net;

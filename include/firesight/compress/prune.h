@@ -106,6 +106,7 @@ std::vector<std::vector<std::int64_t>> select_hidden_channels(model::MobileNetV2
 // A new, smaller MobileNetV2 holding only the `keep` channels of each block: the expansion conv's
 // output filters and biases, the matching depthwise filters and biases, and the projection conv's
 // input columns. The network's output is unchanged when the removed channels' weights were zero.
+// features.1 has no expansion conv: its hidden channels are features.0's outputs, which go with them.
 model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::vector<std::vector<std::int64_t>>& keep);
 
 // select_hidden_channels + remove_hidden_channels.
@@ -115,11 +116,24 @@ model::MobileNetV2 prune_hidden_channels(model::MobileNetV2& net, const ChannelP
 // of its hidden channels are removed, keeping those that contribute most to the block's output
 // over `images` (N x 3 x H x W, preprocessed): the L2 norm of the channel after the depthwise conv
 // times the L2 norm of its projection column. Kept counts are rounded up to `round_to`, at least
-// `min_channels`; blocks without an expansion conv keep all. Ascending channel lists, as
+// `min_channels`; for features.1 (no expansion conv) that removes features.0's outputs. Ascending channel lists, as
 // remove_hidden_channels takes them.
 std::vector<std::vector<std::int64_t>> select_hidden_channels_by_contribution(model::MobileNetV2& net, const torch::Tensor& images,
                                                                               const std::vector<double>& fractions, int round_to = 8,
                                                                               int min_channels = 8);
+
+// Activation-aware choice of the embedding channels (features.18's outputs, which the classifier
+// reads after pooling) to keep: `fraction` of them removed (kept count rounded up to `round_to`,
+// at least `min_channels`), keeping those with the largest L2 norm of the pooled channel over
+// `images` times the L2 norm of the channel's classifier column. Ascending, as
+// remove_embedding_channels takes them.
+std::vector<std::int64_t> select_embedding_channels_by_contribution(model::MobileNetV2& net, const torch::Tensor& images, double fraction,
+                                                                    int round_to = 8, int min_channels = 8);
+
+// A new MobileNetV2 whose embedding holds only the `keep` channels: features.18's filters and
+// biases and the classifier's matching input columns; every other weight is copied. The logits
+// are unchanged when the removed channels' classifier columns were zero.
+model::MobileNetV2 remove_embedding_channels(model::MobileNetV2& net, const std::vector<std::int64_t>& keep);
 
 // Refits the projection conv (weights and bias) of each block in `blocks` (feature indices) of
 // `pruned` by ridge least squares, so that the block's output matches `reference`'s on `images`.

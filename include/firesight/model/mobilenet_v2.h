@@ -50,6 +50,9 @@ struct MobileNetV2Options {
     // Hidden width of each inverted-residual block (features.1 .. features.17); empty means the
     // paper's in * t everywhere. Set by structured channel pruning (firesight/compress/prune.h).
     std::vector<int> hidden_channels{};
+    // Output channels of features.18 (the embedding the classifier reads); 0 means
+    // kEmbeddingSize. Structured pruning of the tail makes it smaller.
+    int embedding_channels = 0;
 };
 
 class MobileNetV2Impl : public torch::nn::Module {
@@ -57,13 +60,15 @@ public:
     explicit MobileNetV2Impl(MobileNetV2Options opt = {});
     // x: N x 3 x H x W, already normalised (TFLite MobileNetV2: [-1, 1]). Returns logits.
     torch::Tensor forward(torch::Tensor x);
-    // The 1280-d pooled embedding that the classifier sees.
+    // The pooled embedding that the classifier sees (embedding_channels() wide).
     torch::Tensor embed(torch::Tensor x);
     // Runs features[0, upto) only (for feature caching of a frozen prefix).
     torch::Tensor forward_features(torch::Tensor x, int from, int upto);
     // Replaces the classifier by a fresh Linear with num_classes outputs.
     void replace_head(int num_classes);
     int num_classes() const;
+    // Width of the embedding: kEmbeddingSize unless features.18's outputs were pruned.
+    int embedding_channels() const;
     static constexpr int kFeatureBlocks = model::kFeatureBlocks;
     static constexpr int kEmbeddingSize = model::kEmbeddingSize;
 
