@@ -69,7 +69,7 @@ const std::vector<BackendInfo>& backend_registry() {
         {Backend::Xnnpack, "xnnpack", xnnpack_built, make_xnnpack, xnnpack_takes},
         // Runs everywhere: its VNNI kernels where the CPU has them, the reference kernels elsewhere.
         {Backend::NativeInt8, "native-int8", always, make_native_int8, reference_supports},
-        // XNNPACK with the large inverted-residual blocks fused; not what auto picks (yet).
+        // XNNPACK with the large inverted-residual blocks fused; auto's choice for f32 on 2+ threads (x86-64).
         {Backend::XnnpackFused, "xnnpack-fused", xnnpack_built, make_xnnpack_fused, xnnpack_takes},
     };
     return table;
@@ -121,13 +121,21 @@ bool native_int8_fast() {
 #endif
 }
 
-Backend resolve_backend(Backend b, const Graph& g) {
+Backend resolve_backend(Backend b, const Graph& g, int threads) {
     if (b != Backend::Auto) return b;
     const bool int8 = std::any_of(g.tensors.begin(), g.tensors.end(), [](const Tensor& t) { return t.dtype == DType::I8; });
     // Without VNNI native-int8 would run the reference kernels, far slower than XNNPACK; with it,
     // it was the faster of the two on int8 MobileNetV2 (the README's backend section has the measurement).
     if (int8 && native_int8_fast()) return Backend::NativeInt8;
-    return backend_available(Backend::Xnnpack) ? Backend::Xnnpack : Backend::Reference;
+    if (!backend_available(Backend::Xnnpack)) return Backend::Reference;
+#if defined(__x86_64__)
+    // Fusion pays where the workers split each block's strips (one join per block instead of one
+    // per operator); measured on x86-64 only, so other CPUs keep the plain subgraph.
+    if (!int8 && threads >= 2) return Backend::XnnpackFused;
+#else
+    (void)threads;
+#endif
+    return Backend::Xnnpack;
 }
 
 }  // namespace firesight::engine

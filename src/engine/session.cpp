@@ -131,7 +131,7 @@ Session::Session(std::shared_ptr<const Engine> engine, SessionOptions options)
     : engine_(std::move(engine)), options_(options) {
     if (!engine_) throw Error("session: no engine");
     if (options_.threads < 1) throw Error("session: threads must be at least 1");
-    backend_ = resolve_backend(options_.backend, engine_->graph());
+    backend_ = resolve_backend(options_.backend, engine_->graph(), options_.threads);
     if (options_.class_activation_maps) {
         // Every backend keeps its own buffers, so the feature map is asked for as an output: one
         // mechanism for all of them, and the executors need not know about maps.

@@ -50,6 +50,20 @@ TEST(AutoBackend, FloatGraphRunsOnXnnpack) {
     EXPECT_EQ(s.backend(), float_backend()) << backend_name(s.backend());
 }
 
+TEST(AutoBackend, FloatGraphOnSeveralThreadsRunsFusedOnX86) {
+    if (!backend_available(Backend::Xnnpack)) GTEST_SKIP() << "this build has no xnnpack";
+    const auto e = Engine::from_graph(small_classifier());
+#if defined(__x86_64__)
+    const Backend want = Backend::XnnpackFused;
+#else
+    const Backend want = Backend::Xnnpack;
+#endif
+    EXPECT_EQ(Session(e, {Backend::Auto, 2}).backend(), want) << backend_name(Session(e, {Backend::Auto, 2}).backend());
+    EXPECT_EQ(Session(e, {Backend::Auto, 1}).backend(), Backend::Xnnpack);
+    // int8 graphs are not fused: native-int8 where VNNI is, else xnnpack, at any thread count.
+    EXPECT_NE(Session(Engine::from_graph(int8_classifier()), {Backend::Auto, 2}).backend(), Backend::XnnpackFused);
+}
+
 TEST(AutoBackend, Int8GraphRunsOnNativeInt8WhereVnniIsPresent) {
     if (!native_int8_fast())
         GTEST_SKIP() << "this CPU has no AVX512-VNNI: auto gives int8 graphs to xnnpack here, since native-int8 would "
@@ -66,9 +80,9 @@ TEST(AutoBackend, Int8GraphAvoidsNativeInt8WithoutVnni) {
 
 TEST(AutoBackend, ExplicitBackendsAreKept) {
     const Graph f32 = small_classifier(), q8 = int8_classifier();
-    for (auto b : {Backend::Reference, Backend::Xnnpack, Backend::NativeInt8}) {
-        EXPECT_EQ(resolve_backend(b, f32), b) << backend_name(b);
-        EXPECT_EQ(resolve_backend(b, q8), b) << backend_name(b);
+    for (auto b : {Backend::Reference, Backend::Xnnpack, Backend::NativeInt8, Backend::XnnpackFused}) {
+        EXPECT_EQ(resolve_backend(b, f32, 2), b) << backend_name(b);
+        EXPECT_EQ(resolve_backend(b, q8, 2), b) << backend_name(b);
     }
     Session s(Engine::from_graph(q8), {Backend::Reference, 1});
     EXPECT_EQ(s.backend(), Backend::Reference);
@@ -76,27 +90,29 @@ TEST(AutoBackend, ExplicitBackendsAreKept) {
 
 // Auto must be a choice of backend, nothing more: the same bytes as the backend it resolved to.
 TEST(AutoBackend, ResultsEqualTheResolvedBackends) {
-    for (const Graph& g : {small_classifier(), int8_classifier()}) {
-        auto e = Engine::from_graph(g);
-        Session automatic(e, {Backend::Auto, 1});
-        Session explicit_backend(e, {automatic.backend(), 1});
-        ASSERT_NE(automatic.backend(), Backend::Auto);
-        for (int batch : {1, 2}) {
-            const auto input = sample_input(batch);
-            const auto a = automatic.run(input, batch);
-            const auto b = explicit_backend.run(input, batch);
-            ASSERT_EQ(a.size(), b.size());
-            for (std::size_t k = 0; k < a.size(); ++k) {
-                const auto n = static_cast<std::size_t>(automatic.output_size(static_cast<int>(k)) * batch);
-                EXPECT_EQ(std::memcmp(a[k], b[k], n * sizeof(float)), 0)
-                    << "output " << k << ", batch " << batch << ", " << backend_name(automatic.backend());
+    for (int threads : {1, 2}) {
+        for (const Graph& g : {small_classifier(), int8_classifier()}) {
+            auto e = Engine::from_graph(g);
+            Session automatic(e, {Backend::Auto, threads});
+            Session explicit_backend(e, {automatic.backend(), threads});
+            ASSERT_NE(automatic.backend(), Backend::Auto);
+            for (int batch : {1, 2}) {
+                const auto input = sample_input(batch);
+                const auto a = automatic.run(input, batch);
+                const auto b = explicit_backend.run(input, batch);
+                ASSERT_EQ(a.size(), b.size());
+                for (std::size_t k = 0; k < a.size(); ++k) {
+                    const auto n = static_cast<std::size_t>(automatic.output_size(static_cast<int>(k)) * batch);
+                    EXPECT_EQ(std::memcmp(a[k], b[k], n * sizeof(float)), 0) << "output " << k << ", batch " << batch << ", "
+                                                                             << backend_name(automatic.backend()) << ", threads " << threads;
+                }
             }
         }
     }
 }
 
 TEST(AutoBackend, NamesRoundTrip) {
-    for (auto b : {Backend::Auto, Backend::Reference, Backend::Xnnpack, Backend::NativeInt8})
+    for (auto b : {Backend::Auto, Backend::Reference, Backend::Xnnpack, Backend::NativeInt8, Backend::XnnpackFused})
         EXPECT_EQ(parse_backend(backend_name(b)), b) << backend_name(b);
     EXPECT_STREQ(backend_name(Backend::Auto), "auto");
     EXPECT_TRUE(backend_available(Backend::Auto));
