@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "firesight/common/error.h"
 
@@ -34,6 +35,25 @@ model::InvertedResidualImpl& block_at(model::MobileNetV2& net, int index) {
 
 constexpr int kFirstBlock = 1;
 constexpr int kLastBlock = model::MobileNetV2Impl::kFeatureBlocks - 2;  // features.17
+
+// Fills every parameter of `out` (a narrower copy of `net`'s architecture) from the parameter of
+// `net` with the same name, passed through `select` (which keeps the channels `out` has), and
+// gives `out` net's training mode. `what` names the caller in errors.
+model::MobileNetV2 copy_selected_parameters(model::MobileNetV2& net, model::MobileNetV2 out, const char* what,
+                                            const std::function<torch::Tensor(const std::string&, torch::Tensor)>& select) {
+    torch::NoGradGuard no_grad;
+    auto src = net->named_parameters();
+    for (auto& p : out->named_parameters()) {
+        const std::string& name = p.key();
+        const auto* s = src.find(name);
+        if (!s) throw Error(std::string(what) + ": source model has no parameter " + name);
+        const torch::Tensor v = select(name, *s);
+        if (v.sizes() != p.value().sizes()) throw Error(std::string(what) + ": shape mismatch for " + name);
+        p.value().copy_(v);
+    }
+    out->train(net->is_training());
+    return out;
+}
 
 }  // namespace
 
@@ -238,27 +258,16 @@ model::MobileNetV2 remove_hidden_channels(model::MobileNetV2& net, const std::ve
         index["features." + std::to_string(b) + "."] = torch::tensor(k, torch::kInt64);
         if (!blk.expand) index["features." + std::to_string(b - 1) + "."] = index["features." + std::to_string(b) + "."];
     }
-    model::MobileNetV2 out(opt);
-    torch::NoGradGuard no_grad;
-    auto src = net->named_parameters();
-    for (auto& p : out->named_parameters()) {
-        const std::string& name = p.key();
-        const auto* s = src.find(name);
-        if (!s) throw Error("remove_hidden_channels: source model has no parameter " + name);
-        torch::Tensor v = *s;
+    return copy_selected_parameters(net, model::MobileNetV2(opt), "remove_hidden_channels", [&](const std::string& name, torch::Tensor v) {
         const auto dot = name.find('.', 9);  // after "features."
         auto it = name.rfind("features.", 0) == 0 && dot != std::string::npos ? index.find(name.substr(0, dot + 1)) : index.end();
-        if (it != index.end()) {
-            const std::string part = name.substr(dot + 1);
-            if (part.rfind("expand.", 0) == 0 || part.rfind("depthwise.", 0) == 0 || part.rfind("conv.", 0) == 0)
-                v = v.index_select(0, it->second);  // conv.: features.0, the stem
-            else if (part == "project.conv.weight") v = v.index_select(1, it->second);
-        }
-        if (v.sizes() != p.value().sizes()) throw Error("remove_hidden_channels: shape mismatch for " + name);
-        p.value().copy_(v);
-    }
-    out->train(net->is_training());
-    return out;
+        if (it == index.end()) return v;
+        const std::string part = name.substr(dot + 1);
+        if (part.rfind("expand.", 0) == 0 || part.rfind("depthwise.", 0) == 0 || part.rfind("conv.", 0) == 0)
+            return v.index_select(0, it->second);  // conv.: features.0, the stem
+        if (part == "project.conv.weight") return v.index_select(1, it->second);
+        return v;
+    });
 }
 
 model::MobileNetV2 prune_hidden_channels(model::MobileNetV2& net, const ChannelPruneOptions& opt) {
@@ -350,23 +359,13 @@ model::MobileNetV2 remove_embedding_channels(model::MobileNetV2& net, const std:
     opt.dropout = net->dropout->options.p();
     opt.embedding_channels = static_cast<int>(keep.size());
     for (int b = kFirstBlock; b <= kLastBlock; ++b) opt.hidden_channels.push_back(static_cast<int>(block_at(net, b).depthwise->conv->weight.size(0)));
-    model::MobileNetV2 out(opt);
     const auto index = torch::tensor(keep, torch::kInt64);
     const std::string last = "features." + std::to_string(model::kFeatureBlocks - 1) + ".";
-    torch::NoGradGuard no_grad;
-    auto src = net->named_parameters();
-    for (auto& p : out->named_parameters()) {
-        const std::string& name = p.key();
-        const auto* s = src.find(name);
-        if (!s) throw Error("remove_embedding_channels: source model has no parameter " + name);
-        torch::Tensor v = *s;
-        if (name.rfind(last, 0) == 0) v = v.index_select(0, index);
-        else if (name == "classifier.weight") v = v.index_select(1, index);
-        if (v.sizes() != p.value().sizes()) throw Error("remove_embedding_channels: shape mismatch for " + name);
-        p.value().copy_(v);
-    }
-    out->train(net->is_training());
-    return out;
+    return copy_selected_parameters(net, model::MobileNetV2(opt), "remove_embedding_channels", [&](const std::string& name, torch::Tensor v) {
+        if (name.rfind(last, 0) == 0) return v.index_select(0, index);
+        if (name == "classifier.weight") return v.index_select(1, index);
+        return v;
+    });
 }
 
 std::vector<double> reconstruct_projections(model::MobileNetV2& pruned, model::MobileNetV2& reference, const torch::Tensor& images,
