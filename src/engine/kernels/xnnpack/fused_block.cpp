@@ -10,6 +10,7 @@
 #include <limits>
 #include <string>
 
+#include "../../ops/op_def.h"
 #include "firesight/common/error.h"
 
 namespace firesight::engine {
@@ -56,12 +57,6 @@ bool is_depthwise3x3(const Graph& g, const Op& op) {
            op.stride_h == op.stride_w && (op.stride_h == 1 || op.stride_h == 2);
 }
 
-std::size_t elements(const std::vector<std::int32_t>& shape) {
-    std::size_t n = 1;
-    for (auto d : shape) n *= static_cast<std::size_t>(d);
-    return n;
-}
-
 }  // namespace
 
 std::pair<float, float> activation_bounds(Activation a) {
@@ -90,7 +85,7 @@ std::vector<FusedBlockOps> find_fused_blocks(const Graph& g, const std::vector<s
         const Op &e = g.ops[i], &d = g.ops[i + 1], &p = g.ops[i + 2];
         if (!is_pointwise(g, e) || !is_depthwise3x3(g, d) || !is_pointwise(g, p) || !feeds(e, d) || !feeds(d, p)) continue;
         const auto& expanded = shapes[static_cast<std::size_t>(e.outputs[0])];
-        if (elements(expanded) / static_cast<std::size_t>(expanded[0]) * sizeof(float) < min_expanded_bytes) continue;  // per image
+        if (static_cast<std::size_t>(ops::product(expanded, 1)) * sizeof(float) < min_expanded_bytes) continue;  // per image
         FusedBlockOps b{int(i), int(i + 1), int(i + 2), -1, e.inputs[0], p.outputs[0]};
         if (i + 3 < g.ops.size()) {
             const Op& a = g.ops[i + 3];

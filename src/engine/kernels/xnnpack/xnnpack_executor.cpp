@@ -5,7 +5,6 @@
 #include <xnnpack.h>
 
 #include <algorithm>
-
 #include <cmath>
 #include <limits>
 #include <map>
@@ -13,6 +12,7 @@
 #include <optional>
 
 #include "../../executor.h"
+#include "../../ops/op_def.h"
 #include "firesight/common/error.h"
 #include "fused_block.h"
 
@@ -410,11 +410,7 @@ private:
 
     // Buffers for the values passed between stages; the graph's outputs live in out_buf_.
     void place_values(const std::vector<std::vector<std::int32_t>>& shapes) {
-        auto elements = [&](std::int32_t t) {
-            std::size_t n = 1;
-            for (auto d : shapes[static_cast<std::size_t>(t)]) n *= static_cast<std::size_t>(d);
-            return n;
-        };
+        auto elements = [&](std::int32_t t) { return static_cast<std::size_t>(ops::product(shapes[static_cast<std::size_t>(t)])); };
         ptr_.assign(g_.tensors.size(), nullptr);
         out_buf_.resize(g_.outputs.size());
         for (std::size_t k = 0; k < g_.outputs.size(); ++k) {
